@@ -1,0 +1,126 @@
+// The engine: one per application thread. Owns a device, the flow and listener tables,
+// the timer wheel, the buffer pools and every socket it created or accepted.
+// This header is the contract the interposer (interpose/) and the tools build on:
+// non-blocking BSD-like operations returning a value >= 0 or -errno, readiness as
+// EPOLL* bits, time passed in.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <sys/socket.h>
+
+#include "stack/device.hpp"
+
+namespace fastnet {
+
+using SockId = uint32_t;               // an engine-local socket handle
+inline constexpr SockId kNoSock = ~0u;
+
+// Host-order IPv4 address and port.
+struct Endpoint {
+    uint32_t ip = 0;
+    uint16_t port = 0;
+    friend bool operator==(const Endpoint&, const Endpoint&) = default;
+};
+
+enum class CongestionControl : uint8_t { Cubic, NewReno };
+
+struct EngineConfig {
+    uint8_t mac[6] = {};
+    uint32_t ip = 0;                   // host order
+    uint32_t netmask = 0xffffff00;
+    uint32_t gateway = 0;              // 0: no default route
+    uint16_t mtu = 1500;
+
+    // Active-open ports: owner slot = (port - port_base) % nslots (Fastsocket RFD).
+    uint16_t port_base = 40000;
+    uint16_t port_count = 16384;
+    uint16_t slot = 0;
+    uint16_t nslots = 1;
+
+    uint32_t sndbuf = 256 * 1024;
+    uint32_t rcvbuf = 256 * 1024;
+    uint32_t max_sockets = 65536;
+    uint32_t syn_backlog = 1024;       // half-open per listener before SYN cookies
+    TimeNs rto_min = 200'000'000;      // Linux's TCP_RTO_MIN
+    TimeNs rto_initial = 1'000'000'000;// RFC 6298 (2.1)
+    TimeNs msl = 30'000'000'000;       // TIME_WAIT lasts 2*msl
+    TimeNs delack = 40'000'000;
+    CongestionControl cc = CongestionControl::Cubic;
+    uint64_t isn_secret[2] = {};       // RFC 6528 key; 0,0 means "pick a random one"
+};
+
+// Resolves an IPv4 next hop to a MAC. The AF_XDP runtime backs it with the kernel's
+// neighbour table; tests use a static map. Returning false means "not yet": the engine
+// queues nothing and retries the output later.
+class Neighbours {
+public:
+    virtual ~Neighbours() = default;
+    virtual bool resolve(uint32_t next_hop_ip, uint8_t mac_out[6]) = 0;
+};
+
+// Told whenever a socket's readiness may have changed (for edge-triggered epoll).
+class EventSink {
+public:
+    virtual ~EventSink() = default;
+    virtual void on_events(SockId sock, uint32_t events) = 0;
+};
+
+// Counters are monotonic; fastnet-stat reads them. Drop reasons are named in
+// drop_reason_name().
+enum class Drop : uint8_t {
+    Malformed, BadChecksum, NotForUs, NoSocket, OutOfWindow, Paws, NoBuffer,
+    BacklogFull, Fragment, Other, Count_
+};
+const char* drop_reason_name(Drop d);
+
+struct EngineStats {
+    uint64_t frames_rx = 0, frames_tx = 0, bytes_rx = 0, bytes_tx = 0;
+    uint64_t conn_opened = 0, conn_accepted = 0, conn_closed = 0, conn_reset = 0;
+    uint64_t retransmits = 0, syn_cookies_sent = 0, challenge_acks = 0;
+    uint64_t drops[static_cast<int>(Drop::Count_)] = {};
+};
+
+class Engine {
+public:
+    Engine(const EngineConfig& cfg, Device& dev, Neighbours& nb);
+    ~Engine();
+    Engine(const Engine&) = delete;
+    Engine& operator=(const Engine&) = delete;
+
+    // Driving. poll() runs one round: RX burst → TCP input → due timers → TX → kick.
+    void poll(TimeNs now);
+    TimeNs next_deadline() const;      // ~0ull when nothing is scheduled
+    void set_event_sink(EventSink* sink);
+
+    // Sockets (SOCK_STREAM, IPv4). All non-blocking: -EAGAIN / -EINPROGRESS.
+    int socket();                                          // SockId or -errno
+    int bind(SockId s, Endpoint local);
+    int listen(SockId s, int backlog);
+    int accept(SockId s, Endpoint* peer);                 // new SockId or -errno
+    int connect(SockId s, Endpoint remote);               // -EINPROGRESS, then events
+    ssize_t send(SockId s, const void* buf, size_t len, int flags);
+    ssize_t recv(SockId s, void* buf, size_t len, int flags);   // MSG_PEEK, MSG_WAITALL ignored
+    int shutdown(SockId s, int how);                      // SHUT_RD / SHUT_WR / SHUT_RDWR
+    int close(SockId s);                                  // orderly (or RST per SO_LINGER 0)
+    int abort(SockId s);                                  // RST, release now
+    uint32_t events(SockId s) const;                      // EPOLLIN|OUT|ERR|HUP|RDHUP
+    int setsockopt(SockId s, int level, int name, const void* val, socklen_t len);
+    int getsockopt(SockId s, int level, int name, void* val, socklen_t* len);
+    int local_endpoint(SockId s, Endpoint* out) const;
+    int remote_endpoint(SockId s, Endpoint* out) const;
+    size_t unread(SockId s) const;                         // FIONREAD
+    size_t unsent(SockId s) const;                         // SIOCOUTQ
+
+    const EngineStats& stats() const;
+    // For leak checks: every one is 0 once all sockets are closed and TIME_WAIT is over.
+    size_t live_tcbs() const;
+    size_t buffers_in_use() const;
+    size_t timers_armed() const;
+
+private:
+    struct Impl;
+    Impl* impl_;
+};
+
+}  // namespace fastnet
