@@ -1,0 +1,106 @@
+// Fixed-capacity object pool with generation-checked handles. The engine keeps its
+// TCBs here: a SockId is a handle, so a stale id (socket closed, slot reused) is
+// detected instead of touching someone else's connection. alloc/free/get are O(1).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <new>
+#include <utility>
+
+namespace fastnet {
+
+// Handle layout: low index_bits = slot index, the rest = slot generation (never all
+// ones, so ~0u — kNoSock — is never a valid handle).
+template <class T>
+class ObjectPool {
+public:
+    static constexpr uint32_t kInvalid = ~0u;
+
+    explicit ObjectPool(uint32_t capacity) : cap_(capacity) {
+        while ((1ull << bits_) < capacity) ++bits_;
+        gen_limit_ = static_cast<uint32_t>((1ull << (32 - bits_)) - 1);   // generations 0..limit-1
+        storage_.reset(static_cast<Slot*>(::operator new[](sizeof(Slot) * (cap_ ? cap_ : 1),
+                                                           std::align_val_t(alignof(Slot)))));
+        for (uint32_t i = 0; i < cap_; ++i) {
+            new (&storage_[i]) Slot();
+            storage_[i].next_free = i + 1 < cap_ ? i + 1 : kInvalid;
+        }
+        free_head_ = cap_ ? 0 : kInvalid;
+    }
+    ~ObjectPool() {
+        for (uint32_t i = 0; i < cap_; ++i) {
+            if (storage_[i].live) obj(i)->~T();
+            storage_[i].~Slot();
+        }
+    }
+    ObjectPool(const ObjectPool&) = delete;
+    ObjectPool& operator=(const ObjectPool&) = delete;
+
+    // Constructs a T in a free slot; kInvalid when full.
+    template <class... A>
+    uint32_t alloc(A&&... args) {
+        if (free_head_ == kInvalid) return kInvalid;
+        uint32_t i = free_head_;
+        Slot& s = storage_[i];
+        free_head_ = s.next_free;
+        new (s.mem) T(std::forward<A>(args)...);
+        s.live = true;
+        ++live_;
+        return (s.gen << bits_) | i;
+    }
+    // Destroys the object; false for a stale or invalid handle.
+    bool free(uint32_t h) {
+        T* p = get(h);
+        if (!p) return false;
+        uint32_t i = h & idx_mask();
+        p->~T();
+        Slot& s = storage_[i];
+        s.live = false;
+        s.gen = s.gen + 1 >= gen_limit_ ? 0 : s.gen + 1;
+        s.next_free = free_head_;
+        free_head_ = i;
+        --live_;
+        return true;
+    }
+    // The object for a live handle of this generation, else nullptr.
+    T* get(uint32_t h) {
+        uint32_t i = h & idx_mask();
+        if (h == kInvalid || i >= cap_) return nullptr;
+        Slot& s = storage_[i];
+        if (!s.live || s.gen != gen_of(h)) return nullptr;
+        return obj(i);
+    }
+    const T* get(uint32_t h) const { return const_cast<ObjectPool*>(this)->get(h); }
+
+    // Slot-index access, for iteration (timers, leak checks): nullptr if the slot is free.
+    T* at_index(uint32_t i) { return i < cap_ && storage_[i].live ? obj(i) : nullptr; }
+    uint32_t handle_at(uint32_t i) const { return (storage_[i].gen << bits_) | i; }
+    uint32_t index_of(uint32_t h) const { return h & idx_mask(); }
+
+    size_t live() const { return live_; }
+    size_t capacity() const { return cap_; }
+
+private:
+    struct Slot {
+        alignas(T) unsigned char mem[sizeof(T)];
+        uint32_t gen = 0;
+        uint32_t next_free = kInvalid;
+        bool live = false;
+    };
+    struct Deleter { void operator()(Slot* p) const { ::operator delete[](p, std::align_val_t(alignof(Slot))); } };
+
+    T* obj(uint32_t i) { return std::launder(reinterpret_cast<T*>(storage_[i].mem)); }
+    uint32_t idx_mask() const { return bits_ >= 32 ? ~0u : (1u << bits_) - 1; }
+    uint32_t gen_of(uint32_t h) const { return bits_ >= 32 ? 0 : h >> bits_; }
+
+    uint32_t cap_;
+    uint32_t bits_ = 0;
+    uint32_t gen_limit_ = 1;
+    uint32_t free_head_ = kInvalid;
+    size_t live_ = 0;
+    std::unique_ptr<Slot[], Deleter> storage_;
+};
+
+}  // namespace fastnet

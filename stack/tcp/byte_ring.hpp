@@ -1,0 +1,105 @@
+// Fixed-capacity byte ring for a socket's send and receive buffers. Storage is taken
+// once, when the socket is created — never per packet. Send: app write() → TCB output
+// peek(offset from snd_una) → ACK consume(). Receive: TCB input write()/write_at() +
+// commit() → app read().
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+
+namespace fastnet {
+
+class ByteRing {
+public:
+    // A view of up to two pieces (the second is non-empty only across the wrap).
+    struct Spans {
+        const uint8_t* p1 = nullptr; size_t n1 = 0;
+        const uint8_t* p2 = nullptr; size_t n2 = 0;
+        size_t size() const { return n1 + n2; }
+    };
+
+    ByteRing() = default;
+    explicit ByteRing(size_t capacity) { reset(capacity); }
+    ByteRing(ByteRing&&) = default;
+    ByteRing& operator=(ByteRing&&) = default;
+
+    // Allocates (once) capacity bytes of own storage; drops the contents.
+    void reset(size_t capacity) {
+        own_.reset(capacity ? new uint8_t[capacity] : nullptr);
+        buf_ = own_.get(); cap_ = capacity; head_ = size_ = 0;
+    }
+    // Uses caller-provided storage (e.g. a pool slab), which must outlive the ring.
+    void attach(uint8_t* storage, size_t capacity) {
+        own_.reset(); buf_ = storage; cap_ = capacity; head_ = size_ = 0;
+    }
+    void clear() { head_ = size_ = 0; }
+
+    size_t size() const { return size_; }             // in-order bytes held
+    size_t free() const { return cap_ - size_; }
+    size_t capacity() const { return cap_; }
+    bool empty() const { return size_ == 0; }
+
+    // Appends up to n bytes at the in-order end; returns how many fitted.
+    size_t write(const void* src, size_t n) {
+        n = write_at(0, src, n);
+        size_ += n;
+        return n;
+    }
+    // Copies up to n in-order bytes out and consumes them; returns how many.
+    size_t read(void* dst, size_t n) {
+        n = copy_out(0, dst, n);
+        consume(n);
+        return n;
+    }
+    // Copies up to n bytes starting offset bytes into the in-order data, without consuming.
+    size_t copy_out(size_t offset, void* dst, size_t n) const {
+        Spans s = peek(offset, n);
+        if (s.n1) std::memcpy(dst, s.p1, s.n1);
+        if (s.n2) std::memcpy(static_cast<uint8_t*>(dst) + s.n1, s.p2, s.n2);
+        return s.size();
+    }
+    // Zero-copy view of up to n in-order bytes starting at offset (retransmission from
+    // snd_una + offset).
+    Spans peek(size_t offset, size_t n) const {
+        Spans s;
+        if (offset >= size_) return s;
+        if (n > size_ - offset) n = size_ - offset;
+        size_t pos = wrap(head_ + offset);
+        s.p1 = buf_ + pos;
+        s.n1 = n < cap_ - pos ? n : cap_ - pos;
+        if (n > s.n1) { s.p2 = buf_; s.n2 = n - s.n1; }
+        return s;
+    }
+    // Places up to n bytes `offset` bytes beyond the in-order end without making them
+    // readable (out-of-order data; pairs with Reassembly). Clipped to the free space;
+    // returns how many bytes were placed.
+    size_t write_at(size_t offset, const void* src, size_t n) {
+        if (offset >= free()) return 0;
+        if (n > free() - offset) n = free() - offset;
+        size_t pos = wrap(head_ + size_ + offset);
+        size_t first = n < cap_ - pos ? n : cap_ - pos;
+        if (first) std::memcpy(buf_ + pos, src, first);
+        if (n > first) std::memcpy(buf_, static_cast<const uint8_t*>(src) + first, n - first);
+        return n;
+    }
+    // Makes n bytes already placed with write_at() part of the in-order data.
+    void commit(size_t n) { size_ += n <= free() ? n : free(); }
+    // Drops n in-order bytes from the front (ACKed send data, or data read elsewhere).
+    void consume(size_t n) {
+        if (n > size_) n = size_;
+        head_ = wrap(head_ + n);
+        size_ -= n;
+        if (size_ == 0) head_ = 0;    // keeps later writes contiguous
+    }
+
+private:
+    size_t wrap(size_t x) const { return x >= cap_ ? x - cap_ : x; }   // x < 2*cap_
+
+    std::unique_ptr<uint8_t[]> own_;
+    uint8_t* buf_ = nullptr;
+    size_t cap_ = 0, head_ = 0, size_ = 0;
+};
+
+}  // namespace fastnet
