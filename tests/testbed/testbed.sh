@@ -1,0 +1,432 @@
+#!/usr/bin/env bash
+# The namespace test bed every network test runs on: a server and a client network
+# namespace joined by one veth pair, addressed from 10.213.0.0/16, torn down on every exit.
+# Sourced by test scripts (tb_up → test → tb_down via traps) and by with-testbed.sh; also a
+# command for manual use: `testbed.sh up|down PREFIX|clean|list` (see tb_main at the end).
+#
+# After tb_up these are exported:
+#   TB_PREFIX   unique name of this bed (fn-<pid hex>-<rand>); every name below starts with it
+#   TB_NS_SRV   server namespace             TB_NS_CLI   client namespace
+#   TB_IF_SRV   veth end in TB_NS_SRV        TB_IF_CLI   veth end in TB_NS_CLI
+#   TB_IP_SRV   10.213.<n>.1                 TB_IP_CLI   10.213.<n>.2
+#   TB_MAC_SRV  MAC of TB_IF_SRV             TB_MAC_CLI  MAC of TB_IF_CLI
+#   TB_NET      10.213.<n>.0    TB_PLEN 24   TB_MTU      MTU of both veth ends
+#
+# tb_up options:
+#   --netem-server "ARGS"   tc netem on TB_IF_SRV's egress (what the server sends)
+#   --netem-client "ARGS"   tc netem on TB_IF_CLI's egress (what the client sends)
+#   --mtu N                 MTU of both ends (default 1500)
+#   --tx-off-server         also turn tx checksum offload off on the server end
+#   --ipv6                  keep IPv6 on (default: off, so the link carries no
+#                           DAD/router-solicitation frames the tests did not send)
+#
+# Why tx checksum offload is off on the client end: a kernel sender on veth hands over
+# CHECKSUM_PARTIAL frames whose TCP checksum is not filled in; an AF_XDP reader on the
+# other end sees them as they are. A real wire always carries full checksums, so the
+# bed makes the kernel peer compute them (DESIGN.md, "Checksums").
+
+# Not `set -e` here: this file is sourced into scripts with their own shell options.
+
+TB_STATE_DIR=${TB_STATE_DIR:-/run/fastnet-testbed}
+TB_CLEANUP=()          # commands tb_down evaluates first (most recent first)
+_TB_UP=0
+
+_tb_log() { echo "testbed: $*" >&2; }
+
+tb_is_root() { [[ $(id -u) -eq 0 ]]; }
+
+# Skips (exit 77, meson's "skipped") with a message when the bed cannot be built here.
+tb_require_root() {
+    if ! tb_is_root; then
+        echo "SKIP: the namespace test bed needs root (network namespaces, veth, tc)" >&2
+        exit 77
+    fi
+    local tool
+    for tool in ip tc ethtool; do
+        if ! command -v "$tool" >/dev/null 2>&1; then
+            echo "SKIP: '$tool' is missing; run scripts/bootstrap.sh" >&2
+            exit 77
+        fi
+    done
+}
+
+# Claims a /24 inside 10.213.0.0/16 that no live bed on this host uses. The claim is a
+# directory (mkdir is atomic); a claim whose owner process is gone is taken over.
+_tb_claim_subnet() {
+    local owner=$1 start n i dir
+    mkdir -p "$TB_STATE_DIR" || return 1
+    start=$(( ($$ + RANDOM) % 254 ))
+    for (( i = 0; i < 254; i++ )); do
+        n=$(( (start + i) % 254 + 1 ))
+        dir=$TB_STATE_DIR/net-$n
+        if mkdir "$dir" 2>/dev/null; then
+            echo "$TB_PREFIX $owner" > "$dir/owner"
+            echo "$n"
+            return 0
+        fi
+        local other_prefix other_pid
+        read -r other_prefix other_pid < "$dir/owner" 2>/dev/null || continue
+        if [[ -n $other_pid ]] && ! kill -0 "$other_pid" 2>/dev/null \
+            && ! ip netns list 2>/dev/null | grep -q "^$other_prefix-"; then
+            rm -rf "$dir"
+            if mkdir "$dir" 2>/dev/null; then
+                echo "$TB_PREFIX $owner" > "$dir/owner"
+                echo "$n"
+                return 0
+            fi
+        fi
+    done
+    _tb_log "no free 10.213.<n>.0/24 subnet (all 254 claimed under $TB_STATE_DIR)"
+    return 1
+}
+
+_tb_release_subnet() {
+    local prefix=$1 dir other_prefix other_pid
+    for dir in "$TB_STATE_DIR"/net-*; do
+        [[ -d $dir ]] || continue
+        read -r other_prefix other_pid < "$dir/owner" 2>/dev/null || continue
+        [[ $other_prefix == "$prefix" ]] && rm -rf "$dir"
+    done
+    return 0
+}
+
+_tb_side_ns() {
+    case $1 in
+        srv|server) echo "$TB_NS_SRV" ;;
+        cli|client) echo "$TB_NS_CLI" ;;
+        *) _tb_log "unknown side '$1' (srv|server|cli|client)"; return 1 ;;
+    esac
+}
+_tb_side_if() {
+    case $1 in
+        srv|server) echo "$TB_IF_SRV" ;;
+        cli|client) echo "$TB_IF_CLI" ;;
+        *) _tb_log "unknown side '$1' (srv|server|cli|client)"; return 1 ;;
+    esac
+}
+
+# Whether this kernel has sch_netem (some minimal kernels are built without it: then
+# tc answers "Specified qdisc kind is unknown"). Probed once on the server's loopback.
+tb_have_netem() {
+    if [[ -z ${TB_HAVE_NETEM:-} ]]; then
+        TB_HAVE_NETEM=0
+        if tc -n "$TB_NS_SRV" qdisc add dev lo root netem delay 0ms 2>/dev/null; then
+            TB_HAVE_NETEM=1
+            tc -n "$TB_NS_SRV" qdisc del dev lo root 2>/dev/null || true
+        fi
+        export TB_HAVE_NETEM
+    fi
+    [[ $TB_HAVE_NETEM == 1 ]]
+}
+
+# tb_netem <srv|cli> "<netem args>": sets (or with "" / "off" removes) netem on that
+# side's egress; may be called at any time while the bed is up.
+tb_netem() {
+    local side=$1 args=${2:-} ns ifc
+    ns=$(_tb_side_ns "$side") || return 1
+    ifc=$(_tb_side_if "$side") || return 1
+    if [[ -z $args || $args == off ]]; then
+        tc -n "$ns" qdisc del dev "$ifc" root 2>/dev/null || true
+        return 0
+    fi
+    if ! tb_have_netem; then
+        _tb_log "cannot apply netem '$args': this kernel has no sch_netem (CONFIG_NET_SCH_NETEM)"
+        return 1
+    fi
+    # shellcheck disable=SC2086  # netem arguments are words on purpose
+    if ! tc -n "$ns" qdisc replace dev "$ifc" root netem $args; then
+        _tb_log "tc netem '$args' on $ifc failed"
+        return 1
+    fi
+}
+
+# Runs a command inside one side's namespace: tb_srv cmd..., tb_cli cmd...
+tb_srv() { ip netns exec "$TB_NS_SRV" "$@"; }
+tb_cli() { ip netns exec "$TB_NS_CLI" "$@"; }
+
+# tb_wait_listen <srv|cli> <tcp port> [timeout s]: waits until something listens there.
+tb_wait_listen() {
+    local ns port=$2 timeout=${3:-5} i
+    ns=$(_tb_side_ns "$1") || return 1
+    for (( i = 0; i < timeout * 20; i++ )); do
+        if ip netns exec "$ns" ss -Hltn "sport = :$port" 2>/dev/null | grep -q .; then
+            return 0
+        fi
+        sleep 0.05
+    done
+    _tb_log "nothing listens on tcp port $port in $ns after ${timeout}s"
+    return 1
+}
+
+# Registers a command for tb_down to run before the namespaces go (e.g. killing a
+# host-side process the test started).
+tb_cleanup_add() { TB_CLEANUP=("$*" "${TB_CLEANUP[@]}"); }
+
+_tb_on_signal() {
+    local sig=$1
+    tb_down
+    trap - "$sig" EXIT
+    # Re-raise so our parent sees "killed by SIG<sig>", as if nothing had been trapped.
+    kill -s "$sig" "$BASHPID"
+    exit $(( 128 + $(kill -l "$sig") ))
+}
+
+_tb_install_traps() {
+    trap tb_down EXIT
+    local sig
+    for sig in INT TERM HUP; do
+        # shellcheck disable=SC2064  # the signal name is fixed now on purpose
+        trap "_tb_on_signal $sig" "$sig"
+    done
+}
+
+# Kills every process in a namespace: TERM, up to 2 s of grace, then KILL.
+_tb_kill_ns_pids() {
+    local ns=$1 pids i
+    pids=$(ip netns pids "$ns" 2>/dev/null) || return 0
+    [[ -z $pids ]] && return 0
+    # shellcheck disable=SC2086
+    kill -TERM $pids 2>/dev/null || true
+    for (( i = 0; i < 40; i++ )); do
+        pids=$(ip netns pids "$ns" 2>/dev/null)
+        [[ -z $pids ]] && return 0
+        sleep 0.05
+    done
+    # shellcheck disable=SC2086
+    kill -KILL $pids 2>/dev/null || true
+    for (( i = 0; i < 40; i++ )); do
+        [[ -z $(ip netns pids "$ns" 2>/dev/null) ]] && return 0
+        sleep 0.05
+    done
+    _tb_log "processes still in $ns after SIGKILL: $(ip netns pids "$ns" 2>/dev/null | tr '\n' ' ')"
+    return 0
+}
+
+# Removes every namespace and link of one bed (by prefix). Safe to call on a bed that
+# is half built or already gone.
+_tb_destroy_prefix() {
+    local prefix=$1 ns
+    [[ -n $prefix ]] || return 0
+    for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^$prefix-"); do
+        _tb_kill_ns_pids "$ns"
+    done
+    for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^$prefix-"); do
+        # Deleting the namespace destroys the veth end inside it and with it the pair.
+        ip netns del "$ns" 2>/dev/null || _tb_log "could not delete namespace $ns"
+    done
+    # A veth end only exists in the host namespace if setup died half-way.
+    local link
+    for link in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | sed 's/@.*//' \
+                  | grep "^$prefix"); do
+        ip link del "$link" 2>/dev/null || true
+    done
+    _tb_release_subnet "$prefix"
+    return 0
+}
+
+# Tears the bed down: registered cleanup commands, processes in the namespaces, the
+# namespaces (and so the veth pair), the subnet claim. Idempotent. Only a shell that ran
+# tb_up tears down: a script that sources this file under with-testbed.sh for tb_netem
+# and friends never removes its parent's bed by accident.
+tb_down() {
+    local rc=$? cmd
+    if [[ ${_TB_UP:-0} -eq 1 ]]; then
+        for cmd in "${TB_CLEANUP[@]}"; do
+            eval "$cmd" >/dev/null 2>&1 || true
+        done
+        TB_CLEANUP=()
+        _tb_destroy_prefix "${TB_PREFIX:-}"
+        _TB_UP=0
+    fi
+    return $rc
+}
+
+_tb_usage() {
+    sed -n '2,/^$/p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+}
+
+# tb_up [options]: builds the bed and exports TB_*; installs EXIT/INT/TERM/HUP traps that
+# call tb_down (unless TB_NO_TRAPS=1, used by `testbed.sh up`).
+tb_up() {
+    local netem_srv="" netem_cli="" mtu=1500 tx_off_srv=0 ipv6=0
+    while [[ $# -gt 0 ]]; do
+        case $1 in
+            --netem-server) netem_srv=$2; shift 2 ;;
+            --netem-client) netem_cli=$2; shift 2 ;;
+            --mtu) mtu=$2; shift 2 ;;
+            --tx-off-server) tx_off_srv=1; shift ;;
+            --ipv6) ipv6=1; shift ;;
+            -h|--help) _tb_usage; return 2 ;;
+            *) _tb_log "unknown option '$1'"; _tb_usage; return 2 ;;
+        esac
+    done
+    if [[ ! $mtu =~ ^[0-9]+$ ]] || (( mtu < 68 || mtu > 65535 )); then
+        _tb_log "--mtu must be a number in 68..65535, got '$mtu'"
+        return 2
+    fi
+    if [[ ${_TB_UP:-0} -eq 1 ]]; then
+        _tb_log "a bed is already up in this shell ($TB_PREFIX); tb_down first"
+        return 1
+    fi
+    tb_require_root
+
+    # "fn-" + pid (hex, <= 6) + "-" + 4 hex + "s" stays within IFNAMSIZ-1 = 15.
+    local tries
+    for (( tries = 0; tries < 20; tries++ )); do
+        TB_PREFIX=$(printf 'fn-%x-%04x' "$$" $(( RANDOM & 0xffff )))
+        ip netns list 2>/dev/null | grep -q "^$TB_PREFIX-" || break
+    done
+    TB_NS_SRV=$TB_PREFIX-srv
+    TB_NS_CLI=$TB_PREFIX-cli
+    TB_IF_SRV=${TB_PREFIX}s
+    TB_IF_CLI=${TB_PREFIX}c
+    export TB_PREFIX TB_NS_SRV TB_NS_CLI TB_IF_SRV TB_IF_CLI
+
+    [[ ${TB_NO_TRAPS:-0} == 1 ]] || _tb_install_traps
+    _TB_UP=1
+
+    local n
+    n=$(_tb_claim_subnet "${TB_OWNER_PID:-$$}") || { tb_down; return 1; }
+    TB_NET=10.213.$n.0
+    TB_PLEN=24
+    TB_IP_SRV=10.213.$n.1
+    TB_IP_CLI=10.213.$n.2
+    TB_MTU=$mtu
+    export TB_NET TB_PLEN TB_IP_SRV TB_IP_CLI TB_MTU
+
+    if ! _tb_build "$netem_srv" "$netem_cli" "$tx_off_srv" "$ipv6"; then
+        _tb_log "setup of $TB_PREFIX failed; tearing it down"
+        tb_down
+        return 1
+    fi
+    return 0
+}
+
+_tb_build() {
+    local netem_srv=$1 netem_cli=$2 tx_off_srv=$3 ipv6=$4 ns side
+    ip netns add "$TB_NS_SRV" || return 1
+    ip netns add "$TB_NS_CLI" || return 1
+    # Created directly inside the namespaces: nothing ever appears in the host's links.
+    ip link add "$TB_IF_SRV" netns "$TB_NS_SRV" mtu "$TB_MTU" type veth \
+        peer name "$TB_IF_CLI" netns "$TB_NS_CLI" mtu "$TB_MTU" || return 1
+    for ns in "$TB_NS_SRV" "$TB_NS_CLI"; do
+        ip -n "$ns" link set lo up || return 1
+        if [[ $ipv6 -eq 0 ]]; then
+            ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 \
+                net.ipv6.conf.default.disable_ipv6=1 >/dev/null || return 1
+        fi
+    done
+    ip -n "$TB_NS_SRV" addr add "$TB_IP_SRV/$TB_PLEN" dev "$TB_IF_SRV" || return 1
+    ip -n "$TB_NS_CLI" addr add "$TB_IP_CLI/$TB_PLEN" dev "$TB_IF_CLI" || return 1
+    ip netns exec "$TB_NS_CLI" ethtool -K "$TB_IF_CLI" tx off >/dev/null || return 1
+    if [[ $tx_off_srv -eq 1 ]]; then
+        ip netns exec "$TB_NS_SRV" ethtool -K "$TB_IF_SRV" tx off >/dev/null || return 1
+    fi
+    ip -n "$TB_NS_SRV" link set "$TB_IF_SRV" up || return 1
+    ip -n "$TB_NS_CLI" link set "$TB_IF_CLI" up || return 1
+    [[ -n $netem_srv ]] && { tb_netem srv "$netem_srv" || return 1; }
+    [[ -n $netem_cli ]] && { tb_netem cli "$netem_cli" || return 1; }
+
+    TB_MAC_SRV=$(ip netns exec "$TB_NS_SRV" cat "/sys/class/net/$TB_IF_SRV/address") || return 1
+    TB_MAC_CLI=$(ip netns exec "$TB_NS_CLI" cat "/sys/class/net/$TB_IF_CLI/address") || return 1
+    export TB_MAC_SRV TB_MAC_CLI
+
+    # The carrier comes up asynchronously; tests should not race it.
+    local i state
+    for (( i = 0; i < 100; i++ )); do
+        state=$(ip netns exec "$TB_NS_SRV" cat "/sys/class/net/$TB_IF_SRV/operstate")
+        [[ $state == up ]] && return 0
+        sleep 0.02
+    done
+    _tb_log "$TB_IF_SRV did not come up (operstate $state)"
+    return 1
+}
+
+# Prints the TB_* variables as shell assignments.
+tb_env() {
+    local v
+    for v in TB_PREFIX TB_NS_SRV TB_NS_CLI TB_IF_SRV TB_IF_CLI TB_IP_SRV TB_IP_CLI \
+             TB_MAC_SRV TB_MAC_CLI TB_NET TB_PLEN TB_MTU; do
+        printf 'export %s=%q\n' "$v" "${!v}"
+    done
+}
+
+# tb_run [tb_up options] -- command...: the body of with-testbed.sh.
+tb_run() {
+    local opts=()
+    while [[ $# -gt 0 && $1 != -- ]]; do opts+=("$1"); shift; done
+    if [[ $# -eq 0 ]]; then
+        _tb_log "usage: with-testbed.sh [options] -- command [args...]"
+        return 2
+    fi
+    shift
+    [[ $# -gt 0 ]] || { _tb_log "no command after --"; return 2; }
+    tb_require_root
+    local up_rc=0
+    tb_up "${opts[@]}" || up_rc=$?
+    [[ $up_rc -eq 0 ]] || return $up_rc
+
+    # The command runs in the background in its own session so that a signal to us is
+    # handled at once (bash defers traps while a foreground child runs) and its whole
+    # process group can be ended. A background child would inherit SIGINT/SIGQUIT
+    # ignored; give it the dispositions a foreground command would have.
+    setsid env --default-signal=INT,QUIT -- "$@" &
+    local pid=$!
+    tb_cleanup_add "kill -0 -- -$pid && { kill -TERM -- -$pid; sleep 0.2; kill -KILL -- -$pid; }"
+    local rc=0
+    wait "$pid" || rc=$?
+    tb_down
+    return $rc
+}
+
+# Command-line use.
+tb_main() {
+    local cmd=${1:-}
+    shift || true
+    case $cmd in
+        up)
+            # Leaves the bed up (no traps); prints the variables for eval.
+            TB_NO_TRAPS=1 TB_OWNER_PID=$PPID tb_up "$@" || return 1
+            tb_env
+            ;;
+        down)
+            tb_require_root
+            [[ -n ${1:-} ]] || { _tb_log "usage: testbed.sh down <prefix>"; return 2; }
+            _tb_destroy_prefix "$1"
+            ;;
+        list)
+            ip netns list | awk '{print $1}' | grep '^fn-' || true
+            ;;
+        clean)
+            # Removes beds whose owner process is gone (left by SIGKILL or a crash).
+            tb_require_root
+            local prefix pid dir
+            for prefix in $(ip netns list | awk '{print $1}' | grep -o '^fn-[0-9a-f]*-[0-9a-f]*' | sort -u); do
+                pid=""
+                for dir in "$TB_STATE_DIR"/net-*; do
+                    [[ -f $dir/owner ]] || continue
+                    local p o
+                    read -r p o < "$dir/owner"
+                    [[ $p == "$prefix" ]] && pid=$o
+                done
+                if [[ -z $pid ]] || ! kill -0 "$pid" 2>/dev/null; then
+                    _tb_log "removing $prefix (owner ${pid:-unknown} is gone)"
+                    _tb_destroy_prefix "$prefix"
+                fi
+            done
+            ;;
+        run)
+            tb_run "$@"
+            ;;
+        *)
+            _tb_usage
+            echo "commands: up [opts] | down PREFIX | list | clean | run [opts] -- cmd" >&2
+            return 2
+            ;;
+    esac
+}
+
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+    tb_main "$@"
+    exit $?
+fi
