@@ -1,0 +1,262 @@
+// The shared UMEM, its fill/completion rings and the frame pool; see umem.hpp.
+// Locking: one process-shared robust mutex in the shared header guards the fill ring,
+// the completion ring and the free list; callers take it once per batch.
+#include "stack/xdp/umem.hpp"
+
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <unistd.h>
+#include <xdp/xsk.h>
+
+#include <cerrno>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <new>
+
+namespace fastnet {
+
+struct UmemShared {
+    pthread_mutex_t lock;
+    // libxdp keeps cached cursors in these structs: they must be shared too, or one
+    // process's stale cached_prod would overwrite another's entries.
+    xsk_ring_prod fill;
+    xsk_ring_cons comp;
+    uint32_t frame_count;
+    uint32_t free_count;
+    int32_t mode;
+};
+
+namespace {
+
+size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
+bool pow2(uint32_t v) { return v && !(v & (v - 1)); }
+// net/xdp/xdp_umem.c: chunks smaller than 2 KiB are refused.
+constexpr uint32_t kMinFrameSize = 2048;
+
+}  // namespace
+
+int raise_memlock_limit()
+{
+    rlimit r{RLIM_INFINITY, RLIM_INFINITY};
+    if (setrlimit(RLIMIT_MEMLOCK, &r) == 0)
+        return 0;
+    // Without CAP_SYS_RESOURCE the soft limit can still go up to the hard one.
+    if (getrlimit(RLIMIT_MEMLOCK, &r))
+        return -errno;
+    r.rlim_cur = r.rlim_max;
+    return setrlimit(RLIMIT_MEMLOCK, &r) ? -errno : 0;
+}
+
+Umem::~Umem() { destroy(); }
+
+int Umem::fail(int err, const char* fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(err_, sizeof err_, fmt, ap);
+    va_end(ap);
+    if (n >= 0 && static_cast<size_t>(n) < sizeof err_)
+        snprintf(err_ + n, sizeof err_ - n, ": %s", strerror(-err));
+    return err;
+}
+
+int Umem::create(const UmemConfig& cfg)
+{
+    if (umem_)
+        return fail(-EEXIST, "UMEM already created");
+    long page = sysconf(_SC_PAGESIZE);
+    if (!pow2(cfg.frame_size) || cfg.frame_size < kMinFrameSize ||
+        cfg.frame_size > static_cast<uint32_t>(page))
+        return fail(-EINVAL, "UMEM frame size %u: need a power of two in [%u, %ld]",
+                    cfg.frame_size, kMinFrameSize, page);
+    if (!pow2(cfg.fill_size) || !pow2(cfg.comp_size))
+        return fail(-EINVAL, "UMEM ring sizes %u/%u: need powers of two", cfg.fill_size,
+                    cfg.comp_size);
+    if (cfg.frame_count < 64)
+        return fail(-EINVAL, "UMEM of %u frames is too small", cfg.frame_count);
+    cfg_ = cfg;
+    if (cfg_.fill_target == 0)
+        cfg_.fill_target = cfg.fill_size < cfg.frame_count / 2 ? cfg.fill_size : cfg.frame_count / 2;
+    if (cfg_.fill_target > cfg_.fill_size)
+        cfg_.fill_target = cfg_.fill_size;
+
+    raise_memlock_limit();  // best effort: registration reports ENOBUFS if still short
+
+    size_t header = round_up(sizeof(UmemShared) + 64 + sizeof(uint64_t) * cfg.frame_count,
+                             static_cast<size_t>(page));
+    size_t area = size_t(cfg.frame_count) * cfg.frame_size;
+    map_len_ = header + area;
+    void* m = mmap(nullptr, map_len_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED)
+        return fail(-errno, "mapping a UMEM of %zu bytes", map_len_);
+    map_ = static_cast<uint8_t*>(m);
+    area_ = map_ + header;
+    shared_ = new (map_) UmemShared{};
+    free_list_ = reinterpret_cast<uint64_t*>(map_ + round_up(sizeof(UmemShared), 64));
+
+    pthread_mutexattr_t attr;
+    pthread_mutexattr_init(&attr);
+    pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+    // A worker killed inside the critical section must not wedge the others.
+    pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
+    pthread_mutex_init(&shared_->lock, &attr);
+    pthread_mutexattr_destroy(&attr);
+
+    shared_->frame_count = cfg.frame_count;
+    for (uint32_t i = 0; i < cfg.frame_count; i++)
+        free_list_[i] = uint64_t(cfg.frame_count - 1 - i) * cfg.frame_size;
+    shared_->free_count = cfg.frame_count;
+
+    xsk_umem_config ucfg{};
+    ucfg.fill_size = cfg.fill_size;
+    ucfg.comp_size = cfg.comp_size;
+    ucfg.frame_size = cfg.frame_size;
+    ucfg.frame_headroom = 0;
+    ucfg.flags = 0;
+    int err = xsk_umem__create(&umem_, area_, area, &shared_->fill, &shared_->comp, &ucfg);
+    if (err) {
+        umem_ = nullptr;
+        int e = fail(err, "registering a UMEM of %u x %u bytes%s", cfg.frame_count,
+                     cfg.frame_size, err == -ENOBUFS ? " (RLIMIT_MEMLOCK too low)" : "");
+        munmap(map_, map_len_);
+        map_ = area_ = nullptr;
+        shared_ = nullptr;
+        free_list_ = nullptr;
+        return e;
+    }
+    return 0;
+}
+
+int Umem::destroy()
+{
+    if (umem_) {
+        int err = xsk_umem__delete(umem_);
+        if (err)
+            return fail(err, "UMEM still in use by a socket");
+        umem_ = nullptr;
+    }
+    if (map_)
+        munmap(map_, map_len_);
+    map_ = area_ = nullptr;
+    shared_ = nullptr;
+    free_list_ = nullptr;
+    return 0;
+}
+
+void Umem::lock() const
+{
+    if (pthread_mutex_lock(&shared_->lock) == EOWNERDEAD)
+        pthread_mutex_consistent(&shared_->lock);
+}
+
+void Umem::unlock() const { pthread_mutex_unlock(&shared_->lock); }
+
+xsk_ring_prod* Umem::fill_ring() const { return &shared_->fill; }
+xsk_ring_cons* Umem::comp_ring() const { return &shared_->comp; }
+
+XskMode Umem::mode() const
+{
+    return shared_ ? static_cast<XskMode>(__atomic_load_n(&shared_->mode, __ATOMIC_ACQUIRE))
+                   : XskMode::Unbound;
+}
+
+void Umem::set_mode(XskMode m)
+{
+    __atomic_store_n(&shared_->mode, static_cast<int32_t>(m), __ATOMIC_RELEASE);
+}
+
+bool Umem::needs_service() const
+{
+    const xsk_ring_cons& c = shared_->comp;
+    if (__atomic_load_n(c.producer, __ATOMIC_ACQUIRE) != __atomic_load_n(c.consumer, __ATOMIC_RELAXED))
+        return true;
+    const xsk_ring_prod& f = shared_->fill;
+    uint32_t level = __atomic_load_n(f.producer, __ATOMIC_RELAXED) -
+                     __atomic_load_n(f.consumer, __ATOMIC_ACQUIRE);
+    // Refill in batches of a quarter of the target, not frame by frame.
+    return level + cfg_.fill_target / 4 < cfg_.fill_target;
+}
+
+void Umem::service(uint64_t* cache, uint32_t* count, uint32_t cap, uint32_t lo, uint32_t hi)
+{
+    lock();
+    uint32_t n = *count;
+
+    // Completed TX frames come back to whichever engine drains them: one shared pool.
+    xsk_ring_cons* comp = &shared_->comp;
+    uint32_t idx = 0;
+    uint32_t done = xsk_ring_cons__peek(comp, cfg_.comp_size, &idx);
+    for (uint32_t i = 0; i < done; i++) {
+        uint64_t addr = chunk(*xsk_ring_cons__comp_addr(comp, idx + i));
+        if (n < cap)
+            cache[n++] = addr;
+        else
+            free_list_[shared_->free_count++] = addr;
+    }
+    if (done)
+        xsk_ring_cons__release(comp, done);
+
+    xsk_ring_prod* fill = &shared_->fill;
+    uint32_t free_slots = xsk_prod_nb_free(fill, cfg_.fill_size);
+    uint32_t level = cfg_.fill_size - free_slots;
+    if (level < cfg_.fill_target) {
+        uint32_t want = cfg_.fill_target - level;
+        uint32_t avail = n + shared_->free_count;
+        if (want > avail)
+            want = avail;
+        if (want && xsk_ring_prod__reserve(fill, want, &idx) == want) {
+            for (uint32_t i = 0; i < want; i++) {
+                uint64_t addr = n ? cache[--n] : free_list_[--shared_->free_count];
+                *xsk_ring_prod__fill_addr(fill, idx + i) = addr;
+            }
+            xsk_ring_prod__submit(fill, want);
+        }
+    }
+
+    uint32_t mid = (lo + hi) / 2;
+    if (n < lo) {
+        while (n < mid && shared_->free_count)
+            cache[n++] = free_list_[--shared_->free_count];
+    } else if (n > hi) {
+        while (n > mid)
+            free_list_[shared_->free_count++] = cache[--n];
+    }
+    *count = n;
+    unlock();
+}
+
+uint32_t Umem::take(uint64_t* out, uint32_t n)
+{
+    lock();
+    uint32_t got = 0;
+    while (got < n && shared_->free_count)
+        out[got++] = free_list_[--shared_->free_count];
+    unlock();
+    return got;
+}
+
+void Umem::give(const uint64_t* in, uint32_t n)
+{
+    lock();
+    for (uint32_t i = 0; i < n; i++)
+        free_list_[shared_->free_count++] = chunk(in[i]);
+    unlock();
+}
+
+uint32_t Umem::free_frames() const
+{
+    lock();
+    uint32_t n = shared_->free_count;
+    unlock();
+    return n;
+}
+
+uint32_t Umem::fill_level() const
+{
+    const xsk_ring_prod& f = shared_->fill;
+    return __atomic_load_n(f.producer, __ATOMIC_ACQUIRE) -
+           __atomic_load_n(f.consumer, __ATOMIC_ACQUIRE);
+}
+
+}  // namespace fastnet

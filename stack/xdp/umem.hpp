@@ -1,0 +1,96 @@
+// The UMEM of one (device, queue): frame memory shared by every engine's XSK on that
+// queue, the one fill ring and one completion ring they share, and the frame pool.
+// XskDevice::open() → Umem::xsk_umem(); XskDevice hot path → Umem::service()/take()/give().
+#pragma once
+
+#include <pthread.h>
+
+#include <cstddef>
+#include <cstdint>
+
+struct xsk_umem;
+struct xsk_ring_prod;
+struct xsk_ring_cons;
+
+namespace fastnet {
+
+struct UmemConfig {
+    uint32_t frame_count = 4096;
+    uint32_t frame_size = 4096;  // power of two, 2048..page size (aligned chunk mode)
+    uint32_t fill_size = 2048;   // ring sizes: powers of two
+    uint32_t comp_size = 2048;
+    // Frames kept in the fill ring; the rest serve TX and the engines' caches.
+    // 0 = min(fill_size, frame_count / 2).
+    uint32_t fill_target = 0;
+};
+
+enum class XskMode : int32_t { Unbound = 0, Copy = 1, ZeroCopy = 2 };
+
+// Everything the engines of all processes share lives in one MAP_SHARED mapping: a
+// header page(s) with the lock, the fill/completion ring cursors and the free list,
+// then the frames. A forked child sees the same header at the same address.
+struct UmemShared;
+
+class Umem {
+public:
+    Umem() = default;
+    ~Umem();
+    Umem(const Umem&) = delete;
+    Umem& operator=(const Umem&) = delete;
+
+    // Maps the memory and registers it (XDP_UMEM_REG). Raises RLIMIT_MEMLOCK first.
+    // 0 or -errno (see error()).
+    int create(const UmemConfig& cfg = {});
+    // Fails with -EBUSY while sockets still use it.
+    int destroy();
+    bool created() const { return umem_ != nullptr; }
+
+    uint8_t* frame(uint64_t addr) const { return area_ + addr; }
+    uint32_t frame_size() const { return cfg_.frame_size; }
+    uint32_t frame_count() const { return cfg_.frame_count; }
+    // The chunk an address points into (RX descriptors carry an offset).
+    uint64_t chunk(uint64_t addr) const { return addr & ~uint64_t(cfg_.frame_size - 1); }
+
+    // Under one lock acquisition: drain the completion ring, top the fill ring up to its
+    // target, then bring the caller's cache to between lo and hi frames.
+    // cache[0..*count) is the caller's private stash of free frame addresses.
+    void service(uint64_t* cache, uint32_t* count, uint32_t cap, uint32_t lo, uint32_t hi);
+    // Cheap unlocked check whether service() has work (completions or a low fill ring).
+    bool needs_service() const;
+    // Frames from / to the shared free list, one lock each.
+    uint32_t take(uint64_t* out, uint32_t n);
+    void give(const uint64_t* in, uint32_t n);
+
+    // Frames in the shared free list, in the fill ring, and awaiting completion
+    // reclaim: for leak checks.
+    uint32_t free_frames() const;
+    uint32_t fill_level() const;
+
+    // The mode the first socket bound with (later ones share it).
+    XskMode mode() const;
+    const char* error() const { return err_; }
+
+private:
+    friend class XskDevice;
+    void lock() const;
+    void unlock() const;
+    int fail(int err, const char* fmt, ...) __attribute__((format(printf, 3, 4)));
+    xsk_ring_prod* fill_ring() const;
+    xsk_ring_cons* comp_ring() const;
+    void set_mode(XskMode m);
+
+    UmemConfig cfg_{};
+    UmemShared* shared_ = nullptr;
+    uint8_t* map_ = nullptr;   // whole mapping: header, then frames
+    size_t map_len_ = 0;
+    uint8_t* area_ = nullptr;  // frames
+    uint64_t* free_list_ = nullptr;
+    xsk_umem* umem_ = nullptr;
+    char err_[256] = {};
+};
+
+// Raise RLIMIT_MEMLOCK as far as allowed (UMEM registration counts against it;
+// ENOBUFS when exceeded). 0 or -errno.
+int raise_memlock_limit();
+
+}  // namespace fastnet

@@ -1,0 +1,109 @@
+// The AF_XDP device: one XSK per engine, bound to (ifname, queue) and sharing the
+// queue's UMEM with the other engines' XSKs (XDP_SHARED_UMEM).
+// Engine::poll() → rx_burst()/rx_release(); TCP output → tx_alloc()/tx_submit()/tx_flush().
+#pragma once
+
+#include <net/if.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "stack/device.hpp"
+#include "stack/xdp/umem.hpp"
+
+struct xsk_socket;
+
+namespace fastnet {
+
+enum class ZeroCopyMode {
+    Auto,  // try XDP_ZEROCOPY, fall back to XDP_COPY
+    On,    // zero-copy or a clear error
+    Off,   // always XDP_COPY
+};
+
+// Parses FASTNET_ZEROCOPY (auto|on|off; unset = auto). -EINVAL with a message in msg
+// for anything else.
+int zerocopy_mode_from_env(ZeroCopyMode* out, char* msg, size_t msg_len);
+const char* to_string(ZeroCopyMode m);
+const char* to_string(XskMode m);
+
+struct XskConfig {
+    const char* ifname = nullptr;
+    uint32_t queue = 0;
+    uint32_t rx_size = 1024;  // this socket's RX and TX rings: powers of two
+    uint32_t tx_size = 1024;
+    // Only the first socket on a UMEM chooses; later ones inherit its mode.
+    ZeroCopyMode zerocopy = ZeroCopyMode::Auto;
+};
+
+struct XskStats {
+    uint64_t rx_frames = 0;
+    uint64_t tx_frames = 0;
+    uint64_t tx_kicks = 0;
+    uint64_t tx_kick_again = 0;  // EAGAIN/EBUSY/ENOBUFS: retried on a later flush
+    uint64_t tx_kick_errors = 0; // anything else (ENETDOWN, ENXIO ...)
+    uint64_t tx_ring_full = 0;   // submitted frames the TX ring could not take
+    uint64_t rx_wakeups = 0;
+};
+
+class XskDevice final : public Device {
+public:
+    XskDevice() = default;
+    ~XskDevice() override;
+    XskDevice(const XskDevice&) = delete;
+    XskDevice& operator=(const XskDevice&) = delete;
+
+    // Creates the socket and binds it. The first socket on the UMEM binds with the
+    // requested mode; later ones with XDP_SHARED_UMEM. The XDP program is not touched
+    // (Steering loads and attaches it). 0 or -errno (see error()).
+    int open(Umem& umem, const XskConfig& cfg);
+    // Returns every frame it holds to the pool, then closes the socket.
+    void close();
+    bool is_open() const { return xsk_ != nullptr; }
+
+    int fd() const { return fd_; }
+    XskMode mode() const { return umem_ ? umem_->mode() : XskMode::Unbound; }
+    bool zerocopy() const { return mode() == XskMode::ZeroCopy; }
+    const XskStats& stats() const { return stats_; }
+    // Frames this device holds in its private cache.
+    uint32_t cached_frames() const { return cache_count_; }
+    const char* error() const { return err_; }
+
+    size_t rx_burst(Frame* out, size_t n) override;
+    void rx_release(const Frame* frames, size_t n) override;
+    size_t tx_alloc(Frame* out, size_t n) override;
+    void tx_submit(const Frame* frames, size_t n) override;
+    void tx_abandon(const Frame* frames, size_t n) override;
+    void tx_flush() override;
+    uint32_t tx_capacity() const override { return umem_ ? umem_->frame_size() : 0; }
+    int wait_fd() const override { return fd_; }
+
+    // Frames the TX ring holds that the kernel has not consumed yet.
+    uint32_t tx_pending() const;
+
+private:
+    static constexpr uint32_t kCacheCap = 1024;
+    static constexpr uint32_t kCacheLo = 128;
+    static constexpr uint32_t kCacheHi = 768;
+
+    int fail(int err, const char* fmt, ...) __attribute__((format(printf, 3, 4)));
+    int bind_socket(uint32_t bind_flags);
+    void service();
+    void put_cache(const uint64_t* addrs, size_t n);
+
+    Umem* umem_ = nullptr;
+    xsk_socket* xsk_ = nullptr;
+    int fd_ = -1;
+    XskConfig cfg_{};
+    char ifname_[IF_NAMESIZE] = {};
+    // Ring cursors are private to this socket (only the fill/comp rings are shared).
+    alignas(64) unsigned char rx_[64] = {};
+    alignas(64) unsigned char tx_[64] = {};
+    uint32_t tx_outstanding_ = 0;  // allocated, not yet submitted or abandoned
+    uint32_t cache_count_ = 0;
+    uint64_t cache_[kCacheCap];
+    XskStats stats_{};
+    char err_[256] = {};
+};
+
+}  // namespace fastnet

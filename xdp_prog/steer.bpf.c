@@ -1,0 +1,180 @@
+/* The XDP steering program: hands each fastnet TCP frame to the XSK of the engine that
+ * owns its flow and passes everything else (ARP, ICMP, IPv6, other ports) to the kernel.
+ * NIC/veth RX → steer() → bpf_redirect_map(&xsks, slot) → XskDevice::rx_burst().
+ * Rules in order (DESIGN.md "Steering"): exact flow, active-open range, listening port. */
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/tcp.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+#include "steer_shared.h"
+
+struct {
+    __uint(type, BPF_MAP_TYPE_XSKMAP);
+    __uint(max_entries, FASTNET_MAX_SLOTS);
+    __type(key, __u32);
+    __type(value, __u32);
+} xsks SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, FASTNET_MAX_FLOWS);
+    __type(key, struct fastnet_flow_key);
+    __type(value, __u32);
+} flows SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, FASTNET_MAX_LISTEN_PORTS);
+    __type(key, __u16);
+    __type(value, struct fastnet_listen_slots);
+} listen_ports SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct fastnet_config);
+} config SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, FASTNET_CNT__COUNT);
+    __type(key, __u32);
+    __type(value, __u64);
+} counters SEC(".maps");
+
+/* Frames redirected per slot: which engine got the traffic. */
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, FASTNET_MAX_SLOTS);
+    __type(key, __u32);
+    __type(value, __u64);
+} slot_counters SEC(".maps");
+
+/* 802.1Q and 802.1ad; a QinQ frame carries at most two tags. */
+#define VLAN_MAX_DEPTH 2
+struct vlan_hdr {
+    __be16 tci;
+    __be16 encapsulated_proto;
+};
+
+static __always_inline int count(__u32 idx, int verdict)
+{
+    __u64 *c = bpf_map_lookup_elem(&counters, &idx);
+    if (c)
+        *c += 1;
+    return verdict;
+}
+
+static __always_inline int redirect(__u32 slot, __u32 rule_counter)
+{
+    /* The lower bits of flags are the action when the slot is empty: an engine that
+     * has gone away sends its traffic to the kernel instead of dropping it. */
+    int verdict = bpf_redirect_map(&xsks, slot, XDP_PASS);
+    if (verdict != XDP_REDIRECT)
+        return count(FASTNET_CNT_PASS_NO_XSK, verdict);
+    __u64 *c = bpf_map_lookup_elem(&slot_counters, &slot);
+    if (c)
+        *c += 1;
+    return count(rule_counter, verdict);
+}
+
+SEC("xdp")
+int steer(struct xdp_md *ctx)
+{
+    void *data = (void *)(long)ctx->data;
+    void *data_end = (void *)(long)ctx->data_end;
+
+    struct ethhdr *eth = data;
+    if ((void *)(eth + 1) > data_end)
+        return count(FASTNET_CNT_PASS_TRUNC_ETH, XDP_PASS);
+    __be16 proto = eth->h_proto;
+    void *l3 = eth + 1;
+
+#pragma unroll
+    for (int i = 0; i < VLAN_MAX_DEPTH; i++) {
+        if (proto != bpf_htons(ETH_P_8021Q) && proto != bpf_htons(ETH_P_8021AD))
+            break;
+        struct vlan_hdr *vh = l3;
+        if ((void *)(vh + 1) > data_end)
+            return count(FASTNET_CNT_PASS_TRUNC_ETH, XDP_PASS);
+        proto = vh->encapsulated_proto;
+        l3 = vh + 1;
+    }
+
+    if (proto != bpf_htons(ETH_P_IP)) {
+        if (proto == bpf_htons(ETH_P_ARP))
+            return count(FASTNET_CNT_PASS_ARP, XDP_PASS);
+        if (proto == bpf_htons(ETH_P_IPV6))
+            return count(FASTNET_CNT_PASS_IPV6, XDP_PASS);
+        return count(FASTNET_CNT_PASS_OTHER_ETHERTYPE, XDP_PASS);
+    }
+
+    struct iphdr *ip = l3;
+    if ((void *)(ip + 1) > data_end)
+        return count(FASTNET_CNT_PASS_TRUNC_IP, XDP_PASS);
+    if (ip->version != 4 || ip->ihl < 5)
+        return count(FASTNET_CNT_PASS_BAD_HEADER, XDP_PASS);
+    __u32 ip_len = ip->ihl * 4;
+    if (l3 + ip_len > data_end)
+        return count(FASTNET_CNT_PASS_TRUNC_IP, XDP_PASS);
+    /* RFC 791: MF set or a non-zero offset; only the first fragment has the ports,
+     * and the kernel reassembles better than an engine would. */
+    if (ip->frag_off & bpf_htons(0x3fff))
+        return count(FASTNET_CNT_PASS_FRAGMENT, XDP_PASS);
+    if (ip->protocol != IPPROTO_TCP)
+        return count(FASTNET_CNT_PASS_NOT_TCP, XDP_PASS);
+
+    struct tcphdr *tcp = l3 + ip_len;
+    if ((void *)(tcp + 1) > data_end)
+        return count(FASTNET_CNT_PASS_TRUNC_TCP, XDP_PASS);
+    if (tcp->doff < 5)
+        return count(FASTNET_CNT_PASS_BAD_HEADER, XDP_PASS);
+
+    __u32 zero = 0;
+    struct fastnet_config *cfg = bpf_map_lookup_elem(&config, &zero);
+    if (!cfg)
+        return count(FASTNET_CNT_PASS_NO_OWNER, XDP_PASS);
+    if (cfg->local_ip && cfg->local_ip != ip->daddr)
+        return count(FASTNET_CNT_PASS_NOT_LOCAL, XDP_PASS);
+
+    /* Rule 1: an exact flow (a flow moved to another engine). */
+    struct fastnet_flow_key key = {
+        .remote_ip = ip->saddr,
+        .local_ip = ip->daddr,
+        .remote_port = tcp->source,
+        .local_port = tcp->dest,
+    };
+    __u32 *flow_slot = bpf_map_lookup_elem(&flows, &key);
+    if (flow_slot)
+        return redirect(*flow_slot, FASTNET_CNT_REDIRECT_FLOW);
+
+    /* Rule 2: the owner is encoded in the local port of an active open. */
+    __u16 dport = bpf_ntohs(tcp->dest);
+    __u32 nslots = cfg->ao_nslots;
+    if (nslots && dport >= cfg->ao_base && (__u32)dport - cfg->ao_base < cfg->ao_count)
+        return redirect(((__u32)dport - cfg->ao_base) % nslots, FASTNET_CNT_REDIRECT_ACTIVE);
+
+    /* Rule 3: a listening port spreads new flows over its engines by flow hash. */
+    struct fastnet_listen_slots *ls = bpf_map_lookup_elem(&listen_ports, &dport);
+    if (ls) {
+        __u32 n = ls->count;
+        if (n == 0 || n > FASTNET_MAX_SLOTS)
+            return count(FASTNET_CNT_PASS_NO_OWNER, XDP_PASS);
+        __u32 h = fastnet_flow_hash(ip->saddr, ip->daddr, tcp->source, tcp->dest,
+                                    cfg->hash_seed);
+        __u32 idx = h % n;
+        if (idx >= FASTNET_MAX_SLOTS)
+            return count(FASTNET_CNT_PASS_NO_OWNER, XDP_PASS);
+        return redirect(ls->slots[idx], FASTNET_CNT_REDIRECT_LISTEN);
+    }
+
+    /* Rule 4: not ours. */
+    return count(FASTNET_CNT_PASS_NO_OWNER, XDP_PASS);
+}
+
+char LICENSE[] SEC("license") = "Dual MIT/GPL";
