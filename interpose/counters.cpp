@@ -1,0 +1,105 @@
+// The /dev/shm/fastnet.<pid> segment: created at init (and again in a forked child),
+// removed at exit. A seqlock per engine slot lets fastnet-stat read a consistent copy.
+#include "interpose/counters.hpp"
+
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "interpose/libc.hpp"
+
+namespace fastnet::ipose {
+
+namespace {
+std::atomic<SharedCounters*> g_counters{nullptr};
+int g_owner_pid = 0;
+}
+
+SharedCounters* counters() { return g_counters.load(std::memory_order_acquire); }
+
+void counters_open() {
+    int pid = getpid();
+    char path[64];
+    counters_path(pid, path, sizeof path);
+    // O_CLOEXEC: the segment is this process's; an exec'd image makes its own.
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0) return;
+    if (ftruncate(fd, sizeof(SharedCounters)) != 0) {
+        real().close(fd);
+        unlink(path);
+        return;
+    }
+    void* p = mmap(nullptr, sizeof(SharedCounters), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    real().close(fd);
+    if (p == MAP_FAILED) {
+        unlink(path);
+        return;
+    }
+    auto* c = static_cast<SharedCounters*>(p);   // zero-filled by ftruncate
+    c->version = kCountersVersion;
+    c->pid = pid;
+    snprintf(c->state, sizeof c->state, "kernel: no TCP socket yet");
+    __atomic_store_n(&c->magic, kCountersMagic, __ATOMIC_RELEASE);
+    // A forked child leaves the parent's mapping alone: it just stops using it.
+    g_owner_pid = pid;
+    g_counters.store(c, std::memory_order_release);
+}
+
+void counters_close() {
+    SharedCounters* c = g_counters.exchange(nullptr);
+    if (!c || g_owner_pid != getpid()) return;
+    char path[64];
+    counters_path(g_owner_pid, path, sizeof path);
+    unlink(path);
+    munmap(c, sizeof *c);
+}
+
+void counters_set_state(const char* fmt, ...) {
+    SharedCounters* c = counters();
+    if (!c) return;
+    char buf[sizeof c->state];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    memcpy(c->state, buf, sizeof buf);
+}
+
+int counters_claim_slot() {
+    SharedCounters* c = counters();
+    if (!c) return -1;
+    for (int i = 0; i < kMaxEngineSlots; ++i) {
+        uint32_t expected = 0;
+        if (c->engines[i].used.compare_exchange_strong(expected, 1)) return i;
+    }
+    return -1;
+}
+
+void counters_publish(int slot, const EngineStats& s) {
+    SharedCounters* c = counters();
+    if (!c || slot < 0) return;
+    EngineSlot& e = c->engines[slot];
+    uint32_t seq = e.seq;
+    __atomic_store_n(&e.seq, seq + 1, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    e.frames_rx = s.frames_rx; e.frames_tx = s.frames_tx;
+    e.bytes_rx = s.bytes_rx; e.bytes_tx = s.bytes_tx;
+    e.conn_opened = s.conn_opened; e.conn_accepted = s.conn_accepted;
+    e.conn_closed = s.conn_closed; e.conn_reset = s.conn_reset;
+    e.retransmits = s.retransmits; e.syn_cookies_sent = s.syn_cookies_sent;
+    e.challenge_acks = s.challenge_acks;
+    constexpr int n = static_cast<int>(Drop::Count_) < kMaxDrops ? static_cast<int>(Drop::Count_) : kMaxDrops;
+    for (int i = 0; i < n; ++i) e.drops[i] = s.drops[i];
+    __atomic_store_n(&e.seq, seq + 2, __ATOMIC_RELEASE);
+}
+
+void counters_release_slot(int slot) {
+    // The slot keeps its last numbers (connections an exited thread served still count);
+    // it is simply not reused.
+    (void)slot;
+}
+
+}  // namespace fastnet::ipose

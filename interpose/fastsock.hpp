@@ -1,0 +1,50 @@
+// Operations on fastnet sockets and on epoll/poll sets that hold some: the layer between
+// the thin wrappers (socket.cpp, io.cpp, poll.cpp, epoll.cpp) and the engine.
+// Every function returns a value >= 0 or -errno. The wrappers only call in here for fds
+// the table knows (or, for fs::socket, TCP sockets fastnet may take).
+// Built from fastsock.cpp + fastpoll.cpp when the engine and the AF_XDP device are in
+// the tree, from accel_absent.cpp (everything goes to the kernel) otherwise.
+#pragma once
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+
+#include "interpose/fdtable.hpp"
+
+namespace fastnet::ipose::fs {
+
+// Returned by socket() when fastnet does not take the socket: the kernel gets it.
+inline constexpr int kToKernel = -100000;
+
+int socket(int domain, int type, int protocol);
+int bind(int fd, Entry* e, const sockaddr* addr, socklen_t len);
+int listen(int fd, Entry* e, int backlog);
+int accept(int fd, Entry* e, sockaddr* addr, socklen_t* len, int flags);
+int connect(int fd, Entry* e, const sockaddr* addr, socklen_t len);
+int shutdown(Entry* e, int how);
+// The last reference to the socket went away (the fd is already out of the table).
+void release(Entry* e);
+
+ssize_t send(int fd, Entry* e, const iovec* iov, int iovcnt, int flags);
+ssize_t recv(int fd, Entry* e, const iovec* iov, int iovcnt, int flags);
+ssize_t sendfile(Entry* out, int in_fd, off_t* offset, size_t count);
+
+int getsockopt(Entry* e, int level, int name, void* val, socklen_t* len);
+int setsockopt(int fd, Entry* e, int level, int name, const void* val, socklen_t len);
+int getsockname(Entry* e, sockaddr* addr, socklen_t* len);
+int getpeername(Entry* e, sockaddr* addr, socklen_t* len);
+int ioctl(Entry* e, unsigned long req, void* arg);
+
+// epoll: ep is the table entry of epfd (null until a fastnet fd is first added).
+int epoll_ctl(int epfd, Entry* ep, int op, int fd, Entry* target, epoll_event* ev);
+int epoll_wait(int epfd, Entry* ep, epoll_event* evs, int maxevents, const timespec* timeout,
+               const sigset_t* mask);
+void epoll_release(Entry* ep);     // the epoll fd closed
+// poll/select over fds of which at least one is a fastnet socket.
+int poll(pollfd* fds, nfds_t nfds, const timespec* timeout, const sigset_t* mask);
+
+}  // namespace fastnet::ipose::fs

@@ -1,0 +1,113 @@
+// The descriptor table: which fd numbers are fastnet sockets (or epoll sets holding
+// fastnet sockets) and everything needed to serve them or hand them to the kernel.
+// Every fastnet socket owns a real kernel fd number, a dup() of one per-process anchor,
+// so numbers never collide with kernel fds and close-on-exec keeps working.
+// Wrappers → FdTable::lookup(fd) (lock-free) → Entry → fastsock.cpp / epoll.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include "stack/engine.hpp"
+
+namespace fastnet::ipose {
+
+class RtEngine;      // runtime.hpp: one engine, its device and lock
+struct EpollSet;     // fastpoll.cpp: user-space part of an epoll instance
+struct EpItem;
+
+enum class Kind : uint8_t { Socket, Epoll };
+
+enum class SockState : uint8_t { Fresh, Bound, Listening, Connecting, Connected, Closed };
+
+// An option the application set, replayed onto the kernel socket at handover.
+struct SavedOpt {
+    int level = 0, name = 0;
+    socklen_t len = 0;
+    alignas(8) uint8_t val[24] = {};
+};
+
+struct Entry {
+    Kind kind = Kind::Socket;
+    std::atomic<int> refs{1};        // fd numbers pointing here (dup, dup2, F_DUPFD)
+
+    // --- sockets ---
+    int family = AF_INET;            // as the application created it
+    bool nonblock = false;
+    bool v6only = false;             // AF_INET6 with IPV6_V6ONLY set
+    SockState state = SockState::Fresh;
+    RtEngine* eng = nullptr;
+    SockId sid = kNoSock;
+    // Kernel socket bound to the same address and port: reserves the port in the kernel,
+    // reports EADDRINUSE like the kernel, and (once listening) serves loopback clients.
+    int shadow = -1;
+    std::atomic<bool> shadow_ready{false};   // edge seen on the shadow, not yet drained
+    bool accept_kernel_first = false;        // alternates so neither side starves
+    sockaddr_storage bound{};
+    socklen_t bound_len = 0;
+    timeval rcvtimeo{}, sndtimeo{};
+    int linger_onoff = 0, linger_secs = 0;
+    SavedOpt opts[12];
+    int nopts = 0;
+    std::atomic<int> waiters{0};             // threads blocked on this socket
+
+    // --- epoll sets ---
+    EpollSet* ep = nullptr;
+
+    // Memberships in user-space epoll sets (guarded by the epoll registry lock).
+    EpItem* items = nullptr;
+
+    void remember_opt(int level, int name, const void* val, socklen_t len);
+};
+
+class FdTable {
+public:
+    static FdTable& get();
+
+    bool init();                     // anchor fd + table sized to RLIMIT_NOFILE
+    bool ready() const { return slots_ != nullptr; }
+
+    Entry* lookup(int fd) const {
+        if (static_cast<unsigned>(fd) >= size_) return nullptr;
+        return slots_[fd].load(std::memory_order_acquire);
+    }
+    // A fresh fd number for a fastnet socket (dup of the anchor), or -errno. The number
+    // is checked to fit the table; it is closed and -EMFILE returned otherwise.
+    int new_fd(bool cloexec);
+    void install(int fd, Entry* e) { slots_[fd].store(e, std::memory_order_release); }
+    Entry* remove(int fd) {
+        if (static_cast<unsigned>(fd) >= size_) return nullptr;
+        return slots_[fd].exchange(nullptr, std::memory_order_acq_rel);
+    }
+
+    // Entries are recycled, never unmapped: a thread racing with close() on the same
+    // number sees a stale but valid object rather than freed memory.
+    Entry* alloc();
+    void release(Entry* e);
+
+    unsigned size() const { return size_; }
+    int anchor() const { return anchor_; }
+
+private:
+    std::atomic<Entry*>* slots_ = nullptr;
+    unsigned size_ = 0;
+    int anchor_ = -1;
+    std::mutex free_mu_;
+    Entry* free_ = nullptr;
+};
+
+// In-place handover: replaces fastnet socket `fd` by a kernel socket with the same
+// number, the options and bind the application asked for, and the same flags. The
+// caller has already unhooked the engine side. Returns 0 or -errno.
+int handover_to_kernel(int fd, Entry* e);
+
+// sockaddr helpers (IPv4 and IPv4-mapped IPv6 ↔ engine Endpoint).
+bool sockaddr_to_endpoint(const sockaddr* sa, socklen_t len, Endpoint* out, bool* mapped);
+void endpoint_to_sockaddr(int family, Endpoint ep, sockaddr* sa, socklen_t* len);
+bool is_loopback(const sockaddr* sa, socklen_t len);
+
+}  // namespace fastnet::ipose

@@ -1,0 +1,66 @@
+// The process-wide runtime (configuration, interface, XDP steering, shared UMEM) and the
+// per-thread engines. The runtime starts at the first TCP socket() fastnet may take;
+// if it cannot (no privilege, no interface, no AF_XDP), it says so once and every socket
+// goes to the kernel (FASTNET_STRICT=1: the process exits with status 1 instead).
+// fs::socket() → Runtime::get().start() → thread_engine(); blocking calls → RtEngine::pump().
+#pragma once
+
+#include <cstdint>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include "interpose/fdtable.hpp"
+#include "stack/engine.hpp"
+
+namespace fastnet::ipose {
+
+// One engine with what it needs to run: its device, its lock (a socket may be touched
+// by threads other than the owner; the lock is uncontended in the common case), the fds
+// a thread sleeps on, and the sockets it serves (SockId → Entry) for readiness events.
+class RtEngine : public EventSink {
+public:
+    std::mutex mu;
+    Engine* engine = nullptr;
+    int wait_fd = -1;                 // device fd: readable when frames arrive
+    int wake_fd = -1;                 // eventfd: readiness produced by another thread
+    int slot = 0;                     // XSKMAP slot / engine index
+    int stats_slot = -1;
+    std::unordered_map<SockId, Entry*> sockets;   // under mu
+    std::vector<Entry*> changed;                   // under mu: readiness moved since last drain
+    uint64_t last_poll = 0;
+
+    void on_events(SockId sock, uint32_t events) override;
+
+    // Polls the engine once (the caller holds mu), publishing counters now and then.
+    void poll_locked(uint64_t now);
+    // Entries whose readiness moved, handed to the epoll layer outside the lock.
+    void take_changed(std::vector<Entry*>& out);
+};
+
+class Runtime {
+public:
+    static Runtime& get();
+
+    // True when fastnet serves TCP sockets in this process. Starts the runtime on the
+    // first call; a failure is logged once.
+    bool start();
+    RtEngine* thread_engine();          // this thread's engine, created on first use
+    std::vector<RtEngine*> engines();   // all of them (progress thread, epoll)
+
+    // Whether a connection to dst (host order) leaves through the accelerated interface.
+    bool reaches(uint32_t dst_ip) const;
+    // Whether ip (host order) is 0.0.0.0 or the accelerated interface's address.
+    bool local_ip(uint32_t ip) const;
+    uint32_t iface_ip() const;
+
+    // Steering: the XDP program sends new flows for this port to these engines.
+    int listen_port(uint16_t port, RtEngine* e);
+    void unlisten_port(uint16_t port, RtEngine* e);
+
+    void after_fork_in_child();
+};
+
+uint64_t now_ns();
+
+}  // namespace fastnet::ipose

@@ -1,0 +1,182 @@
+// fastnet-stat: prints the counters of running fastnet processes, read from their
+// /dev/shm/fastnet.<pid> segments (counters.hpp). Usage: fastnet-stat [--json] [pid]
+// Without a pid: every live fastnet process.
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <string>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <vector>
+
+#include "interpose/counters.hpp"
+
+using namespace fastnet;
+using namespace fastnet::ipose;
+
+namespace {
+
+struct Totals {
+    int pid = 0;
+    std::string state;
+    int engines = 0;
+    uint64_t sockets_accelerated = 0, accepted_kernel = 0, handovers = 0, passthrough_calls = 0;
+    EngineStats e{};
+};
+
+bool read_one(int pid, Totals* t, std::string* err) {
+    char path[64];
+    counters_path(pid, path, sizeof path);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        *err = std::string(path) + ": " + strerror(errno);
+        return false;
+    }
+    struct stat st{};
+    if (fstat(fd, &st) != 0 || static_cast<size_t>(st.st_size) < sizeof(SharedCounters)) {
+        close(fd);
+        *err = std::string(path) + ": not a fastnet counters segment";
+        return false;
+    }
+    void* p = mmap(nullptr, sizeof(SharedCounters), PROT_READ, MAP_SHARED, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED) {
+        *err = std::string(path) + ": " + strerror(errno);
+        return false;
+    }
+    auto* c = static_cast<const SharedCounters*>(p);
+    if (__atomic_load_n(&c->magic, __ATOMIC_ACQUIRE) != kCountersMagic || c->version != kCountersVersion) {
+        munmap(p, sizeof(SharedCounters));
+        *err = std::string(path) + ": not a fastnet counters segment (or another version)";
+        return false;
+    }
+    t->pid = c->pid;
+    t->state.assign(c->state, strnlen(c->state, sizeof c->state));
+    t->sockets_accelerated = c->sockets_accelerated.load(std::memory_order_relaxed);
+    t->accepted_kernel = c->accepted_kernel.load(std::memory_order_relaxed);
+    t->handovers = c->handovers.load(std::memory_order_relaxed);
+    t->passthrough_calls = c->passthrough_calls.load(std::memory_order_relaxed);
+    constexpr int ndrops = static_cast<int>(Drop::Count_) < kMaxDrops ? static_cast<int>(Drop::Count_) : kMaxDrops;
+    for (int i = 0; i < kMaxEngineSlots; ++i) {
+        const EngineSlot& s = c->engines[i];
+        if (!s.used.load(std::memory_order_acquire)) continue;
+        ++t->engines;
+        EngineSlot copy;
+        for (int tries = 0; tries < 1000; ++tries) {   // seqlock: retry while written
+            uint32_t a = __atomic_load_n(&s.seq, __ATOMIC_ACQUIRE);
+            memcpy(static_cast<void*>(&copy), &s, sizeof copy);
+            __atomic_thread_fence(__ATOMIC_ACQUIRE);
+            if (!(a & 1) && a == __atomic_load_n(&s.seq, __ATOMIC_RELAXED)) break;
+        }
+        EngineStats& e = t->e;
+        e.frames_rx += copy.frames_rx; e.frames_tx += copy.frames_tx;
+        e.bytes_rx += copy.bytes_rx; e.bytes_tx += copy.bytes_tx;
+        e.conn_opened += copy.conn_opened; e.conn_accepted += copy.conn_accepted;
+        e.conn_closed += copy.conn_closed; e.conn_reset += copy.conn_reset;
+        e.retransmits += copy.retransmits; e.syn_cookies_sent += copy.syn_cookies_sent;
+        e.challenge_acks += copy.challenge_acks;
+        for (int d = 0; d < ndrops; ++d) e.drops[d] += copy.drops[d];
+    }
+    munmap(p, sizeof(SharedCounters));
+    return true;
+}
+
+std::vector<std::pair<const char*, uint64_t>> fields(const Totals& t) {
+    return {{"sockets_accelerated", t.sockets_accelerated}, {"accepted_kernel", t.accepted_kernel},
+            {"handovers", t.handovers}, {"passthrough_calls", t.passthrough_calls},
+            {"frames_rx", t.e.frames_rx}, {"frames_tx", t.e.frames_tx},
+            {"bytes_rx", t.e.bytes_rx}, {"bytes_tx", t.e.bytes_tx},
+            {"conn_opened", t.e.conn_opened}, {"conn_accepted", t.e.conn_accepted},
+            {"conn_closed", t.e.conn_closed}, {"conn_reset", t.e.conn_reset},
+            {"retransmits", t.e.retransmits}, {"syn_cookies_sent", t.e.syn_cookies_sent},
+            {"challenge_acks", t.e.challenge_acks}};
+}
+
+std::string json_string(const std::string& s) {
+    std::string o = "\"";
+    for (char ch : s) {
+        if (ch == '"' || ch == '\\') { o += '\\'; o += ch; }
+        else if (static_cast<unsigned char>(ch) < 0x20) { char b[8]; snprintf(b, sizeof b, "\\u%04x", ch); o += b; }
+        else o += ch;
+    }
+    return o + "\"";
+}
+
+void print_text(const Totals& t) {
+    printf("pid %d: %s, %d engine%s\n", t.pid, t.state.c_str(), t.engines, t.engines == 1 ? "" : "s");
+    for (auto& [k, v] : fields(t)) printf("  %-22s %llu\n", k, static_cast<unsigned long long>(v));
+    for (int d = 0; d < static_cast<int>(Drop::Count_); ++d)
+        printf("  drop_%-17s %llu\n", drop_reason_name(static_cast<Drop>(d)),
+               static_cast<unsigned long long>(t.e.drops[d]));
+}
+
+void print_json(const Totals& t) {
+    printf("{\"pid\": %d, \"state\": %s, \"engines\": %d", t.pid, json_string(t.state).c_str(), t.engines);
+    for (auto& [k, v] : fields(t)) printf(", \"%s\": %llu", k, static_cast<unsigned long long>(v));
+    printf(", \"drops\": {");
+    for (int d = 0; d < static_cast<int>(Drop::Count_); ++d)
+        printf("%s\"%s\": %llu", d ? ", " : "", drop_reason_name(static_cast<Drop>(d)),
+               static_cast<unsigned long long>(t.e.drops[d]));
+    printf("}}");
+}
+
+int usage() {
+    fprintf(stderr, "usage: fastnet-stat [--json] [pid]\n");
+    return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    bool json = false;
+    int pid = 0;
+    for (int i = 1; i < argc; ++i) {
+        if (strcmp(argv[i], "--json") == 0) json = true;
+        else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) return usage(), 0;
+        else {
+            char* end = nullptr;
+            long v = strtol(argv[i], &end, 10);
+            if (!*argv[i] || *end || v <= 0 || v > 0x7fffffff) return usage();
+            pid = static_cast<int>(v);
+        }
+    }
+    std::vector<int> pids;
+    if (pid) {
+        pids.push_back(pid);
+    } else if (DIR* d = opendir("/dev/shm")) {
+        while (dirent* de = readdir(d)) {
+            int p = 0;
+            if (sscanf(de->d_name, "fastnet.%d", &p) == 1 && p > 0 && (kill(p, 0) == 0 || errno == EPERM))
+                pids.push_back(p);
+        }
+        closedir(d);
+    }
+    std::vector<Totals> all;
+    for (int p : pids) {
+        Totals t;
+        std::string err;
+        if (read_one(p, &t, &err)) all.push_back(t);
+        else if (pid) {
+            fprintf(stderr, "fastnet-stat: %s\n", err.c_str());
+            return 1;
+        }
+    }
+    if (json) {
+        if (pid) print_json(all[0]);
+        else {
+            printf("[");
+            for (size_t i = 0; i < all.size(); ++i) { if (i) printf(", "); print_json(all[i]); }
+            printf("]");
+        }
+        printf("\n");
+    } else {
+        if (all.empty()) printf("no fastnet process running\n");
+        for (auto& t : all) print_text(t);
+    }
+    return 0;
+}

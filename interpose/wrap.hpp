@@ -1,0 +1,35 @@
+// Helpers shared by the wrapper files (socket.cpp, io.cpp, poll.cpp, epoll.cpp):
+// the fd lookup that counts passthrough calls, and the exception boundary.
+#pragma once
+
+#include <cxxabi.h>
+
+#include "interpose/counters.hpp"
+#include "interpose/fdtable.hpp"
+#include "interpose/libc.hpp"
+
+namespace fastnet::ipose {
+
+inline Entry* socket_entry(const Call& c, int fd) {
+    if (!c.active()) return nullptr;
+    Entry* e = FdTable::get().lookup(fd);
+    if (e && e->kind == Kind::Socket) return e;
+    count_passthrough();
+    return nullptr;
+}
+
+// No exception crosses into the application.
+// A thread cancelled inside a blocking call unwinds through here (abi::__forced_unwind):
+// let that through, which is also why cancellation-point wrappers are not noexcept.
+template <class F>
+inline auto guarded(const Call& c, F&& f) -> decltype(f()) {
+    try {
+        return c.finish(f());
+    } catch (abi::__forced_unwind&) {
+        throw;
+    } catch (...) {
+        return c.finish(static_cast<decltype(f())>(-ENOMEM));
+    }
+}
+
+}  // namespace fastnet::ipose
