@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs one libFuzzer harness for a bounded time on a seed corpus written into the build
+# directory. Called by meson (tests/fuzz/meson.build):
+#   run_fuzz.sh HARNESS SEED_WRITER WORKDIR SECONDS     or     run_fuzz.sh --skip REASON
+# Any crash, sanitizer report or round-trip mismatch makes libFuzzer exit non-zero.
+set -euo pipefail
+if [[ ${1:-} == --skip ]]; then
+  echo "SKIP: ${2:-fuzzing not available}"
+  exit 77
+fi
+harness=$1 seed_writer=$2 work=$3 seconds=$4
+mkdir -p "$work/seeds" "$work/corpus" "$work/artifacts"
+"$seed_writer" "$work/seeds"
+echo "fuzz: $(basename "$harness") for ${seconds}s, corpus $work/corpus"
+exec "$harness" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+  -print_final_stats=1 -artifact_prefix="$work/artifacts/" "$work/corpus" "$work/seeds"

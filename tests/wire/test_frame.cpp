@@ -1,0 +1,205 @@
+// Whole frames (stack/wire/frame.*): captured frames parse with checksums verified,
+// every truncation is rejected, categories and errors, byte-identical re-emission,
+// two-piece payloads, capacity checks.
+#include <catch2/catch.hpp>
+
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "stack/wire/bytes.hpp"
+#include "stack/wire/frame.hpp"
+#include "tests/wire/frames.hpp"
+
+using namespace fastnet;
+using namespace fastnet::testframes;
+
+namespace {
+
+TcpFrameSpec spec_from(const ParsedFrame& f) {
+    TcpFrameSpec s;
+    s.src_mac = f.eth.src;
+    s.dst_mac = f.eth.dst;
+    s.vlan_tpid = f.eth.vlan_tpid;
+    s.vlan_tci = f.eth.vlan_tci;
+    s.src_ip = f.ip.src;
+    s.dst_ip = f.ip.dst;
+    s.ip_id = f.ip.id;
+    s.ttl = f.ip.ttl;
+    s.tos = f.ip.tos;
+    s.tcp.src_port = f.tcp.src_port;
+    s.tcp.dst_port = f.tcp.dst_port;
+    s.tcp.seq = f.tcp.seq;
+    s.tcp.ack = f.tcp.ack;
+    s.tcp.flags = f.tcp.flags;
+    s.tcp.window = f.tcp.window;
+    s.tcp.urgent = f.tcp.urgent;
+    s.tcp.opts = f.tcp.opts;
+    return s;
+}
+
+const NamedFrame& frame_named(const char* name) {
+    for (const auto& f : kFrames)
+        if (std::strcmp(f.name, name) == 0) return f;
+    FAIL("no frame " << name);
+    return kFrames[0];
+}
+
+} // namespace
+
+TEST_CASE("every captured TCP frame parses with checksums verified", "[frame]") {
+    auto i = GENERATE(range<size_t>(0, std::size(kFrames)));
+    const auto& f = kFrames[i];
+    CAPTURE(f.name);
+    auto r = parse_frame(f.data, f.len, true);
+    CHECK(r.ok() == f.tcp);
+    if (r) {
+        CHECK(r->ip.src != 0);
+        CHECK(r->tcp.payload + r->tcp.payload_len == f.data + f.wire_len);
+    }
+}
+
+TEST_CASE("the captured VLAN data frame carries its 19-byte request", "[frame]") {
+    auto r = parse_frame(kVlanData, sizeof kVlanData, true);
+    REQUIRE(r);
+    CHECK(r->eth.vlan_id() == 100);
+    CHECK(r->ip.src == 0x0ad50002);
+    CHECK(r->ip.dst == 0x0ad50001);
+    CHECK(r->tcp.flags == (kTcpPsh | kTcpAck));
+    REQUIRE(r->tcp.payload_len == 19);
+    CHECK(std::memcmp(r->tcp.payload, "GET / HTTP/1.1\r\n\r\n!", 19) == 0);
+    CHECK(r->tcp.seg_len() == 19);
+}
+
+TEST_CASE("every truncation of a valid frame is rejected", "[frame]") {
+    auto i = GENERATE(range<size_t>(0, std::size(kFrames)));
+    const auto& f = kFrames[i];
+    if (!f.tcp) return;
+    CAPTURE(f.name);
+    for (size_t len = 0; len < f.len; ++len) {
+        CAPTURE(len);
+        auto r = parse_frame(f.data, len, true);
+        if (len >= f.wire_len) {   // only Ethernet padding cut: still the same segment
+            CHECK(r.ok());
+            continue;
+        }
+        REQUIRE_FALSE(r.ok());
+        CHECK(r.error() == ParseError::Truncated);
+        // A heap copy of exactly `len` bytes lets ASan catch any read past the end.
+        std::vector<uint8_t> exact(f.data, f.data + len);
+        CHECK_FALSE(parse_frame(exact.data(), exact.size(), false).ok());
+    }
+}
+
+TEST_CASE("frames that are not TCP over IPv4 fall into their category", "[frame]") {
+    auto arp = parse_frame(kArpWhoHas, sizeof kArpWhoHas, true);
+    REQUIRE_FALSE(arp);
+    CHECK(arp.error() == ParseError::NotIpv4);
+
+    std::vector<uint8_t> v6(kLinuxSyn, kLinuxSyn + sizeof kLinuxSyn);
+    store_be16(v6.data() + 12, kEthIpv6);
+    CHECK(parse_frame(v6.data(), v6.size(), true).error() == ParseError::NotIpv4);
+
+    auto frag = parse_frame(kFragment, sizeof kFragment, true);
+    REQUIRE_FALSE(frag);
+    CHECK(frag.error() == ParseError::Fragment);
+
+    std::vector<uint8_t> udp(kLinuxSyn, kLinuxSyn + sizeof kLinuxSyn);
+    udp[14 + 9] = kIpProtoUdp;
+    CHECK(parse_frame(udp.data(), udp.size(), false).error() == ParseError::NotTcp);
+    CHECK(parse_frame(udp.data(), udp.size(), true).error() == ParseError::BadIpChecksum);
+}
+
+TEST_CASE("corrupted frames fail verification and parse without it", "[frame]") {
+    struct Case { const char* what; size_t byte; ParseError e; };
+    auto c = GENERATE(values<Case>({
+        {"IP TTL changed", 14 + 8, ParseError::BadIpChecksum},
+        {"IP source changed", 14 + 13, ParseError::BadIpChecksum},
+        {"TCP port changed", 34 + 1, ParseError::BadTcpChecksum},
+        {"TCP option byte changed", 34 + 23, ParseError::BadTcpChecksum},
+        {"TCP checksum changed", 34 + 17, ParseError::BadTcpChecksum},
+    }));
+    CAPTURE(c.what);
+    std::vector<uint8_t> f(kLinuxSyn, kLinuxSyn + sizeof kLinuxSyn);
+    f[c.byte] ^= 0x01;
+    auto r = parse_frame(f.data(), f.size(), true);
+    REQUIRE_FALSE(r);
+    CHECK(r.error() == c.e);
+    CHECK(parse_frame(f.data(), f.size(), false).ok());
+}
+
+TEST_CASE("bad TCP headers in a frame are reported as such", "[frame]") {
+    std::vector<uint8_t> f(kLinuxSyn, kLinuxSyn + sizeof kLinuxSyn);
+    f[34 + 12] = 0x40;   // data offset 4
+    CHECK(parse_frame(f.data(), f.size(), false).error() == ParseError::BadTcpHeader);
+    f[34 + 12] = 0xa0;
+    f[34 + 20 + 1] = 0;  // MSS length 0
+    CHECK(parse_frame(f.data(), f.size(), false).error() == ParseError::BadTcpOptions);
+}
+
+TEST_CASE("frames re-emitted from their parsed fields are byte-identical", "[frame]") {
+    auto name = GENERATE("linux-syn", "linux-syn-ack", "vlan-data", "sack-ack", "padded-ack");
+    CAPTURE(name);
+    const auto& f = frame_named(name);
+    auto r = parse_frame(f.data, f.len, true);
+    REQUIRE(r);
+    auto split = GENERATE(size_t{0}, size_t{1}, size_t{7}, size_t{1000});
+    CAPTURE(split);
+    size_t n1 = std::min(split, r->tcp.payload_len);
+    uint8_t buf[256];
+    size_t n = emit_tcp_frame(buf, sizeof buf, spec_from(*r), r->tcp.payload, n1,
+                              r->tcp.payload + n1, r->tcp.payload_len - n1);
+    REQUIRE(n == f.wire_len);
+    CHECK(std::memcmp(buf, f.data, n) == 0);
+    CHECK(tcp_frame_len(spec_from(*r), r->tcp.payload_len) == n);
+}
+
+TEST_CASE("a payload split anywhere across two pieces gives the same frame", "[frame]") {
+    auto len = GENERATE(size_t{0}, size_t{1}, size_t{2}, size_t{15}, size_t{1448},
+                        size_t{1449});
+    std::mt19937 rng(static_cast<uint32_t>(len));
+    std::vector<uint8_t> payload(len);
+    for (auto& b : payload) b = static_cast<uint8_t>(rng());
+    TcpFrameSpec s;
+    s.src_mac = MacAddr{{2, 0, 0, 0, 0, 1}};
+    s.dst_mac = MacAddr{{2, 0, 0, 0, 0, 2}};
+    s.src_ip = 0x0ad50001;
+    s.dst_ip = 0x0ad50002;
+    s.tcp.src_port = 8080;
+    s.tcp.dst_port = 43210;
+    s.tcp.flags = kTcpAck | kTcpPsh;
+    s.tcp.opts.ts = Timestamps{1, 2};
+    std::vector<uint8_t> whole(tcp_frame_len(s, len));
+    REQUIRE(emit_tcp_frame(whole.data(), whole.size(), s, payload.data(), len, nullptr, 0) ==
+            whole.size());
+    auto r = parse_frame(whole.data(), whole.size(), true);
+    REQUIRE(r);
+    REQUIRE(r->tcp.payload_len == len);
+    CHECK(std::memcmp(r->tcp.payload, payload.data(), len) == 0);
+    for (size_t cut = 0; cut <= len; cut += (len > 64 ? 37 : 1)) {
+        CAPTURE(len, cut);
+        std::vector<uint8_t> two(whole.size());
+        REQUIRE(emit_tcp_frame(two.data(), two.size(), s, payload.data(), cut,
+                               payload.data() + cut, len - cut) == two.size());
+        CHECK(two == whole);
+    }
+}
+
+TEST_CASE("emit_tcp_frame returns 0 when the frame does not fit", "[frame]") {
+    TcpFrameSpec s;
+    s.tcp.opts.mss = 1460;
+    uint8_t payload[100] = {};
+    size_t need = tcp_frame_len(s, sizeof payload);
+    CHECK(need == 14 + 20 + 24 + 100);
+    std::vector<uint8_t> buf(need);
+    CHECK(emit_tcp_frame(buf.data(), need - 1, s, payload, 60, payload + 60, 40) == 0);
+    CHECK(emit_tcp_frame(buf.data(), need, s, payload, 60, payload + 60, 40) == need);
+    std::vector<uint8_t> big(70000);
+    CHECK(emit_tcp_frame(big.data(), big.size(), s, big.data(), 65535 - 20 - 24 + 1,
+                         nullptr, 0) == 0);
+}
+
+TEST_CASE("parse errors have names for counters and logs", "[frame]") {
+    CHECK(std::string(parse_error_name(ParseError::BadTcpChecksum)) == "bad-tcp-checksum");
+    CHECK(std::string(parse_error_name(ParseError::NotIpv4)) == "not-ipv4");
+}
