@@ -1,0 +1,117 @@
+// Route lookups over rtnetlink: RTM_GETROUTE for one destination, RTM_GETROUTE dump of
+// the main table for the default route. Called at start-up and per connect(), never per
+// packet.
+#include "stack/net/route.hpp"
+
+#include <arpa/inet.h>
+#include <cerrno>
+#include <cstring>
+
+#include "stack/net/netlink.hpp"
+
+namespace fastnet {
+namespace {
+
+struct RouteMsg {
+    bool ok = false;
+    RouteInfo r;
+    uint32_t dst_len = 0;
+    uint32_t priority = 0;
+};
+
+// Reads an RTM_NEWROUTE message (AF_INET only) into m.
+bool parse_route(const nlmsghdr* h, RouteMsg* m) {
+    if (h->nlmsg_type != RTM_NEWROUTE || h->nlmsg_len < NLMSG_LENGTH(sizeof(rtmsg)))
+        return false;
+    auto* rt = static_cast<const rtmsg*>(NLMSG_DATA(h));
+    if (rt->rtm_family != AF_INET) return false;
+    *m = RouteMsg{};
+    m->r.type = rt->rtm_type;
+    m->r.table = rt->rtm_table;
+    m->dst_len = rt->rtm_dst_len;
+    RtAttrs attrs(RTM_RTA(rt), h->nlmsg_len - NLMSG_LENGTH(sizeof(rtmsg)));
+    uint32_t v = 0;
+    while (const rtattr* a = attrs.next()) {
+        switch (a->rta_type) {
+            case RTA_DST: if (RtAttrs::get(a, &v, 4)) m->r.dst = ntohl(v); break;
+            case RTA_GATEWAY: if (RtAttrs::get(a, &v, 4)) m->r.gateway = ntohl(v); break;
+            case RTA_PREFSRC: if (RtAttrs::get(a, &v, 4)) m->r.prefsrc = ntohl(v); break;
+            case RTA_OIF: if (RtAttrs::get(a, &v, 4)) m->r.oif = static_cast<int>(v); break;
+            case RTA_TABLE: if (RtAttrs::get(a, &v, 4)) m->r.table = v; break;
+            case RTA_PRIORITY: if (RtAttrs::get(a, &v, 4)) m->priority = v; break;
+            default: break;
+        }
+    }
+    m->ok = true;
+    return true;
+}
+
+}  // namespace
+
+int lookup_route(uint32_t dst, RouteInfo* out) {
+    NetlinkSocket nl;
+    int rc = nl.open();
+    if (rc < 0) return rc;
+    alignas(nlmsghdr) uint8_t buf[NLMSG_SPACE(sizeof(rtmsg)) + 64] = {};
+    auto* h = reinterpret_cast<nlmsghdr*>(buf);
+    h->nlmsg_len = NLMSG_LENGTH(sizeof(rtmsg));
+    h->nlmsg_type = RTM_GETROUTE;
+    auto* rt = static_cast<rtmsg*>(NLMSG_DATA(h));
+    rt->rtm_family = AF_INET;
+    rt->rtm_dst_len = 32;
+    uint32_t dst_be = htonl(dst);
+    nl_put_attr(h, sizeof buf, RTA_DST, &dst_be, 4);
+
+    RouteMsg m;
+    rc = nl.transact(h, [](const nlmsghdr* r, void* ctx) {
+        parse_route(r, static_cast<RouteMsg*>(ctx));
+        return false;
+    }, &m);
+    if (rc < 0) return rc;
+    if (!m.ok) return -EPROTO;
+    switch (m.r.type) {
+        case RTN_UNREACHABLE: return -EHOSTUNREACH;
+        case RTN_PROHIBIT: return -EACCES;
+        case RTN_BLACKHOLE: return -EINVAL;
+        default: break;
+    }
+    *out = m.r;
+    out->dst = dst;
+    out->next_hop = m.r.gateway ? m.r.gateway : dst;
+    return 0;
+}
+
+int default_route(RouteInfo* out, int oif) {
+    NetlinkSocket nl;
+    int rc = nl.open();
+    if (rc < 0) return rc;
+    alignas(nlmsghdr) uint8_t buf[NLMSG_SPACE(sizeof(rtmsg))] = {};
+    auto* h = reinterpret_cast<nlmsghdr*>(buf);
+    h->nlmsg_len = NLMSG_LENGTH(sizeof(rtmsg));
+    h->nlmsg_type = RTM_GETROUTE;
+    h->nlmsg_flags = NLM_F_DUMP;
+    static_cast<rtmsg*>(NLMSG_DATA(h))->rtm_family = AF_INET;
+
+    struct Ctx { int oif = 0; bool found = false; RouteMsg best; } ctx;
+    ctx.oif = oif;
+    rc = nl.transact(h, [](const nlmsghdr* r, void* p) {
+        auto* c = static_cast<Ctx*>(p);
+        RouteMsg m;
+        if (!parse_route(r, &m) || m.dst_len != 0 || m.r.table != RT_TABLE_MAIN ||
+            m.r.type != RTN_UNICAST || (c->oif && m.r.oif != c->oif))
+            return true;
+        if (!c->found || m.priority < c->best.priority) {
+            c->best = m;
+            c->found = true;
+        }
+        return true;
+    }, &ctx);
+    if (rc < 0) return rc;
+    if (!ctx.found) return -ENOENT;
+    *out = ctx.best.r;
+    out->dst = 0;
+    out->next_hop = out->gateway;
+    return 0;
+}
+
+}  // namespace fastnet
