@@ -11,23 +11,28 @@
 namespace fastnet {
 namespace {
 
-__extension__ typedef unsigned __int128 u128;   // __extension__: quiet under -Wpedantic
-
 // One's-complement sums are byte-order independent (RFC 1071 2(B)): sum the data as
 // native 64-bit words, fold, and swap the two bytes at the end if the native lanes do
-// not line up with big-endian 16-bit words. A 128-bit accumulator lets the compiler
-// use add/adc without a carry test per word.
-inline uint16_t fold128(u128 acc) {
-    uint64_t lo = static_cast<uint64_t>(acc), hi = static_cast<uint64_t>(acc >> 64);
-    uint64_t s = lo + hi;
-    s += (s < hi);
-    s = (s & 0xffffffffu) + (s >> 32);
-    s = (s & 0xffffffffu) + (s >> 32);
-    s = (s & 0xffff) + (s >> 16);
-    s = (s & 0xffff) + (s >> 16);
-    s = (s & 0xffff) + (s >> 16);
-    return static_cast<uint16_t>(s);
-}
+// not line up with big-endian 16-bit words. Two accumulators with separate carry
+// counters keep two add chains in flight; carries are added back once at the end
+// (2^64 == 1 mod 0xffff). Measured faster here than a 128-bit or 32-bit-split sum.
+struct Acc {
+    uint64_t a = 0, b = 0, ca = 0, cb = 0;
+    void add_a(uint64_t x) { a += x; ca += (a < x); }
+    void add_b(uint64_t x) { b += x; cb += (b < x); }
+    uint16_t fold() const {
+        uint64_t s = a + b;
+        uint64_t c = ca + cb + (s < b);
+        s += c;
+        s += (s < c);
+        s = (s & 0xffffffffu) + (s >> 32);
+        s = (s & 0xffffffffu) + (s >> 32);
+        s = (s & 0xffff) + (s >> 16);
+        s = (s & 0xffff) + (s >> 16);
+        s = (s & 0xffff) + (s >> 16);
+        return static_cast<uint16_t>(s);
+    }
+};
 
 inline uint64_t load64(const uint8_t* p) {
     uint64_t v;
@@ -43,49 +48,22 @@ inline uint64_t load_tail(const uint8_t* p, size_t n) {
 
 // 16-bit one's-complement sum in native lanes.
 uint16_t sum_native(const uint8_t* p, size_t len) {
-    u128 a = 0, b = 0;
+    Acc acc;
     while (len >= 32) {
-        a += load64(p);
-        b += load64(p + 8);
-        a += load64(p + 16);
-        b += load64(p + 24);
+        acc.add_a(load64(p));
+        acc.add_b(load64(p + 8));
+        acc.add_a(load64(p + 16));
+        acc.add_b(load64(p + 24));
         p += 32;
         len -= 32;
     }
     while (len >= 8) {
-        a += load64(p);
+        acc.add_a(load64(p));
         p += 8;
         len -= 8;
     }
-    if (len) a += load_tail(p, len);
-    return fold128(a + b);
-}
-
-uint16_t sum_copy_native(uint8_t* d, const uint8_t* s, size_t len) {
-    u128 a = 0, b = 0;
-    while (len >= 16) {
-        uint64_t x = load64(s), y = load64(s + 8);
-        std::memcpy(d, &x, 8);
-        std::memcpy(d + 8, &y, 8);
-        a += x;
-        b += y;
-        s += 16;
-        d += 16;
-        len -= 16;
-    }
-    if (len >= 8) {
-        uint64_t x = load64(s);
-        std::memcpy(d, &x, 8);
-        a += x;
-        s += 8;
-        d += 8;
-        len -= 8;
-    }
-    if (len) {
-        std::memcpy(d, s, len);
-        a += load_tail(s, len);
-    }
-    return fold128(a + b);
+    if (len) acc.add_b(load_tail(p, len));
+    return acc.fold();
 }
 
 // Native-lane sum of a piece at `offset` -> its contribution in big-endian lanes.
@@ -111,8 +89,10 @@ uint32_t csum_add_at(uint32_t sum, const void* data, size_t len, size_t offset) 
 }
 
 uint32_t csum_copy_at(uint32_t sum, void* dst, const void* src, size_t len, size_t offset) {
-    uint16_t s = sum_copy_native(static_cast<uint8_t*>(dst), static_cast<const uint8_t*>(src), len);
-    return csum_combine(sum, to_be_lanes(s, offset));
+    // memcpy then sum the cache-hot copy: measured faster here than a fused 8-byte
+    // copy-and-add loop, because libc's memcpy moves 32 bytes per instruction.
+    if (len) std::memcpy(dst, src, len);
+    return csum_add_at(sum, dst, len, offset);
 }
 
 uint16_t csum_fold(uint32_t sum) {

@@ -28,7 +28,8 @@ uint32_t csum_add(uint32_t sum, const void* data, size_t len);
 // lc, la + lb) equals csum_add over a||b||c for any lengths.
 uint32_t csum_add_at(uint32_t sum, const void* data, size_t len, size_t offset);
 
-// Copies len bytes src -> dst and returns csum_add_at(sum, src, len, offset), in one pass.
+// Copies len bytes src -> dst and returns csum_add_at(sum, src, len, offset); the sum is
+// taken over the destination while it is still in cache.
 uint32_t csum_copy_at(uint32_t sum, void* dst, const void* src, size_t len, size_t offset);
 
 // Combines two partial sums (end-around carry).

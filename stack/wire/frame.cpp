@@ -1,6 +1,6 @@
 // Whole frames: parse_frame() (Engine::poll -> here -> TCP input) and emit_tcp_frame()
 // (TCP output -> here -> Device::tx_submit). The payload is checksummed while it is
-// copied, so each payload byte is touched once on transmit.
+// copied (right after, while in cache), so the payload is not read from memory twice.
 #include "stack/wire/frame.hpp"
 
 #include "stack/wire/bytes.hpp"

@@ -2,7 +2,8 @@
 # Runs one libFuzzer harness for a bounded time on a seed corpus written into the build
 # directory. Called by meson (tests/fuzz/meson.build):
 #   run_fuzz.sh HARNESS SEED_WRITER WORKDIR SECONDS     or     run_fuzz.sh --skip REASON
-# Any crash, sanitizer report or round-trip mismatch makes libFuzzer exit non-zero.
+# Any crash, sanitizer report, round-trip mismatch or hang exits 1. libFuzzer's own
+# default error exit code is 77, which meson would read as "skipped": override it.
 set -euo pipefail
 if [[ ${1:-} == --skip ]]; then
   echo "SKIP: ${2:-fuzzing not available}"
@@ -13,4 +14,5 @@ mkdir -p "$work/seeds" "$work/corpus" "$work/artifacts"
 "$seed_writer" "$work/seeds"
 echo "fuzz: $(basename "$harness") for ${seconds}s, corpus $work/corpus"
 exec "$harness" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+  -error_exitcode=1 -timeout_exitcode=1 \
   -print_final_stats=1 -artifact_prefix="$work/artifacts/" "$work/corpus" "$work/seeds"
