@@ -114,6 +114,7 @@ private:
     uint32_t nbuf_, fsize_;
     std::unique_ptr<uint8_t[]> mem_;
     std::vector<uint32_t> free_;
+    std::vector<uint32_t> len_;    // frame length per buffer while it sits in an RX queue
 };
 
 }  // namespace fastnet

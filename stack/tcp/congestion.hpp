@@ -90,6 +90,8 @@ private:
 
     // CUBIC (segments as doubles, time in ns)
     double w_max_ = 0;                // window just before the last reduction
+    double origin_ = 0;               // W_max used by the current epoch's curve
+    double cwnd_prior_ = 0;           // cwnd when ssthresh was last set (RFC 9438 4.3)
     double k_ = 0;                    // seconds
     double cwnd_epoch_ = 0;
     double w_est_ = 0;                // RFC 9438 4.3 Reno-friendly estimate

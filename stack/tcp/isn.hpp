@@ -22,8 +22,8 @@ uint64_t siphash_tuple(const uint64_t key[2], const FourTuple& t, uint32_t extra
 // timer ticking every 4 µs taken from now (ns).
 uint32_t isn_rfc6528(const uint64_t secret[2], const FourTuple& t, TimeNs now);
 
-// SYN cookies. MSS table index in the low bits, a counter of 64 s periods in the top 8,
-// authenticated by keyed hashes of the 4-tuple. t is from OUR side (local = listener).
+// SYN cookies. MSS table index in the low 2 bits, a 22-bit MAC, a counter of 64 s
+// periods in the top 8, all offset by a keyed hash of the 4-tuple and the peer's ISN. t is from OUR side (local = listener).
 inline constexpr uint16_t kSyncookieMss[4] = {536, 1300, 1440, 1460};
 inline constexpr TimeNs kSyncookiePeriod = 64'000'000'000;   // Linux: 64 s per count
 // Index of the largest table entry <= mss (0 if mss < 536).

@@ -54,7 +54,7 @@ public:
 
 private:
     void trim_below(Seq snd_una);
-    void insert(Seq left, Seq right);
+    uint32_t insert(Seq left, Seq right);     // returns the bytes not SACKed before
     // SACKed bytes / mss-segments strictly above seq.
     void above(Seq seq, uint32_t mss, uint32_t* bytes, uint32_t* segs) const;
 
