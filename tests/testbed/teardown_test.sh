@@ -55,9 +55,12 @@ fi
 
 # Signals while the command runs. The background job gets default INT handling (a
 # non-interactive shell would start it with SIGINT ignored).
-for sig in TERM INT HUP; do
+for run in TERM INT HUP TERM:relay; do
+    sig=${run%%:*}
+    opts=()
+    [[ $run == *:relay ]] && opts=(--netem-relay --netem-server "delay 1ms")
     rm -f "$work/prefix"
-    env --default-signal=INT,QUIT "$with" -- bash -c '
+    env --default-signal=INT,QUIT "$with" "${opts[@]}" -- bash -c '
         echo "$TB_PREFIX" > '"$work"'/prefix
         ip netns exec "$TB_NS_SRV" sleep 31.7 &
         ip netns exec "$TB_NS_CLI" sleep 31.7 &
@@ -65,16 +68,17 @@ for sig in TERM INT HUP; do
     pid=$!
     for (( i = 0; i < 100; i++ )); do [[ -s $work/prefix ]] && break; sleep 0.05; done
     p=$(cat "$work/prefix" 2>/dev/null)
+    sig=$run
     check "SIG$sig: the bed came up" test -n "$p"
     check "SIG$sig: its namespaces exist while the command runs" \
         bash -c "ip netns list | grep -q -- '${p:-none}-srv'"
     sleep 0.2
     start=$SECONDS
-    kill -s "$sig" "$pid"
+    kill -s "${sig%%:*}" "$pid"
     wait "$pid"
     rc=$?
     check "SIG$sig: with-testbed.sh ends at once ($((SECONDS - start)) s), by the signal (rc $rc)" \
-        test $((SECONDS - start)) -lt 5 -a "$rc" -eq $((128 + $(kill -l "$sig")))
+        test $((SECONDS - start)) -lt 5 -a "$rc" -eq $((128 + $(kill -l "${sig%%:*}")))
     left=$(leftovers "${p:-none}")
     check "SIG$sig: nothing left${left:+: $left}" test -z "$left"
 done

@@ -11,14 +11,28 @@
 #   TB_IP_SRV   10.213.<n>.1                 TB_IP_CLI   10.213.<n>.2
 #   TB_MAC_SRV  MAC of TB_IF_SRV             TB_MAC_CLI  MAC of TB_IF_CLI
 #   TB_NET      10.213.<n>.0    TB_PLEN 24   TB_MTU      MTU of both veth ends
+#   TB_NETEM_MODE  none | tc | relay (how tb_netem impairs; see --netem)
+#   TB_NS_MID   the relay's namespace (relay mode only)
 #
 # tb_up options:
-#   --netem-server "ARGS"   tc netem on TB_IF_SRV's egress (what the server sends)
-#   --netem-client "ARGS"   tc netem on TB_IF_CLI's egress (what the client sends)
+#   --netem-server "ARGS"   impair what the server sends (tc-netem syntax: "delay 10ms",
+#                           "loss 1%", "duplicate 1%", "reorder 25% 50%", "corrupt 1%",
+#                           "rate 100mbit", "limit N"); implies --netem
+#   --netem-client "ARGS"   the same for what the client sends
+#   --netem                 the test will call tb_netem later
+#   --netem-relay           force relay mode (see below) even where sch_netem exists
 #   --mtu N                 MTU of both ends (default 1500)
 #   --tx-off-server         also turn tx checksum offload off on the server end
 #   --ipv6                  keep IPv6 on (default: off, so the link carries no
 #                           DAD/router-solicitation frames the tests did not send)
+#
+# Impairment: where the kernel has sch_netem, a netem qdisc on each side's veth (mode
+# "tc"). Where it does not (CONFIG_NET_SCH_NETEM unset, as on some minimal VM kernels),
+# the bed puts a middle namespace between the two ends, joined by two veth pairs, and
+# netem_relay.py forwards every frame between them with the same impairments (mode
+# "relay"). The relay is transparent at layer 2 (ARP and MACs pass unchanged); it turns
+# tx checksum offload off on the server end too. Seeded with TB_NETEM_SEED when set.
+# Without --netem/--netem-* the two ends are always one direct veth pair.
 #
 # Why tx checksum offload is off on the client end: a kernel sender on veth hands over
 # CHECKSUM_PARTIAL frames whose TCP checksum is not filled in; an AF_XDP reader on the
@@ -119,25 +133,60 @@ tb_have_netem() {
     [[ $TB_HAVE_NETEM == 1 ]]
 }
 
-# tb_netem <srv|cli> "<netem args>": sets (or with "" / "off" removes) netem on that
-# side's egress; may be called at any time while the bed is up.
+# tb_netem <srv|cli> "<netem args>": sets (or with "" / "off" removes) the impairment of
+# what that side sends; may be called at any time while the bed is up. tc-netem's
+# argument syntax in both modes (TB_NETEM_MODE): "tc" puts a netem qdisc on the side's
+# veth; "relay" reconfigures netem_relay.py in the middle namespace and waits until it
+# has taken effect. "none" (a bed without --netem on a kernel without sch_netem) fails.
 tb_netem() {
     local side=$1 args=${2:-} ns ifc
     ns=$(_tb_side_ns "$side") || return 1
     ifc=$(_tb_side_if "$side") || return 1
-    if [[ -z $args || $args == off ]]; then
+    [[ $args == off ]] && args=""
+    case ${TB_NETEM_MODE:-none} in
+        relay) _tb_relay_conf "$side" "$args"; return $? ;;
+        tc) ;;
+        *)
+            if [[ -n $args ]] && ! tb_have_netem; then
+                _tb_log "cannot apply netem '$args': this kernel has no sch_netem" \
+                        "(CONFIG_NET_SCH_NETEM); bring the bed up with --netem to get the relay"
+                return 1
+            fi ;;
+    esac
+    if [[ -z $args ]]; then
         tc -n "$ns" qdisc del dev "$ifc" root 2>/dev/null || true
         return 0
-    fi
-    if ! tb_have_netem; then
-        _tb_log "cannot apply netem '$args': this kernel has no sch_netem (CONFIG_NET_SCH_NETEM)"
-        return 1
     fi
     # shellcheck disable=SC2086  # netem arguments are words on purpose
     if ! tc -n "$ns" qdisc replace dev "$ifc" root netem $args; then
         _tb_log "tc netem '$args' on $ifc failed"
         return 1
     fi
+}
+
+# Writes one direction's relay configuration and waits for the relay's acknowledgement.
+_tb_relay_conf() {
+    local side=$1 args=$2 dir=$TB_STATE_DIR/$TB_PREFIX file col gen i ack err pid
+    case $side in srv|server) file=conf-srv; col=1 ;; *) file=conf-cli; col=2 ;; esac
+    gen=$(( $(head -n1 "$dir/$file" 2>/dev/null || echo 0) + 1 ))
+    printf '%s\n%s\n' "$gen" "$args" > "$dir/$file.tmp" && mv "$dir/$file.tmp" "$dir/$file" || return 1
+    pid=$(cat "$dir/relay.pid" 2>/dev/null)
+    if [[ -z $pid ]] || ! kill -HUP "$pid" 2>/dev/null; then
+        _tb_log "the netem relay of $TB_PREFIX is not running (see $dir/relay.log)"
+        return 1
+    fi
+    for (( i = 0; i < 200; i++ )); do
+        ack=$(head -n1 "$dir/ack" 2>/dev/null | cut -d' ' -f"$col")
+        if [[ $ack == "$gen" ]]; then
+            err=$(sed -n 2p "$dir/ack")
+            [[ -z $err ]] && return 0
+            _tb_log "netem '$args': $err"
+            return 1
+        fi
+        sleep 0.01
+    done
+    _tb_log "the netem relay did not take '$args' within 2 s (see $dir/relay.log)"
+    return 1
 }
 
 # Runs a command inside one side's namespace: tb_srv cmd..., tb_cli cmd...
@@ -221,6 +270,7 @@ _tb_destroy_prefix() {
         ip link del "$link" 2>/dev/null || true
     done
     _tb_release_subnet "$prefix"
+    rm -rf "${TB_STATE_DIR:?}/$prefix"
     return 0
 }
 
@@ -229,7 +279,7 @@ _tb_destroy_prefix() {
 # tb_up tears down: a script that sources this file under with-testbed.sh for tb_netem
 # and friends never removes its parent's bed by accident.
 tb_down() {
-    local rc=$? cmd
+    local cmd
     if [[ ${_TB_UP:-0} -eq 1 ]]; then
         for cmd in "${TB_CLEANUP[@]}"; do
             eval "$cmd" >/dev/null 2>&1 || true
@@ -238,7 +288,7 @@ tb_down() {
         _tb_destroy_prefix "${TB_PREFIX:-}"
         _TB_UP=0
     fi
-    return $rc
+    return 0
 }
 
 _tb_usage() {
@@ -248,11 +298,13 @@ _tb_usage() {
 # tb_up [options]: builds the bed and exports TB_*; installs EXIT/INT/TERM/HUP traps that
 # call tb_down (unless TB_NO_TRAPS=1, used by `testbed.sh up`).
 tb_up() {
-    local netem_srv="" netem_cli="" mtu=1500 tx_off_srv=0 ipv6=0
+    local netem_srv="" netem_cli="" mtu=1500 tx_off_srv=0 ipv6=0 netem=0
     while [[ $# -gt 0 ]]; do
         case $1 in
-            --netem-server) netem_srv=$2; shift 2 ;;
-            --netem-client) netem_cli=$2; shift 2 ;;
+            --netem-server) netem_srv=$2; netem=1; shift 2 ;;
+            --netem-client) netem_cli=$2; netem=1; shift 2 ;;
+            --netem) netem=1; shift ;;
+            --netem-relay) netem=2; shift ;;
             --mtu) mtu=$2; shift 2 ;;
             --tx-off-server) tx_off_srv=1; shift ;;
             --ipv6) ipv6=1; shift ;;
@@ -294,7 +346,7 @@ tb_up() {
     TB_MTU=$mtu
     export TB_NET TB_PLEN TB_IP_SRV TB_IP_CLI TB_MTU
 
-    if ! _tb_build "$netem_srv" "$netem_cli" "$tx_off_srv" "$ipv6"; then
+    if ! _tb_build "$netem_srv" "$netem_cli" "$tx_off_srv" "$ipv6" "$netem"; then
         _tb_log "setup of $TB_PREFIX failed; tearing it down"
         tb_down
         return 1
@@ -303,15 +355,36 @@ tb_up() {
 }
 
 _tb_build() {
-    local netem_srv=$1 netem_cli=$2 tx_off_srv=$3 ipv6=$4 ns side
+    local netem_srv=$1 netem_cli=$2 tx_off_srv=$3 ipv6=$4 netem=$5 ns
     ip netns add "$TB_NS_SRV" || return 1
     ip netns add "$TB_NS_CLI" || return 1
-    # Created directly inside the namespaces: nothing ever appears in the host's links.
-    ip link add "$TB_IF_SRV" netns "$TB_NS_SRV" mtu "$TB_MTU" type veth \
-        peer name "$TB_IF_CLI" netns "$TB_NS_CLI" mtu "$TB_MTU" || return 1
-    for ns in "$TB_NS_SRV" "$TB_NS_CLI"; do
+    unset TB_NS_MID
+    TB_NETEM_MODE=none
+    if [[ $netem -eq 2 ]] || { [[ $netem -eq 1 ]] && ! tb_have_netem; }; then
+        TB_NETEM_MODE=relay
+    elif [[ $netem -eq 1 ]]; then
+        TB_NETEM_MODE=tc
+    fi
+    export TB_NETEM_MODE
+    local nss=("$TB_NS_SRV" "$TB_NS_CLI")
+    if [[ $TB_NETEM_MODE == relay ]]; then
+        TB_NS_MID=$TB_PREFIX-mid
+        export TB_NS_MID
+        nss+=("$TB_NS_MID")
+        ip netns add "$TB_NS_MID" || return 1
+        # server [s] <-> [a] relay [b] <-> [c] client; a and b carry no address.
+        ip link add "$TB_IF_SRV" netns "$TB_NS_SRV" mtu "$TB_MTU" type veth \
+            peer name "${TB_PREFIX}a" netns "$TB_NS_MID" mtu "$TB_MTU" || return 1
+        ip link add "$TB_IF_CLI" netns "$TB_NS_CLI" mtu "$TB_MTU" type veth \
+            peer name "${TB_PREFIX}b" netns "$TB_NS_MID" mtu "$TB_MTU" || return 1
+    else
+        # Created directly inside the namespaces: nothing ever appears in the host's links.
+        ip link add "$TB_IF_SRV" netns "$TB_NS_SRV" mtu "$TB_MTU" type veth \
+            peer name "$TB_IF_CLI" netns "$TB_NS_CLI" mtu "$TB_MTU" || return 1
+    fi
+    for ns in "${nss[@]}"; do
         ip -n "$ns" link set lo up || return 1
-        if [[ $ipv6 -eq 0 ]]; then
+        if [[ $ipv6 -eq 0 || $ns == "${TB_NS_MID:-}" ]]; then
             ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 \
                 net.ipv6.conf.default.disable_ipv6=1 >/dev/null || return 1
         fi
@@ -319,13 +392,18 @@ _tb_build() {
     ip -n "$TB_NS_SRV" addr add "$TB_IP_SRV/$TB_PLEN" dev "$TB_IF_SRV" || return 1
     ip -n "$TB_NS_CLI" addr add "$TB_IP_CLI/$TB_PLEN" dev "$TB_IF_CLI" || return 1
     ip netns exec "$TB_NS_CLI" ethtool -K "$TB_IF_CLI" tx off >/dev/null || return 1
-    if [[ $tx_off_srv -eq 1 ]]; then
+    # Through the relay a frame loses the kernel's "checksum still to do" mark, so the
+    # server's kernel must fill checksums in too.
+    if [[ $tx_off_srv -eq 1 || $TB_NETEM_MODE == relay ]]; then
         ip netns exec "$TB_NS_SRV" ethtool -K "$TB_IF_SRV" tx off >/dev/null || return 1
     fi
     ip -n "$TB_NS_SRV" link set "$TB_IF_SRV" up || return 1
     ip -n "$TB_NS_CLI" link set "$TB_IF_CLI" up || return 1
-    [[ -n $netem_srv ]] && { tb_netem srv "$netem_srv" || return 1; }
-    [[ -n $netem_cli ]] && { tb_netem cli "$netem_cli" || return 1; }
+    if [[ $TB_NETEM_MODE == relay ]]; then
+        _tb_start_relay || return 1
+    fi
+    if [[ -n $netem_srv ]]; then tb_netem srv "$netem_srv" || return 1; fi
+    if [[ -n $netem_cli ]]; then tb_netem cli "$netem_cli" || return 1; fi
 
     TB_MAC_SRV=$(ip netns exec "$TB_NS_SRV" cat "/sys/class/net/$TB_IF_SRV/address") || return 1
     TB_MAC_CLI=$(ip netns exec "$TB_NS_CLI" cat "/sys/class/net/$TB_IF_CLI/address") || return 1
@@ -342,12 +420,39 @@ _tb_build() {
     return 1
 }
 
+# Starts netem_relay.py in the middle namespace, detached from this shell (a script's
+# bare `wait` must not wait for it), and waits until it forwards.
+_tb_start_relay() {
+    local dir=$TB_STATE_DIR/$TB_PREFIX mid=$TB_NS_MID i py
+    local relay
+    relay=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/netem_relay.py
+    py=/usr/bin/python3
+    [[ -x $py ]] || py=$(command -v python3) || { _tb_log "python3 is missing"; return 1; }
+    mkdir -p "$dir" || return 1
+    local link
+    for link in "${TB_PREFIX}a" "${TB_PREFIX}b"; do
+        # Frames must reach the relay one by one, as they were sent.
+        ip netns exec "$mid" ethtool -K "$link" gro off tx off >/dev/null 2>&1 || true
+        ip -n "$mid" link set "$link" up || return 1
+    done
+    rm -f "$dir/ack"
+    ( ip netns exec "$mid" setsid "$py" "$relay" "${TB_PREFIX}a" "${TB_PREFIX}b" \
+          "$dir/conf-srv" "$dir/conf-cli" "$dir/ack" \
+          </dev/null >"$dir/relay.log" 2>&1 & echo $! > "$dir/relay.pid" )
+    for (( i = 0; i < 300; i++ )); do
+        [[ -s $dir/ack ]] && return 0
+        sleep 0.01
+    done
+    _tb_log "the netem relay did not start: $(cat "$dir/relay.log" 2>/dev/null)"
+    return 1
+}
+
 # Prints the TB_* variables as shell assignments.
 tb_env() {
     local v
     for v in TB_PREFIX TB_NS_SRV TB_NS_CLI TB_IF_SRV TB_IF_CLI TB_IP_SRV TB_IP_CLI \
-             TB_MAC_SRV TB_MAC_CLI TB_NET TB_PLEN TB_MTU; do
-        printf 'export %s=%q\n' "$v" "${!v}"
+             TB_MAC_SRV TB_MAC_CLI TB_NET TB_PLEN TB_MTU TB_NETEM_MODE TB_NS_MID; do
+        printf 'export %s=%q\n' "$v" "${!v:-}"
     done
 }
 
