@@ -64,6 +64,7 @@ struct Options {
     bool abort_after_recv = false;
     double timeout_s = 60;
     bool stats = false;
+    double msl_s = -1;          // override the engine's MSL (TIME_WAIT lasts 2*MSL)
 };
 
 void usage() {
@@ -71,7 +72,9 @@ void usage() {
         "usage: fastnet-peer --iface IF server --port P [--echo] [--send F] [--recv F] [--conns N]\n"
         "       fastnet-peer --iface IF client --connect IP:PORT [--send F] [--recv F]\n"
         "                    [--conns N] [--parallel K] [--request BYTES]\n"
-        "common: --timeout SECONDS  --linger0  --stats\n"
+        "common: --timeout SECONDS  --linger0  --abort-after-recv  --msl SECONDS  --stats\n"
+        "  --stats: print the engine's counters at the end, after waiting (up to 2*MSL + 1 s)\n"
+        "  for every TCB to be gone.\n"
         "  server --echo: echo every connection's bytes back and close after its FIN.\n"
         "  --send F: send F's bytes on each connection, then shut down writing.\n"
         "  --recv F: write the first connection's received bytes to F.\n"
@@ -114,6 +117,7 @@ Options parse_args(int argc, char** argv) {
         else if (a == "--abort-after-recv") o.abort_after_recv = true;
         else if (a == "--timeout") o.timeout_s = atof(next());
         else if (a == "--stats") o.stats = true;
+        else if (a == "--msl") o.msl_s = atof(next());
         else usage();
     }
     if (o.iface.empty()) die("--iface is required");
@@ -144,6 +148,7 @@ public:
         if (find_interface(o.iface.c_str(), &ifc) < 0) die("no interface %s", o.iface.c_str());
         if (int r = engine_config_from_kernel(ifc, &cfg_); r < 0)
             die("%s has no IPv4/Ethernet address: %s", o.iface.c_str(), strerror(-r));
+        if (o.msl_s >= 0) cfg_.msl = TimeNs(o.msl_s * 1e9);
         cfg_.slot = 0;
         cfg_.nslots = 1;
         getrandom(cfg_.isn_secret, sizeof cfg_.isn_secret, 0);
@@ -194,6 +199,14 @@ public:
         if (timeout_ms == 0) return;
         epoll_event evs[2];
         epoll_wait(ep_, evs, 2, timeout_ms);
+    }
+
+    // Lets the last FINs, ACKs and TIME_WAITs finish before the XSK disappears: at most
+    // 300 ms, or 2*MSL + 1 s under --stats (whose live_tcbs must then read 0).
+    void drain(const Options& o) {
+        TimeNs wait = o.stats ? 2 * cfg_.msl + 1'000'000'000 : 300'000'000;
+        TimeNs until = now_ns() + wait;
+        while (now_ns() < until && engine_->live_tcbs() > 0) pump(true);
     }
 
     Engine& engine() { return *engine_; }
@@ -325,9 +338,7 @@ int run_server(Peer& p, const Options& o) {
     }
     for (auto& c : conns) e.close(c.id);
     e.close(SockId(ls));
-    // Let the last FINs and ACKs go out before the XSK disappears.
-    TimeNs until = now_ns() + 300'000'000;
-    while (now_ns() < until && e.live_tcbs() > 0) p.pump(true);
+    p.drain(o);
     if (sink) fclose(sink);
     printf("server done=%" PRIu64 " failed=%" PRIu64 " bytes_in=%" PRIu64 " bytes_out=%" PRIu64 "\n",
            t.done, t.failed, t.bytes_in, t.bytes_out);
@@ -396,8 +407,7 @@ int run_client(Peer& p, const Options& o) {
         p.pump(!busy);
     }
     double secs = double(now_ns() - t0) / 1e9;
-    TimeNs until = now_ns() + 300'000'000;
-    while (now_ns() < until && e.live_tcbs() > 0) p.pump(true);
+    p.drain(o);
     if (sink) fclose(sink);
     printf("client done=%" PRIu64 " failed=%" PRIu64 " bytes_in=%" PRIu64 " bytes_out=%" PRIu64
            " seconds=%.3f conn_per_s=%.0f gbit_per_s=%.3f\n",

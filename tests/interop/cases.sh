@@ -1,0 +1,204 @@
+#!/usr/bin/env bash
+# Interop cases: fastnet (tools/fastnet-peer, server namespace, AF_XDP) against the Linux
+# kernel (tests/interop/kpeer.py, client namespace). Run inside a bed:
+#   with-testbed.sh [--netem-client ARGS] -- cases.sh PEER_BINARY CASE [ARGS]
+# Every case also checks that a kernel TCP service on another port of the same interface
+# keeps answering, and that neither side is left with connection state.
+set -uo pipefail
+peer_bin=$1 case=$2
+shift 2
+here=$(cd "$(dirname "$0")" && pwd)
+kpeer=$here/kpeer.py
+work=$(mktemp -d /tmp/fastnet-interop.XXXXXX)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+    wait 2>/dev/null
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+srv() { ip netns exec "$TB_NS_SRV" "$@"; }
+cli() { ip netns exec "$TB_NS_CLI" "$@"; }
+fpeer() { srv "$peer_bin" --iface "$TB_IF_SRV" --msl 0.5 --stats "$@"; }
+port=5001
+kport=8099   # the kernel service that must keep working beside fastnet
+
+# A kernel echo service in the server namespace, probed from the client.
+start_kernel_service() {
+    srv python3 "$kpeer" server --port $kport --echo --conns 1000000 --timeout 600 \
+        > "$work/ksvc.log" 2>&1 &
+    pids+=($!)
+    for _ in $(seq 50); do srv ss -ltn | grep -q ":$kport " && return 0; sleep 0.1; done
+    fail "kernel service did not start"
+}
+check_kernel_service() {
+    local got
+    got=$(cli timeout 5 python3 "$kpeer" client --connect "$TB_IP_SRV:$kport" --request 100 --timeout 4 2>&1) ||
+        fail "kernel service on port $kport stopped answering while fastnet ran: $got"
+}
+
+# Starts fastnet-peer in the background; its output goes to $work/fastnet.out.
+start_fastnet() {
+    "$@" > "$work/fastnet.out" 2> "$work/fastnet.err" &
+    fastnet_pid=$!
+    pids+=($fastnet_pid)
+}
+wait_fastnet_listen() {
+    for _ in $(seq 100); do grep -q '^listening' "$work/fastnet.out" 2>/dev/null && return 0; sleep 0.05; done
+    cat "$work/fastnet.err" >&2
+    fail "fastnet-peer did not start listening"
+}
+# Waits for fastnet-peer, fails unless it exited 0 with no TCB left.
+finish_fastnet() {
+    wait "$fastnet_pid"; local rc=$?
+    cat "$work/fastnet.out"
+    [[ $rc -eq 0 ]] || { cat "$work/fastnet.err" >&2; fail "fastnet-peer exited with $rc"; }
+    grep -q 'live_tcbs=0' "$work/fastnet.out" || fail "fastnet left TCBs behind"
+    grep -Eq 'frames_rx=[1-9]' "$work/fastnet.out" || fail "no frame went through fastnet"
+}
+# No kernel TCP socket of the client namespace may still be connected to fastnet's side
+# (TIME-WAIT is the kernel's own choice after closing first; anything else is a leak).
+check_kernel_clean() {
+    local left
+    for _ in $(seq 40); do
+        left=$(cli ss -tanH "( dport = :$port or sport = :$port )" | grep -v TIME-WAIT)
+        [[ -z $left ]] && return 0
+        sleep 0.1
+    done
+    fail "kernel sockets left behind: $left"
+}
+# fastnet's own flows must not exist as kernel sockets in the server namespace.
+check_no_kernel_flow() {
+    local left
+    left=$(srv ss -tanH "( sport = :$port or dport = :$port )" | grep -v LISTEN)
+    [[ -z $left ]] || fail "a kernel socket carries fastnet's flow: $left"
+}
+sha() { sha256sum "$1" | cut -d' ' -f1; }
+
+bulk() {   # bulk SIZE_MIB: both directions at once, fastnet server then fastnet client
+    local mib=$1
+    head -c $((mib << 20)) /dev/urandom > "$work/up"
+    head -c $((mib << 20)) /dev/urandom > "$work/down"
+    start_kernel_service
+
+    start_fastnet fpeer server --port $port --send "$work/down" --recv "$work/up.got" --timeout 240
+    wait_fastnet_listen
+    cli python3 "$kpeer" client --connect "$TB_IP_SRV:$port" --send "$work/up" \
+        --recv "$work/down.got" --timeout 240 || fail "kernel client failed"
+    check_no_kernel_flow
+    finish_fastnet
+    [[ $(sha "$work/up") == $(sha "$work/up.got") ]] || fail "kernel→fastnet bytes differ (sha256)"
+    [[ $(sha "$work/down") == $(sha "$work/down.got") ]] || fail "fastnet→kernel bytes differ (sha256)"
+    echo "ok: fastnet server, $mib MiB each way, sha256 $(sha "$work/up" | cut -c1-16) / $(sha "$work/down" | cut -c1-16)"
+    check_kernel_service
+    check_kernel_clean
+
+    rm -f "$work"/*.got
+    cli python3 "$kpeer" server --port $port --send "$work/down" --recv "$work/up.got" --timeout 240 \
+        > "$work/kserver.out" 2>&1 &
+    local kpid=$!; pids+=($kpid)
+    for _ in $(seq 50); do cli ss -ltn | grep -q ":$port " && break; sleep 0.1; done
+    start_fastnet fpeer client --connect "$TB_IP_CLI:$port" --send "$work/up" --recv "$work/down.got" --timeout 240
+    finish_fastnet
+    wait $kpid || { cat "$work/kserver.out"; fail "kernel server failed"; }
+    [[ $(sha "$work/up") == $(sha "$work/up.got") ]] || fail "fastnet→kernel bytes differ (sha256)"
+    [[ $(sha "$work/down") == $(sha "$work/down.got") ]] || fail "kernel→fastnet bytes differ (sha256)"
+    echo "ok: fastnet client, $mib MiB each way"
+    check_kernel_service
+    check_kernel_clean
+}
+
+options() {   # the kernel sees the options fastnet negotiated
+    head -c $((32 << 20)) /dev/urandom > "$work/down"
+    start_fastnet fpeer server --port $port --send "$work/down" --timeout 60
+    wait_fastnet_listen
+    cli python3 "$kpeer" client --connect "$TB_IP_SRV:$port" --recv "$work/down.got" --timeout 60 &
+    local kc=$!; pids+=($kc)
+    local info=""
+    for _ in $(seq 100); do
+        info=$(cli ss -tinH "( dport = :$port )")
+        [[ $info == *wscale* ]] && break
+        sleep 0.02
+    done
+    echo "kernel view: $info"
+    wait $kc || fail "kernel client failed"
+    finish_fastnet
+    [[ $info == *ts* ]] || fail "timestamps not negotiated"
+    [[ $info == *sack* ]] || fail "SACK not negotiated"
+    [[ $info =~ wscale:[0-9]+,[0-9]+ ]] || fail "window scaling not negotiated"
+    [[ $info =~ mss:1448 || $info =~ mss:1460 ]] || fail "unexpected MSS"
+    [[ $(sha "$work/down") == $(sha "$work/down.got") ]] || fail "bytes differ"
+    check_kernel_clean
+}
+
+short() {   # short SEQUENTIAL CONCURRENT: short connections both ways
+    local seq=$1 conc=$2
+    start_kernel_service
+    start_fastnet fpeer server --port $port --echo --conns $((seq + conc)) --timeout 120
+    wait_fastnet_listen
+    cli python3 "$kpeer" client --connect "$TB_IP_SRV:$port" --request 64 --conns "$seq" --timeout 20 ||
+        fail "sequential kernel clients failed"
+    cli python3 "$kpeer" client --connect "$TB_IP_SRV:$port" --request 64 --conns "$conc" \
+        --parallel "$conc" --timeout 20 || fail "concurrent kernel clients failed"
+    finish_fastnet
+    check_kernel_clean
+
+    cli python3 "$kpeer" server --port $port --echo --conns $((seq + conc)) --timeout 120 > "$work/ks.out" 2>&1 &
+    local kpid=$!; pids+=($kpid)
+    for _ in $(seq 50); do cli ss -ltn | grep -q ":$port " && break; sleep 0.1; done
+    start_fastnet fpeer client --connect "$TB_IP_CLI:$port" --request 64 --conns "$seq" --timeout 60
+    finish_fastnet
+    start_fastnet fpeer client --connect "$TB_IP_CLI:$port" --request 64 --conns "$conc" --parallel "$conc" --timeout 60
+    finish_fastnet
+    wait $kpid || { cat "$work/ks.out"; fail "kernel echo server failed"; }
+    check_kernel_service
+    check_kernel_clean
+}
+
+closes() {   # who closes first, and aborts: no state left anywhere
+    head -c 100000 /dev/urandom > "$work/small"
+    start_kernel_service
+    # fastnet closes first: it sends, the kernel reads to EOF.
+    start_fastnet fpeer server --port $port --send "$work/small" --timeout 20
+    wait_fastnet_listen
+    cli python3 "$kpeer" client --connect "$TB_IP_SRV:$port" --recv "$work/a.got" --timeout 10 || fail "fastnet-first close"
+    finish_fastnet; check_kernel_clean
+    # the kernel closes first: it sends, fastnet reads to EOF.
+    start_fastnet fpeer server --port $port --recv "$work/b.got" --timeout 20
+    wait_fastnet_listen
+    cli python3 "$kpeer" client --connect "$TB_IP_SRV:$port" --send "$work/small" --timeout 10 || fail "kernel-first close"
+    finish_fastnet; check_kernel_clean
+    [[ $(sha "$work/small") == $(sha "$work/b.got") ]] || fail "bytes differ"
+    # both at once: each sends and shuts down immediately (simultaneous FINs are likely).
+    start_fastnet fpeer server --port $port --send "$work/small" --recv "$work/c.got" --timeout 20
+    wait_fastnet_listen
+    cli python3 "$kpeer" client --connect "$TB_IP_SRV:$port" --send "$work/small" --recv "$work/d.got" --timeout 10 ||
+        fail "simultaneous close"
+    finish_fastnet; check_kernel_clean
+    # fastnet aborts (SO_LINGER 0 → RST): the kernel sees a reset, nothing stays.
+    start_fastnet fpeer server --port $port --recv "$work/e.got" --abort-after-recv --timeout 20
+    wait_fastnet_listen
+    cli python3 "$kpeer" client --connect "$TB_IP_SRV:$port" --send "$work/small" --timeout 10
+    finish_fastnet; check_kernel_clean
+    # the kernel aborts: fastnet receives an RST and frees the connection.
+    start_fastnet fpeer server --port $port --send "$work/small" --conns 1 --timeout 20
+    wait_fastnet_listen
+    cli python3 - "$TB_IP_SRV" "$port" <<'EOF' || fail "kernel abort"
+import socket, struct, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
+s.recv(1000)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+s.close()
+EOF
+    wait "$fastnet_pid"
+    cat "$work/fastnet.out"
+    grep -q 'live_tcbs=0' "$work/fastnet.out" || fail "fastnet kept the reset connection"
+    grep -Eq 'reset=[1-9]' "$work/fastnet.out" || fail "fastnet did not count the reset"
+    check_kernel_clean
+    check_kernel_service
+}
+
+"$case" "$@"
+echo "PASS: $case $*"
