@@ -78,6 +78,8 @@ struct EngineStats {
     uint64_t frames_rx = 0, frames_tx = 0, bytes_rx = 0, bytes_tx = 0;
     uint64_t conn_opened = 0, conn_accepted = 0, conn_closed = 0, conn_reset = 0;
     uint64_t retransmits = 0, syn_cookies_sent = 0, challenge_acks = 0;
+    // Output held back for a later poll: next hop not resolved / no device TX buffer.
+    uint64_t tx_unresolved = 0, tx_no_buffer = 0;
     uint64_t drops[static_cast<int>(Drop::Count_)] = {};
 };
 
@@ -90,6 +92,8 @@ public:
 
     // Driving. poll() runs one round: RX burst → TCP input → due timers → TX → kick.
     void poll(TimeNs now);
+    // Sets the clock socket calls between polls use (RTT stamps, timers); never backwards.
+    void set_time(TimeNs now);
     TimeNs next_deadline() const;      // ~0ull when nothing is scheduled
     void set_event_sink(EventSink* sink);
 

@@ -1,0 +1,761 @@
+// The engine: the socket API of stack/engine.hpp over TcpCore (stack/tcp/core.hpp).
+// Engine::poll() → RX burst → rx_frame() (tcp/input.cpp) → timers (tcp/timers.cpp) →
+// run_output() (tcp/output.cpp) → readiness to the EventSink → Device::tx_flush().
+// Socket calls run the same output/event/flush tail before returning.
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <random>
+#include <sys/epoll.h>
+
+#include "stack/tcp/core.hpp"
+
+namespace fastnet {
+
+const char* tcp_state_name(TcpState s) {
+    static constexpr const char* names[] = {"CLOSED", "LISTEN", "SYN-SENT", "SYN-RECEIVED",
+        "ESTABLISHED", "FIN-WAIT-1", "FIN-WAIT-2", "CLOSE-WAIT", "CLOSING", "LAST-ACK",
+        "TIME-WAIT"};
+    return names[static_cast<int>(s)];
+}
+
+uint8_t tcp_state_linux(TcpState s) {
+    switch (s) {
+    case TcpState::Established: return 1;
+    case TcpState::SynSent: return 2;
+    case TcpState::SynReceived: return 3;
+    case TcpState::FinWait1: return 4;
+    case TcpState::FinWait2: return 5;
+    case TcpState::TimeWait: return 6;
+    case TcpState::Closed: return 7;
+    case TcpState::CloseWait: return 8;
+    case TcpState::LastAck: return 9;
+    case TcpState::Listen: return 10;
+    case TcpState::Closing: return 11;
+    }
+    return 7;
+}
+
+// ---------------------------------------------------------------- TcpCore plumbing
+
+TcpCore::TcpCore(const EngineConfig& c, Device& d, Neighbours& n)
+    : cfg(c), dev(d), nb(n), wheel(1'000'000, 4096, 0), flows(std::max<uint32_t>(c.max_sockets, 16)),
+      pool(std::max<uint32_t>(c.max_sockets, 16)), port_refs(65536, 0),
+      listen_by_port(65536, kNoSock) {
+    secret[0] = cfg.isn_secret[0];
+    secret[1] = cfg.isn_secret[1];
+    if (!secret[0] && !secret[1]) {
+        std::random_device rd;
+        secret[0] = (uint64_t(rd()) << 32) | rd();
+        secret[1] = (uint64_t(rd()) << 32) | rd();
+    }
+    if (cfg.nslots == 0) cfg.nslots = 1;
+    next_port = static_cast<uint32_t>(secret[0] % std::max<uint32_t>(cfg.port_count / cfg.nslots, 1));
+}
+
+TcpCore::~TcpCore() {
+    for (uint32_t i = 0; i < pool.capacity(); ++i)
+        if (Tcb* t = pool.at_index(i)) wheel.cancel(t->timer);
+}
+
+Tcb* TcpCore::get(SockId s) const {
+    return const_cast<ObjectPool<Tcb>&>(pool).get(s);
+}
+
+void TcpCore::init_tcb(Tcb& t, SockId id) {
+    t.id = id;
+    t.timer.owner = &t;
+    t.sndbuf = cfg.sndbuf;
+    t.rcvbuf = cfg.rcvbuf;
+    t.rtt = RttEstimator(cfg.rto_min, cfg.rto_initial);
+    t.cc = Congestion(cfg.cc);
+    t.accepted = true;
+}
+
+uint8_t TcpCore::wscale_for(uint32_t rcvbuf) const {
+    uint8_t s = 0;
+    while (s < kTcpMaxWscale && (rcvbuf >> s) > 65535) ++s;
+    return s;
+}
+
+void TcpCore::setup_mss(Tcb& t) {
+    const uint32_t mtu_mss = cfg.mtu - 40u;
+    t.adv_mss = static_cast<uint16_t>(t.user_mss ? std::min<uint32_t>(t.user_mss, mtu_mss) : mtu_mss);
+    uint32_t m = std::min<uint32_t>(t.rcv_mss, mtu_mss);
+    if (t.user_mss) m = std::min<uint32_t>(m, t.user_mss);
+    if (t.ts_ok) m -= 12;   // the timestamp option rides on every segment (RFC 7323 3.2)
+    t.snd_mss = static_cast<uint16_t>(std::max<uint32_t>(m, 64));
+}
+
+bool TcpCore::alloc_buffers(Tcb& t) {
+    if (t.snd.capacity()) return true;
+    t.snd.reset(t.sndbuf);
+    t.rcv.reset(t.rcvbuf);
+    buffers += 2;
+    return true;
+}
+
+void TcpCore::release_buffers(Tcb& t) {
+    if (!t.snd.capacity()) return;
+    t.snd.reset(0);
+    t.rcv.reset(0);
+    t.ooo.clear();
+    buffers -= 2;
+}
+
+bool TcpCore::flow_insert(Tcb& t) {
+    if (t.in_flow_table) return true;
+    FourTuple k{t.local.ip, t.remote.ip, t.local.port, t.remote.port};
+    if (!flows.insert(k, t.id)) return false;
+    t.in_flow_table = true;
+    return true;
+}
+
+void TcpCore::flow_remove(Tcb& t) {
+    if (!t.in_flow_table) return;
+    flows.erase(FourTuple{t.local.ip, t.remote.ip, t.local.port, t.remote.port});
+    t.in_flow_table = false;
+}
+
+int TcpCore::bind_port(Tcb& t, uint16_t port) {
+    if (port_refs[port] && !t.reuseaddr) return -EADDRINUSE;
+    if (listen_by_port[port] != kNoSock && get(listen_by_port[port])) return -EADDRINUSE;
+    port_refs[port]++;
+    t.bound = true;
+    t.local.port = port;
+    return 0;
+}
+
+int TcpCore::pick_port(Tcb& t, Endpoint remote) {
+    // Fastsocket-style active-open ports: (port - base) % nslots == slot routes the
+    // replies to this engine.
+    const uint32_t n = std::max<uint32_t>(cfg.port_count / cfg.nslots, 1);
+    for (uint32_t i = 0; i < n; ++i) {
+        uint32_t k = (next_port + i) % n;
+        uint32_t p = cfg.port_base + k * cfg.nslots + cfg.slot;
+        if (p > 65535 || p >= uint32_t(cfg.port_base) + cfg.port_count) continue;
+        if (port_refs[p] || listen_by_port[p] != kNoSock) continue;
+        if (remote.port &&
+            flows.find(FourTuple{cfg.ip, remote.ip, static_cast<uint16_t>(p), remote.port}) !=
+                FlowTable::kEmpty)
+            continue;
+        next_port = k + 1;
+        port_refs[p]++;
+        t.bound = true;
+        t.local.port = static_cast<uint16_t>(p);
+        return 0;
+    }
+    return -EADDRNOTAVAIL;
+}
+
+void TcpCore::mark_output(Tcb& t) {
+    if (t.out_link.linked) return;
+    t.out_link.linked = true;
+    t.out_link.next = out_first;
+    out_first = &t;
+}
+
+void TcpCore::mark_events(Tcb& t) {
+    if (t.ev_link.linked) return;
+    t.ev_link.linked = true;
+    t.ev_link.next = ev_first;
+    ev_first = &t;
+}
+
+void TcpCore::reap(Tcb& t) {
+    if (t.dead) return;
+    t.dead = true;
+    t.state = TcpState::Closed;
+    wheel.cancel(t.timer);
+    flow_remove(t);
+    t.dead_next = dead_first;
+    dead_first = &t;
+}
+
+void TcpCore::reap_now(Tcb& t) {
+    wheel.cancel(t.timer);
+    flow_remove(t);
+    release_buffers(t);
+    if (t.bound && t.local.port && port_refs[t.local.port]) port_refs[t.local.port]--;
+    pool.free(t.id);
+}
+
+void TcpCore::run_output() {
+    while (out_first) {
+        Tcb* t = out_first;
+        out_first = t->out_link.next;
+        t->out_link.linked = false;
+        if (t->dead) continue;
+        if (!output(*t) && !t->retry_linked) {
+            // No neighbour or no TX buffer: the data stays queued; retry next poll.
+            t->retry_linked = true;
+            t->retry_next = retry_first;
+            retry_first = t;
+        }
+    }
+}
+
+void TcpCore::run_events() {
+    while (ev_first) {
+        Tcb* t = ev_first;
+        ev_first = t->ev_link.next;
+        t->ev_link.linked = false;
+        if (t->dead || !t->accepted) continue;
+        uint32_t ev = events(*t);
+        t->last_events = ev;
+        if (sink) sink->on_events(t->id, ev);
+    }
+}
+
+void TcpCore::run_reap() {
+    while (dead_first) {
+        Tcb* t = dead_first;
+        dead_first = t->dead_next;
+        if (t->out_link.linked || t->ev_link.linked) {
+            // Still on a work list: unlink by rebuilding the lists without it.
+            auto strip = [t](Tcb*& head, TcbLink Tcb::*link) {
+                for (Tcb** pp = &head; *pp; pp = &((*pp)->*link).next) {
+                    if (*pp == t) {
+                        *pp = (t->*link).next;
+                        break;
+                    }
+                }
+            };
+            strip(out_first, &Tcb::out_link);
+            strip(ev_first, &Tcb::ev_link);
+        }
+        if (t->retry_linked) {
+            for (Tcb** pp = &retry_first; *pp; pp = &(*pp)->retry_next) {
+                if (*pp == t) {
+                    *pp = t->retry_next;
+                    break;
+                }
+            }
+        }
+        reap_now(*t);
+    }
+}
+
+void TcpCore::finish_api() {
+    run_output();
+    run_events();
+    run_reap();
+    dev.tx_flush();
+}
+
+uint32_t TcpCore::events(const Tcb& t) const {
+    uint32_t ev = 0;
+    if (t.so_error) ev |= EPOLLERR;
+    if (t.state == TcpState::Listen) return ev | (t.accept_head ? uint32_t(EPOLLIN) : 0u);
+    const bool rd_closed = t.fin_rcvd || t.reset || t.rd_shutdown;
+    const bool wr_closed = t.fin_queued || t.reset;
+    if (t.state == TcpState::Closed && !t.connected_once) return ev | EPOLLOUT | EPOLLHUP;
+    if ((rd_closed && wr_closed) || t.state == TcpState::Closed) ev |= EPOLLHUP;
+    if (rd_closed) ev |= EPOLLIN | EPOLLRDHUP;
+    if (t.rcv.size()) ev |= EPOLLIN;
+    if ((t.state == TcpState::Established || t.state == TcpState::CloseWait) && !wr_closed &&
+        t.snd.free() > 0)
+        ev |= EPOLLOUT;
+    return ev;
+}
+
+// ---------------------------------------------------------------- Engine API
+
+struct Engine::Impl : TcpCore {
+    using TcpCore::TcpCore;
+};
+
+Engine::Engine(const EngineConfig& cfg, Device& dev, Neighbours& nb)
+    : impl_(new Impl(cfg, dev, nb)) {}
+
+Engine::~Engine() { delete impl_; }
+
+void Engine::set_time(TimeNs now) {
+    if (now > impl_->now) impl_->now = now;
+}
+
+void Engine::poll(TimeNs now) {
+    TcpCore& c = *impl_;
+    if (now > c.now) c.now = now;
+    // Output held back last round (neighbour unresolved, no TX buffer) is retried.
+    for (Tcb* t = c.retry_first; t;) {
+        Tcb* n = t->retry_next;
+        t->retry_linked = false;
+        if (!t->dead) c.mark_output(*t);
+        t = n;
+    }
+    c.retry_first = nullptr;
+
+    Frame frames[32];
+    for (int round = 0; round < 64; ++round) {
+        size_t n = c.dev.rx_burst(frames, 32);
+        if (n == 0) break;
+        for (size_t i = 0; i < n; ++i) c.rx_frame(frames[i].data, frames[i].len);
+        c.dev.rx_release(frames, n);
+        c.run_output();
+        if (n < 32) break;
+    }
+    c.wheel.advance(c.now, [&c](Timer& tm) { c.on_timer(*static_cast<Tcb*>(tm.owner)); });
+    c.run_output();
+    c.run_events();
+    c.run_reap();
+    c.dev.tx_flush();
+}
+
+TimeNs Engine::next_deadline() const {
+    TimeNs d = impl_->wheel.next_expiry();
+    if (impl_->retry_first) d = std::min(d, impl_->now + 1'000'000);
+    return d;
+}
+
+void Engine::set_event_sink(EventSink* sink) { impl_->sink = sink; }
+
+int Engine::socket() {
+    TcpCore& c = *impl_;
+    uint32_t h = c.pool.alloc();
+    if (h == ObjectPool<Tcb>::kInvalid) return -ENOBUFS;
+    c.init_tcb(*c.pool.get(h), h);
+    return static_cast<int>(h);
+}
+
+int Engine::bind(SockId s, Endpoint local) {
+    TcpCore& c = *impl_;
+    Tcb* t = c.get(s);
+    if (!t) return -EBADF;
+    if (t->bound || t->state != TcpState::Closed) return -EINVAL;
+    if (local.ip && local.ip != c.cfg.ip) return -EADDRNOTAVAIL;
+    t->local.ip = c.cfg.ip;
+    if (local.port == 0) return c.pick_port(*t, Endpoint{});
+    return c.bind_port(*t, local.port);
+}
+
+int Engine::listen(SockId s, int backlog) {
+    TcpCore& c = *impl_;
+    Tcb* t = c.get(s);
+    if (!t) return -EBADF;
+    if (t->state == TcpState::Listen) {
+        t->backlog = std::max(backlog, 1);
+        return 0;
+    }
+    if (t->state != TcpState::Closed || t->connected_once) return -EINVAL;
+    if (!t->bound) {
+        t->local.ip = c.cfg.ip;
+        if (int r = c.pick_port(*t, Endpoint{}); r < 0) return r;
+    }
+    if (c.listen_by_port[t->local.port] != kNoSock && c.get(c.listen_by_port[t->local.port]))
+        return -EADDRINUSE;
+    t->backlog = std::clamp(backlog, 1, 65535);
+    t->state = TcpState::Listen;
+    c.listen_by_port[t->local.port] = s;
+    return 0;
+}
+
+int Engine::accept(SockId s, Endpoint* peer) {
+    TcpCore& c = *impl_;
+    Tcb* l = c.get(s);
+    if (!l) return -EBADF;
+    if (l->state != TcpState::Listen) return -EINVAL;
+    Tcb* ch = c.accept_dequeue(*l);
+    if (!ch) return -EAGAIN;
+    if (peer) *peer = ch->remote;
+    c.mark_events(*l);
+    c.mark_events(*ch);
+    c.finish_api();
+    return static_cast<int>(ch->id);
+}
+
+int Engine::connect(SockId s, Endpoint remote) {
+    TcpCore& c = *impl_;
+    Tcb* t = c.get(s);
+    if (!t) return -EBADF;
+    switch (t->state) {
+    case TcpState::SynSent:
+    case TcpState::SynReceived: return -EALREADY;
+    case TcpState::Closed: break;
+    case TcpState::Listen: return -EINVAL;
+    default: return -EISCONN;
+    }
+    if (t->connected_once) return t->so_error ? -t->so_error : -EISCONN;
+    if (remote.ip == 0 || remote.port == 0) return -EINVAL;
+    t->local.ip = c.cfg.ip;
+    t->remote = remote;
+    if (!t->bound) {
+        if (int r = c.pick_port(*t, remote); r < 0) return r;
+    }
+    if (!c.flow_insert(*t)) return -EADDRINUSE;
+    c.alloc_buffers(*t);
+    FourTuple k{t->local.ip, t->remote.ip, t->local.port, t->remote.port};
+    t->iss = Seq(isn_rfc6528(c.secret, k, c.now));
+    t->snd_una = t->snd_nxt = t->snd_max = t->iss;
+    t->snd_buf_seq = t->iss + 1;
+    t->recover = t->iss;
+    t->rcv_wscale = c.wscale_for(t->rcvbuf);
+    t->ts_offset = static_cast<uint32_t>(siphash_tuple(c.secret, k, 0x7473));
+    c.setup_mss(*t);
+    t->connected_once = true;
+    c.set_state(*t, TcpState::SynSent);
+    c.stats.conn_opened++;
+    c.mark_output(*t);
+    c.finish_api();
+    return -EINPROGRESS;
+}
+
+ssize_t Engine::send(SockId s, const void* buf, size_t len, int) {
+    TcpCore& c = *impl_;
+    Tcb* t = c.get(s);
+    if (!t) return -EBADF;
+    if (t->so_error) {
+        int e = t->so_error;
+        t->so_error = 0;
+        return -e;
+    }
+    switch (t->state) {
+    case TcpState::SynSent:
+    case TcpState::SynReceived: return -EAGAIN;
+    case TcpState::Established:
+    case TcpState::CloseWait: break;
+    case TcpState::Listen: return -ENOTCONN;
+    case TcpState::Closed: return t->connected_once ? -EPIPE : -ENOTCONN;
+    default: return -EPIPE;
+    }
+    if (t->fin_queued) return -EPIPE;
+    if (len == 0) return 0;
+    size_t n = t->snd.write(buf, len);
+    if (n == 0) return -EAGAIN;
+    c.mark_output(*t);
+    c.finish_api();
+    return static_cast<ssize_t>(n);
+}
+
+ssize_t Engine::recv(SockId s, void* buf, size_t len, int flags) {
+    TcpCore& c = *impl_;
+    Tcb* t = c.get(s);
+    if (!t) return -EBADF;
+    if (t->state == TcpState::Listen) return -ENOTCONN;
+    if (t->rcv.size() > 0 && len > 0) {
+        size_t n;
+        if (flags & MSG_PEEK) {
+            n = t->rcv.copy_out(0, buf, len);
+        } else {
+            uint32_t before = t->rcv_adv > t->rcv_nxt ? uint32_t(t->rcv_adv - t->rcv_nxt) : 0;
+            n = t->rcv.read(buf, len);
+            // Window update when the window we could offer has grown a lot (Linux
+            // tcp_cleanup_rbuf: new window >= 2 * advertised) and by at least an MSS
+            // (receiver SWS avoidance, RFC 9293 3.8.6.2.2).
+            uint32_t now_free = static_cast<uint32_t>(t->rcv.free());
+            if (t->synchronized() && !t->fin_rcvd && now_free >= before + t->adv_mss &&
+                (now_free >= 2 * before || before < t->adv_mss)) {
+                t->ack_now = true;
+                c.mark_output(*t);
+            }
+            c.mark_events(*t);
+            c.finish_api();
+        }
+        return static_cast<ssize_t>(n);
+    }
+    if (t->so_error) {
+        int e = t->so_error;
+        t->so_error = 0;
+        c.mark_events(*t);
+        c.finish_api();
+        return -e;
+    }
+    if (t->fin_rcvd || t->reset || t->rd_shutdown) return 0;
+    if (t->state == TcpState::Closed) return t->connected_once ? 0 : -ENOTCONN;
+    if (len == 0) return 0;
+    return -EAGAIN;
+}
+
+int Engine::shutdown(SockId s, int how) {
+    TcpCore& c = *impl_;
+    Tcb* t = c.get(s);
+    if (!t) return -EBADF;
+    if (how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR) return -EINVAL;
+    if (t->state == TcpState::Listen || t->state == TcpState::Closed) {
+        if (t->state == TcpState::Listen && how != SHUT_WR) {
+            c.close_listener(*t);
+            t->state = TcpState::Closed;
+            c.mark_events(*t);
+            c.finish_api();
+            return 0;
+        }
+        return -ENOTCONN;
+    }
+    if (how != SHUT_WR) t->rd_shutdown = true;
+    if (how != SHUT_RD) {
+        if (t->state == TcpState::SynSent) {
+            c.tcb_closed(*t);
+        } else if (!t->fin_queued) {
+            if (t->state == TcpState::Established || t->state == TcpState::SynReceived) {
+                t->fin_queued = true;
+                c.set_state(*t, TcpState::FinWait1);
+            } else if (t->state == TcpState::CloseWait) {
+                t->fin_queued = true;
+                c.set_state(*t, TcpState::LastAck);
+            }
+        }
+        c.mark_output(*t);
+    }
+    c.mark_events(*t);
+    c.finish_api();
+    return 0;
+}
+
+int Engine::close(SockId s) {
+    TcpCore& c = *impl_;
+    Tcb* t = c.get(s);
+    if (!t) return -EBADF;
+    t->user_closed = true;
+    switch (t->state) {
+    case TcpState::Listen:
+        c.close_listener(*t);
+        c.reap(*t);
+        break;
+    case TcpState::Closed:
+    case TcpState::SynSent:
+        c.tcb_closed(*t);
+        break;
+    default:
+        if ((t->linger_on && t->linger_secs == 0) || t->rcv.size() > 0) {
+            // SO_LINGER 0, or unread data (RFC 2525 2.17, as Linux): abort with a RST.
+            c.abort_tcb(*t);
+            break;
+        }
+        if (!t->fin_queued) {
+            if (t->state == TcpState::Established || t->state == TcpState::SynReceived) {
+                t->fin_queued = true;
+                c.set_state(*t, TcpState::FinWait1);
+            } else if (t->state == TcpState::CloseWait) {
+                t->fin_queued = true;
+                c.set_state(*t, TcpState::LastAck);
+            }
+        }
+        if (t->state == TcpState::FinWait2 && !t->timewait_at) {
+            t->timewait_at = c.now + kFinTimeout;
+            c.rearm(*t);
+        }
+        if (t->state == TcpState::TimeWait) c.release_buffers(*t);
+        c.mark_output(*t);
+        break;
+    }
+    c.finish_api();
+    return 0;
+}
+
+int Engine::abort(SockId s) {
+    TcpCore& c = *impl_;
+    Tcb* t = c.get(s);
+    if (!t) return -EBADF;
+    t->user_closed = true;
+    if (t->state == TcpState::Listen) {
+        c.close_listener(*t);
+        c.reap(*t);
+    } else {
+        c.abort_tcb(*t);
+    }
+    c.finish_api();
+    return 0;
+}
+
+uint32_t Engine::events(SockId s) const {
+    const Tcb* t = impl_->get(s);
+    return t ? impl_->events(*t) : uint32_t(EPOLLERR | EPOLLHUP);
+}
+
+namespace {
+
+template <class T>
+int put_opt(void* val, socklen_t* len, T v) {
+    if (!val || !len) return -EFAULT;
+    socklen_t n = std::min<socklen_t>(*len, sizeof(T));
+    std::memcpy(val, &v, n);
+    *len = n;
+    return 0;
+}
+
+int get_int(const void* val, socklen_t len, int* out) {
+    if (!val || len < static_cast<socklen_t>(sizeof(int))) return -EINVAL;
+    std::memcpy(out, val, sizeof(int));
+    return 0;
+}
+
+}  // namespace
+
+int Engine::setsockopt(SockId s, int level, int name, const void* val, socklen_t len) {
+    TcpCore& c = *impl_;
+    Tcb* t = c.get(s);
+    if (!t) return -EBADF;
+    int v = 0;
+    if (level == SOL_SOCKET) {
+        switch (name) {
+        case SO_LINGER: {
+            if (!val || len < static_cast<socklen_t>(sizeof(struct linger))) return -EINVAL;
+            struct linger l;
+            std::memcpy(&l, val, sizeof l);
+            t->linger_on = l.l_onoff != 0;
+            t->linger_secs = l.l_linger;
+            return 0;
+        }
+        case SO_KEEPALIVE:
+            if (int r = get_int(val, len, &v)) return r;
+            t->keepalive = v != 0;
+            if (t->synchronized()) c.arm_keepalive(*t);
+            else if (!t->keepalive) t->keepalive_at = 0;
+            if (!t->keepalive) c.rearm(*t);
+            return 0;
+        case SO_RCVBUF:
+        case SO_SNDBUF:
+            if (int r = get_int(val, len, &v)) return r;
+            v = std::clamp(v, 2048, 64 << 20);
+            if (t->snd.capacity()) return 0;   // buffers are fixed once allocated
+            (name == SO_RCVBUF ? t->rcvbuf : t->sndbuf) = static_cast<uint32_t>(v);
+            return 0;
+        case SO_REUSEADDR:
+        case SO_REUSEPORT:
+            if (int r = get_int(val, len, &v)) return r;
+            t->reuseaddr = v != 0;
+            return 0;
+        default: return -ENOPROTOOPT;
+        }
+    }
+    if (level == IPPROTO_TCP) {
+        if (int r = get_int(val, len, &v)) return r;
+        switch (name) {
+        case TCP_NODELAY:
+            t->nodelay = v != 0;
+            if (t->nodelay) {
+                c.mark_output(*t);   // Linux pushes pending data when Nagle is turned off
+                c.finish_api();
+            }
+            return 0;
+        case TCP_KEEPIDLE:
+            if (v < 1 || v > 32767) return -EINVAL;
+            t->keepidle = TimeNs(v) * 1'000'000'000ull;
+            if (t->keepalive && t->synchronized()) c.arm_keepalive(*t);
+            return 0;
+        case TCP_KEEPINTVL:
+            if (v < 1 || v > 32767) return -EINVAL;
+            t->keepintvl = TimeNs(v) * 1'000'000'000ull;
+            return 0;
+        case TCP_KEEPCNT:
+            if (v < 1 || v > 127) return -EINVAL;
+            t->keepcnt = static_cast<uint32_t>(v);
+            return 0;
+        case TCP_MAXSEG:
+            if (v != 0 && (v < 88 || v > 65535)) return -EINVAL;   // Linux TCP_MIN_MSS = 88
+            t->user_mss = static_cast<uint16_t>(v);
+            return 0;
+        default: return -ENOPROTOOPT;
+        }
+    }
+    return -ENOPROTOOPT;
+}
+
+int Engine::getsockopt(SockId s, int level, int name, void* val, socklen_t* len) {
+    TcpCore& c = *impl_;
+    Tcb* t = c.get(s);
+    if (!t) return -EBADF;
+    if (level == SOL_SOCKET) {
+        switch (name) {
+        case SO_ERROR: {
+            int e = t->so_error;
+            t->so_error = 0;
+            return put_opt(val, len, e);
+        }
+        case SO_TYPE: return put_opt(val, len, int(SOCK_STREAM));
+        case SO_ACCEPTCONN: return put_opt(val, len, int(t->state == TcpState::Listen));
+        case SO_KEEPALIVE: return put_opt(val, len, int(t->keepalive));
+        case SO_REUSEADDR:
+        case SO_REUSEPORT: return put_opt(val, len, int(t->reuseaddr));
+        case SO_RCVBUF: return put_opt(val, len, int(t->rcvbuf));
+        case SO_SNDBUF: return put_opt(val, len, int(t->sndbuf));
+        case SO_LINGER: {
+            struct linger l{t->linger_on ? 1 : 0, t->linger_secs};
+            return put_opt(val, len, l);
+        }
+        default: return -ENOPROTOOPT;
+        }
+    }
+    if (level == IPPROTO_TCP) {
+        switch (name) {
+        case TCP_NODELAY: return put_opt(val, len, int(t->nodelay));
+        case TCP_KEEPIDLE: return put_opt(val, len, int(t->keepidle / 1'000'000'000ull));
+        case TCP_KEEPINTVL: return put_opt(val, len, int(t->keepintvl / 1'000'000'000ull));
+        case TCP_KEEPCNT: return put_opt(val, len, int(t->keepcnt));
+        case TCP_MAXSEG:
+            return put_opt(val, len, int(t->synchronized() ? t->snd_mss
+                                         : (t->user_mss ? t->user_mss : kDefaultMss)));
+        case TCP_INFO: {
+            struct tcp_info ti;
+            std::memset(&ti, 0, sizeof ti);
+            ti.tcpi_state = tcp_state_linux(t->state);
+            ti.tcpi_ca_state = t->in_recovery ? 3 : (t->retransmits ? 4 : 0);  // Recovery / Loss
+            ti.tcpi_retransmits = static_cast<uint8_t>(std::min<uint32_t>(t->retransmits, 255));
+            ti.tcpi_probes = static_cast<uint8_t>(std::min<uint32_t>(t->keepalive_probes, 255));
+            ti.tcpi_backoff = static_cast<uint8_t>(std::min<uint32_t>(t->rtt.backoffs(), 255));
+            ti.tcpi_options = static_cast<uint8_t>((t->ts_ok ? kTcpiOptTimestamps : 0) |
+                                                   (t->sack_ok ? kTcpiOptSack : 0) |
+                                                   (t->ws_ok ? kTcpiOptWscale : 0));
+            ti.tcpi_snd_wscale = t->ws_ok ? t->snd_wscale : 0;
+            ti.tcpi_rcv_wscale = t->ws_ok ? t->rcv_wscale : 0;
+            ti.tcpi_rto = static_cast<uint32_t>(t->rtt.rto() / 1000);
+            ti.tcpi_ato = static_cast<uint32_t>(c.cfg.delack / 1000);
+            ti.tcpi_snd_mss = t->snd_mss;
+            ti.tcpi_rcv_mss = t->rcv_mss_est;
+            ti.tcpi_unacked = (t->snd_max - t->snd_una + t->snd_mss - 1) / t->snd_mss;
+            ti.tcpi_sacked = t->sb.sacked_bytes() / t->snd_mss;
+            ti.tcpi_pmtu = c.cfg.mtu;
+            ti.tcpi_rcv_ssthresh = t->rcv_wnd;
+            ti.tcpi_rtt = static_cast<uint32_t>(t->rtt.srtt() / 1000);
+            ti.tcpi_rttvar = static_cast<uint32_t>(t->rtt.rttvar() / 1000);
+            ti.tcpi_snd_ssthresh = t->cc.ssthresh() == 0xffffffffu
+                                       ? 0x7fffffffu : t->cc.ssthresh() / t->snd_mss;
+            ti.tcpi_snd_cwnd = t->cc.cwnd() / t->snd_mss;
+            ti.tcpi_advmss = t->adv_mss;
+            ti.tcpi_reordering = 3;
+            ti.tcpi_rcv_space = t->rcvbuf;
+            ti.tcpi_total_retrans = t->total_retrans;
+            ti.tcpi_last_data_sent = static_cast<uint32_t>((c.now - std::min(c.now, t->last_send)) / 1'000'000);
+            ti.tcpi_last_data_recv = static_cast<uint32_t>((c.now - std::min(c.now, t->last_recv)) / 1'000'000);
+            return put_opt(val, len, ti);
+        }
+        default: return -ENOPROTOOPT;
+        }
+    }
+    return -ENOPROTOOPT;
+}
+
+int Engine::local_endpoint(SockId s, Endpoint* out) const {
+    const Tcb* t = impl_->get(s);
+    if (!t) return -EBADF;
+    if (out) *out = Endpoint{t->local.ip ? t->local.ip : 0, t->local.port};
+    return 0;
+}
+
+int Engine::remote_endpoint(SockId s, Endpoint* out) const {
+    const Tcb* t = impl_->get(s);
+    if (!t) return -EBADF;
+    if (!t->connected_once && t->accepted && t->listener == kNoSock && t->remote.port == 0)
+        return -ENOTCONN;
+    if (out) *out = t->remote;
+    return 0;
+}
+
+size_t Engine::unread(SockId s) const {
+    const Tcb* t = impl_->get(s);
+    return t ? t->rcv.size() : 0;
+}
+
+size_t Engine::unsent(SockId s) const {
+    const Tcb* t = impl_->get(s);
+    return t ? t->snd.size() : 0;
+}
+
+const EngineStats& Engine::stats() const { return impl_->stats; }
+size_t Engine::live_tcbs() const { return impl_->pool.live(); }
+size_t Engine::buffers_in_use() const { return impl_->buffers; }
+size_t Engine::timers_armed() const { return impl_->wheel.size(); }
+
+}  // namespace fastnet

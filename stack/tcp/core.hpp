@@ -1,0 +1,145 @@
+// The engine's internals (Engine::Impl): socket table, flow and listener lookup, timer
+// wheel, work lists. Engine (stack/engine.cpp) forwards its API here; segment arrival is
+// in input.cpp, transmission in output.cpp, timers and state changes in timers.cpp,
+// listeners and SYN cookies in listener.cpp.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "stack/engine.hpp"
+#include "stack/pool.hpp"
+#include "stack/tcp/flow_table.hpp"
+#include "stack/tcp/isn.hpp"
+#include "stack/tcp/tcb.hpp"
+#include "stack/tcp/timer_wheel.hpp"
+#include "stack/wire/frame.hpp"
+
+namespace fastnet {
+
+// Linux defaults the engine copies (Documentation/networking/ip-sysctl.rst).
+inline constexpr uint32_t kSynRetries = 6;                   // tcp_syn_retries
+inline constexpr uint32_t kSynackRetries = 5;                // tcp_synack_retries
+inline constexpr uint32_t kRetries2 = 15;                    // tcp_retries2
+inline constexpr TimeNs kFinTimeout = 60'000'000'000ull;     // tcp_fin_timeout (orphans)
+inline constexpr uint32_t kChallengeAckLimit = 1000;         // tcp_challenge_ack_limit, per s
+inline constexpr TimeNs kPersistMin = 200'000'000;           // TCP_RTO_MIN
+inline constexpr TimeNs kPersistMax = 120'000'000'000ull;    // TCP_RTO_MAX
+inline constexpr uint32_t kDefaultMss = 536;                 // RFC 9293 3.7.1
+inline constexpr TimeNs kPawsIdle = 24ull * 24 * 3600 * 1'000'000'000ull;  // RFC 7323 5.5
+
+struct TcpCore {
+    TcpCore(const EngineConfig& cfg, Device& dev, Neighbours& nb);
+    ~TcpCore();
+    TcpCore(const TcpCore&) = delete;
+    TcpCore& operator=(const TcpCore&) = delete;
+
+    EngineConfig cfg;
+    Device& dev;
+    Neighbours& nb;
+    EventSink* sink = nullptr;
+    EngineStats stats;
+    TimeNs now = 0;
+
+    TimerWheel wheel;
+    FlowTable flows;
+    ObjectPool<Tcb> pool;                      // SockId = pool handle
+    size_t buffers = 0;                        // socket rings allocated
+    std::vector<uint16_t> port_refs;           // local port → sockets bound to it
+    std::vector<SockId> listen_by_port;        // local port → listener
+    uint32_t next_port = 0;
+    uint16_t ip_id = 0;
+    uint64_t secret[2] = {};                   // RFC 6528 / SYN cookie key
+
+    // RFC 5961 7: challenge ACKs per second, engine-wide.
+    TimeNs challenge_window_start = 0;
+    uint32_t challenge_count = 0;
+
+    // Work lists (intrusive).
+    Tcb* out_first = nullptr;
+    Tcb* ev_first = nullptr;
+    Tcb* retry_first = nullptr;
+    Tcb* dead_first = nullptr;
+
+    // --- sockets (engine.cpp)
+    Tcb* get(SockId s) const;
+    void init_tcb(Tcb& t, SockId id);
+    uint8_t wscale_for(uint32_t rcvbuf) const;
+    void setup_mss(Tcb& t);
+    bool alloc_buffers(Tcb& t);
+    void release_buffers(Tcb& t);
+    int bind_port(Tcb& t, uint16_t port);
+    int pick_port(Tcb& t, Endpoint remote);
+    bool flow_insert(Tcb& t);
+    void flow_remove(Tcb& t);
+    uint32_t events(const Tcb& t) const;
+    void mark_output(Tcb& t);
+    void mark_events(Tcb& t);
+    void reap(Tcb& t);                         // free at the end of the round
+    void reap_now(Tcb& t);
+    void run_output();
+    void run_events();
+    void run_reap();
+    void finish_api();                         // after a socket call: output, events, flush
+
+    // --- input.cpp
+    void rx_frame(const uint8_t* data, size_t len);
+    void input(Tcb& t, const TcpView& seg);
+    void input_syn_sent(Tcb& t, const TcpView& seg);
+    bool ack_processing(Tcb& t, const TcpView& seg);
+    void process_data(Tcb& t, const TcpView& seg, const uint8_t* data, size_t len, Seq seq);
+    void process_fin(Tcb& t);
+    void update_window(Tcb& t, const TcpView& seg);
+    void on_dupack(Tcb& t);
+    void parse_syn_options(Tcb& t, const TcpOptions& o);
+    bool challenge_ack_allowed();
+    void send_challenge_ack(Tcb& t);
+
+    // --- listener.cpp
+    Tcb* find_listener(uint16_t port) const;
+    Tcb* new_child(Tcb& l, uint32_t local_ip, uint32_t remote_ip, const TcpView& seg);
+    void listen_input(Tcb& l, const TcpView& seg, uint32_t src_ip, uint32_t dst_ip);
+    void child_established(Tcb& c);
+    void listener_unlink_child(Tcb& c);
+    void accept_enqueue(Tcb& l, Tcb& c);
+    Tcb* accept_dequeue(Tcb& l);
+    void close_listener(Tcb& l);
+
+    // --- output.cpp
+    bool output(Tcb& t);                       // false: held back (no neighbour / buffer)
+    int send_segment(Tcb& t, uint8_t flags, Seq seq, uint32_t len, bool rexmit);
+    bool send_ack(Tcb& t);
+    bool send_probe(Tcb& t);
+    void send_rst_for(Tcb& t);
+    bool send_raw(uint32_t src_ip, uint16_t src_port, uint32_t dst_ip, uint16_t dst_port,
+                  Seq seq, Seq ack, uint8_t flags, uint16_t window, const TcpOptions* o);
+    bool send_rst_raw(uint32_t src_ip, uint16_t src_port, uint32_t dst_ip, uint16_t dst_port,
+                      Seq seq, Seq ack, uint8_t flags);
+    bool emit(uint32_t dst_ip, TcpFrameSpec& spec, const uint8_t* p1, size_t l1,
+              const uint8_t* p2, size_t l2);
+    void fill_options(Tcb& t, TcpOptions& o, bool syn);
+    uint16_t window_to_advertise(Tcb& t, bool syn);
+    uint32_t tsval(const Tcb& t) const;
+    bool nagle_ok(Tcb& t, uint32_t len, uint32_t avail) const;
+    uint32_t send_window(const Tcb& t) const;
+    TimeNs persist_interval(const Tcb& t) const;
+    void maybe_arm_persist(Tcb& t);
+    void skip_sacked(Tcb& t);
+    void retransmit_head(Tcb& t);
+    bool sack_recovery_send(Tcb& t);
+
+    // --- timers.cpp
+    void rearm(Tcb& t);
+    void arm_keepalive(Tcb& t);
+    void on_timer(Tcb& t);
+    void on_rto(Tcb& t);
+    void on_persist(Tcb& t);
+    void on_keepalive(Tcb& t);
+    void enter_time_wait(Tcb& t);
+    void set_state(Tcb& t, TcpState s);
+    void conn_error(Tcb& t, int err);          // reset / timeout: report, then CLOSED
+    void abort_tcb(Tcb& t);                    // RST to the peer, then CLOSED
+    void tcb_closed(Tcb& t);                   // CLOSED: freed if nobody holds the socket
+};
+
+}  // namespace fastnet

@@ -1,0 +1,559 @@
+// Segment arrival: Engine::poll() → rx_frame() → parse_frame() → flow lookup →
+// input() (RFC 9293 3.10.7, in its order) or listen_input() (listener.cpp) or a RST
+// for a segment with no socket. Output decisions are left to output.cpp: input only
+// records what must be sent (ack_now, window changes) and marks the TCB.
+#include <algorithm>
+#include <cerrno>
+
+#include "stack/tcp/core.hpp"
+
+namespace fastnet {
+
+namespace {
+
+Drop drop_for(ParseError e) {
+    switch (e) {
+    case ParseError::NotIpv4:
+    case ParseError::NotTcp: return Drop::NotForUs;
+    case ParseError::Fragment: return Drop::Fragment;
+    case ParseError::BadIpChecksum:
+    case ParseError::BadTcpChecksum: return Drop::BadChecksum;
+    default: return Drop::Malformed;
+    }
+}
+
+}  // namespace
+
+void TcpCore::rx_frame(const uint8_t* data, size_t len) {
+    stats.frames_rx++;
+    stats.bytes_rx += len;
+    ParseResult r = parse_frame(data, len, true);   // checksums always verified
+    if (!r) {
+        stats.drops[static_cast<int>(drop_for(r.error()))]++;
+        return;
+    }
+    const ParsedFrame& f = *r;
+    if (f.ip.dst != cfg.ip) {
+        stats.drops[static_cast<int>(Drop::NotForUs)]++;
+        return;
+    }
+    const TcpView& seg = f.tcp;
+    FourTuple k{cfg.ip, f.ip.src, seg.dst_port, seg.src_port};
+    uint32_t h = flows.find(k);
+    if (h != FlowTable::kEmpty) {
+        if (Tcb* t = pool.get(h)) {
+            input(*t, seg);
+            return;
+        }
+    }
+    if (Tcb* l = find_listener(seg.dst_port)) {
+        listen_input(*l, seg, f.ip.src, f.ip.dst);
+        return;
+    }
+    // RFC 9293 3.10.7.1, CLOSED: a RST answers anything but a RST.
+    stats.drops[static_cast<int>(Drop::NoSocket)]++;
+    if (seg.has(kTcpRst)) return;
+    if (seg.has(kTcpAck))
+        send_rst_raw(cfg.ip, seg.dst_port, f.ip.src, seg.src_port, seg.ack, Seq(0), kTcpRst);
+    else
+        send_rst_raw(cfg.ip, seg.dst_port, f.ip.src, seg.src_port, Seq(0),
+                     seg.seq + seg.seg_len(), kTcpRst | kTcpAck);
+}
+
+// RFC 5961 7 / Linux tcp_challenge_ack_limit: at most kChallengeAckLimit a second.
+bool TcpCore::challenge_ack_allowed() {
+    if (now - challenge_window_start >= 1'000'000'000ull) {
+        challenge_window_start = now;
+        challenge_count = 0;
+    }
+    if (challenge_count >= kChallengeAckLimit) return false;
+    ++challenge_count;
+    return true;
+}
+
+void TcpCore::send_challenge_ack(Tcb& t) {
+    if (!challenge_ack_allowed()) return;
+    stats.challenge_acks++;
+    send_ack(t);
+}
+
+void TcpCore::parse_syn_options(Tcb& t, const TcpOptions& o) {
+    // RFC 9293 3.7.1: without the option the peer takes 536.
+    t.rcv_mss = o.mss ? std::max<uint16_t>(*o.mss, 64) : kDefaultMss;
+    if (o.wscale) {
+        t.ws_ok = true;
+        t.snd_wscale = *o.wscale;
+    } else {
+        t.ws_ok = false;
+        t.snd_wscale = 0;
+        t.rcv_wscale = 0;   // RFC 7323 2.2: both sides scale or neither
+    }
+    t.sack_ok = o.sack_permitted;
+    if (o.ts) {
+        t.ts_ok = true;
+        t.ts_recent = o.ts->tsval;
+        t.ts_recent_age = now;
+    } else {
+        t.ts_ok = false;
+    }
+}
+
+void TcpCore::update_window(Tcb& t, const TcpView& seg) {
+    // RFC 9293 3.10.7.4: only a segment newer than the last update moves the window.
+    if (t.snd_wl1 < seg.seq || (t.snd_wl1 == seg.seq && t.snd_wl2 <= seg.ack)) {
+        uint32_t w = seg.has(kTcpSyn) ? seg.window : uint32_t(seg.window) << t.snd_wscale;
+        bool opened = w > t.snd_wnd;
+        t.snd_wnd = w;
+        t.snd_wl1 = seg.seq;
+        t.snd_wl2 = seg.ack;
+        t.max_snd_wnd = std::max(t.max_snd_wnd, w);
+        if (opened) mark_output(t);
+        if (w > 0 && t.persist) {
+            t.persist = false;
+            t.persist_backoff = 0;
+            t.rto_at = 0;
+            mark_output(t);
+        }
+    }
+}
+
+void TcpCore::input(Tcb& t, const TcpView& seg) {
+    if (t.state == TcpState::SynSent) {
+        input_syn_sent(t, seg);
+        mark_output(t);
+        return;
+    }
+    t.last_recv = now;
+    t.keepalive_probes = 0;
+
+    // TIME_WAIT and a new SYN (Linux tcp_timewait_state_process): a higher sequence
+    // number or a newer timestamp shows the SYN is from a new incarnation.
+    if (t.state == TcpState::TimeWait && seg.has(kTcpSyn) && !seg.has(kTcpAck) &&
+        !seg.has(kTcpRst)) {
+        bool newer = (t.ts_ok && seg.opts.ts)
+                         ? static_cast<int32_t>(seg.opts.ts->tsval - t.ts_recent) > 0
+                         : seg.seq > t.rcv_nxt;
+        Tcb* l = find_listener(t.local.port);
+        if (newer && l) {
+            tcb_closed(t);
+            listen_input(*l, seg, t.remote.ip, t.local.ip);
+            return;
+        }
+    }
+    // A retransmitted SYN of the half-open connection: the SYN-ACK was lost.
+    if (t.state == TcpState::SynReceived && seg.has(kTcpSyn) && !seg.has(kTcpAck) &&
+        seg.seq == t.irs) {
+        t.snd_nxt = t.iss;
+        mark_output(t);
+        return;
+    }
+
+    // Step 1: sequence number check, PAWS first (RFC 7323 5.3).
+    const bool rst = seg.has(kTcpRst);
+    if (t.ts_ok && seg.opts.ts && !rst &&
+        static_cast<int32_t>(seg.opts.ts->tsval - t.ts_recent) < 0) {
+        if (now - t.ts_recent_age > kPawsIdle) {
+            // RFC 7323 5.5: TS.Recent is too old to compare against; take the new one.
+            t.ts_recent = seg.opts.ts->tsval;
+            t.ts_recent_age = now;
+        } else {
+            stats.drops[static_cast<int>(Drop::Paws)]++;
+            t.ack_now = true;
+            mark_output(t);
+            return;
+        }
+    }
+    const uint32_t wnd = t.rcv_adv > t.rcv_nxt ? uint32_t(t.rcv_adv - t.rcv_nxt) : 0;
+    const uint32_t seg_len = seg.seg_len();
+    bool acceptable;
+    if (seg_len == 0)
+        acceptable = wnd == 0 ? seg.seq == t.rcv_nxt : in_window(seg.seq, t.rcv_nxt, wnd);
+    else
+        acceptable = wnd != 0 && (in_window(seg.seq, t.rcv_nxt, wnd) ||
+                                  in_window(seg.seq + (seg_len - 1), t.rcv_nxt, wnd));
+    // RFC 9293 3.10.7.4: with a zero window, ACKs and RSTs at rcv_nxt still count.
+    const bool zero_wnd_ctl = !acceptable && wnd == 0 && seg.seq == t.rcv_nxt;
+    if (!acceptable && !zero_wnd_ctl) {
+        stats.drops[static_cast<int>(Drop::OutOfWindow)]++;
+        if (!rst) {
+            t.ack_now = true;
+            mark_output(t);
+            // RFC 9293 3.10.7.4 TIME-WAIT: a retransmitted FIN restarts the 2 MSL wait.
+            if (t.state == TcpState::TimeWait && seg.has(kTcpFin)) {
+                t.timewait_at = now + 2 * cfg.msl;
+                rearm(t);
+            }
+        }
+        return;
+    }
+
+    // Trim to the window: keep [rcv_nxt, rcv_nxt + wnd).
+    Seq seq = seg.seq;
+    const uint8_t* data = seg.payload;
+    uint32_t len = static_cast<uint32_t>(seg.payload_len);
+    bool syn = seg.has(kTcpSyn), fin = seg.has(kTcpFin);
+    if (syn && seq < t.rcv_nxt) { syn = false; seq += 1; }
+    if (seq < t.rcv_nxt) {
+        uint32_t skip = static_cast<uint32_t>(t.rcv_nxt - seq);
+        if (skip >= len) {
+            if (skip > len) fin = false;   // the FIN too was old
+            skip = len;
+        }
+        data += skip;
+        len -= skip;
+        seq += skip;
+    }
+    if (zero_wnd_ctl) {
+        len = 0;
+        fin = false;
+    } else if (len > 0 && seq + len > t.rcv_nxt + wnd) {
+        len = static_cast<uint32_t>((t.rcv_nxt + wnd) - seq);
+        fin = false;
+    }
+
+    // RFC 7323 4.3: remember the timestamp of a segment covering Last.ACK.sent.
+    if (t.ts_ok && seg.opts.ts && seg.seq <= t.last_ack_sent &&
+        static_cast<int32_t>(seg.opts.ts->tsval - t.ts_recent) >= 0) {
+        t.ts_recent = seg.opts.ts->tsval;
+        t.ts_recent_age = now;
+    }
+
+    // Step 2: RST (RFC 5961 3.2: only an exact match resets; in-window earns a challenge).
+    if (rst) {
+        if (seg.seq != t.rcv_nxt) {
+            send_challenge_ack(t);
+            return;
+        }
+        switch (t.state) {
+        case TcpState::SynReceived:
+            if (t.listener != kNoSock && !t.accepted) {   // passive: back to LISTEN
+                stats.conn_reset++;
+                tcb_closed(t);
+            } else {
+                conn_error(t, ECONNREFUSED);
+            }
+            return;
+        case TcpState::Established:
+        case TcpState::FinWait1:
+        case TcpState::FinWait2:
+        case TcpState::CloseWait:
+            conn_error(t, ECONNRESET);
+            return;
+        default:   // Closing, LastAck, TimeWait
+            stats.conn_reset++;
+            t.reset = true;
+            tcb_closed(t);
+            return;
+        }
+    }
+
+    // Step 4: SYN in a synchronized state (RFC 5961 4.2): challenge ACK, drop.
+    if (syn) {
+        send_challenge_ack(t);
+        return;
+    }
+
+    // Step 5: ACK.
+    if (!seg.has(kTcpAck)) return;
+    if (t.state == TcpState::SynReceived) {
+        if (!(t.snd_una < seg.ack && seg.ack <= t.snd_max)) {
+            send_rst_raw(t.local.ip, t.local.port, t.remote.ip, t.remote.port, seg.ack,
+                         Seq(0), kTcpRst);
+            return;
+        }
+        t.snd_wnd = uint32_t(seg.window) << t.snd_wscale;
+        t.max_snd_wnd = std::max(t.max_snd_wnd, t.snd_wnd);
+        t.snd_wl1 = seg.seq;
+        t.snd_wl2 = seg.ack;
+        if (!alloc_buffers(t)) {
+            abort_tcb(t);
+            return;
+        }
+        set_state(t, TcpState::Established);
+        if (t.syn_retries) t.rtt.reset_after_syn_retransmit();
+        t.cc.init(t.snd_mss, now);
+        child_established(t);
+        if (t.state == TcpState::Closed) return;   // the listener was gone
+    }
+    if (!ack_processing(t, seg)) return;
+    if (t.state == TcpState::Closed) return;
+
+    // Step 6: URG is ignored (RFC 6093: urgent data is deprecated for new applications).
+
+    // Step 7: segment text.
+    if (len > 0) {
+        if (t.state == TcpState::Established || t.state == TcpState::FinWait1 ||
+            t.state == TcpState::FinWait2) {
+            if (t.user_closed && seq + len > t.rcv_nxt) {
+                // Linux (RFC 2525 2.17): data for a socket nobody will read → RST.
+                abort_tcb(t);
+                return;
+            }
+            process_data(t, seg, data, len, seq);
+        }
+        // Other states: the peer already sent a FIN; ignore the text.
+    }
+
+    // Step 8: FIN.
+    if (fin && (t.state == TcpState::Established || t.state == TcpState::FinWait1 ||
+                t.state == TcpState::FinWait2 || t.state == TcpState::SynReceived ||
+                t.state == TcpState::CloseWait || t.state == TcpState::Closing ||
+                t.state == TcpState::LastAck || t.state == TcpState::TimeWait)) {
+        Seq fin_at = seq + len;
+        if (fin_at == t.rcv_nxt) {
+            if (!t.fin_rcvd) process_fin(t);
+            else t.ack_now = true;
+            if (t.state == TcpState::TimeWait) {
+                t.timewait_at = now + 2 * cfg.msl;
+                t.ack_now = true;
+                rearm(t);
+            }
+        } else if (fin_at > t.rcv_nxt) {
+            t.ooo_fin = true;
+            t.ooo_fin_seq = fin_at;
+        }
+    }
+    mark_output(t);
+}
+
+void TcpCore::input_syn_sent(Tcb& t, const TcpView& seg) {
+    // RFC 9293 3.10.7.3.
+    bool ack_ok = false;
+    if (seg.has(kTcpAck)) {
+        if (seg.ack <= t.iss || seg.ack > t.snd_max) {
+            if (!seg.has(kTcpRst))
+                send_rst_raw(t.local.ip, t.local.port, t.remote.ip, t.remote.port, seg.ack,
+                             Seq(0), kTcpRst);
+            stats.drops[static_cast<int>(Drop::OutOfWindow)]++;
+            return;
+        }
+        ack_ok = t.snd_una <= seg.ack && seg.ack <= t.snd_max;
+    }
+    if (seg.has(kTcpRst)) {
+        if (ack_ok) conn_error(t, ECONNREFUSED);
+        return;
+    }
+    if (!seg.has(kTcpSyn)) return;
+
+    t.irs = seg.seq;
+    t.rcv_nxt = seg.seq + 1;
+    t.last_recv = now;
+    parse_syn_options(t, seg.opts);
+    if (!seg.opts.wscale) t.rcv_wscale = 0;
+    if (ack_ok) {
+        // Karn: only a SYN sent once is timed by the clock; timestamps are always fine.
+        if (t.ts_ok && seg.opts.ts && seg.opts.ts->tsecr)
+            t.rtt.sample(TimeNs(tsval(t) - seg.opts.ts->tsecr) * 1'000'000);
+        else if (t.syn_retries == 0)
+            t.rtt.sample(now - t.rtt_sent);
+        else
+            t.rtt.reset_after_syn_retransmit();
+        t.snd_una = seg.ack;
+        t.snd_wnd = seg.window;   // RFC 7323 2.2: never scaled in a SYN
+        t.max_snd_wnd = t.snd_wnd;
+        t.snd_wl1 = seg.seq;
+        t.snd_wl2 = seg.ack;
+        t.rto_at = 0;
+        t.retransmits = 0;
+        set_state(t, TcpState::Established);
+        t.cc.init(t.snd_mss, now);
+        t.ack_now = true;
+        t.rcv_adv = t.rcv_nxt;   // recomputed when the ACK goes out
+        arm_keepalive(t);
+        rearm(t);
+        mark_events(t);
+        // Data on a SYN-ACK is rare; it is dropped and the peer retransmits it.
+    } else {
+        // Simultaneous open (RFC 9293 3.5 figure 8): answer with SYN-ACK on our ISS.
+        set_state(t, TcpState::SynReceived);
+        t.snd_wnd = seg.window;
+        t.snd_wl1 = seg.seq;
+        t.snd_wl2 = t.iss;
+        t.snd_nxt = t.iss;
+    }
+}
+
+bool TcpCore::ack_processing(Tcb& t, const TcpView& seg) {
+    const Seq ack = seg.ack;
+    // RFC 5961 5.2: SND.UNA - MAX.SND.WND <= SEG.ACK <= SND.NXT.
+    if (ack > t.snd_max) {
+        send_challenge_ack(t);
+        return false;
+    }
+    if (ack < t.snd_una - std::max<uint32_t>(t.max_snd_wnd, 1)) {
+        send_challenge_ack(t);
+        return false;
+    }
+    const uint32_t old_wnd = t.snd_wnd;
+    const uint32_t flight_before = static_cast<uint32_t>(t.snd_max - t.snd_una);
+
+    uint32_t newly_sacked = 0;
+    if (t.sack_ok && seg.opts.sack_count)
+        newly_sacked = t.sb.update(seq_max(ack, t.snd_una), seg.opts.sack, seg.opts.sack_count,
+                                   t.snd_max);
+
+    if (ack > t.snd_una) {
+        uint32_t acked = static_cast<uint32_t>(ack - t.snd_una);
+        // RTT measurement: RFC 7323 4 (timestamps) or one timed segment (Karn).
+        if (t.ts_ok && seg.opts.ts && seg.opts.ts->tsecr) {
+            uint32_t d = tsval(t) - seg.opts.ts->tsecr;
+            if (d < 0x7fffffffu) t.rtt.sample(TimeNs(d) * 1'000'000 + 500'000);
+        } else if (t.rtt_timing && ack > t.rtt_seq) {
+            t.rtt.sample(now - t.rtt_sent);
+            t.rtt_timing = false;
+        }
+        Seq data_end = t.snd_data_end();
+        Seq upto = seq_min(ack, data_end);
+        if (upto > t.snd_buf_seq) {
+            uint32_t n = static_cast<uint32_t>(upto - t.snd_buf_seq);
+            t.snd.consume(n);
+            t.snd_buf_seq += n;
+            mark_events(t);
+        }
+        if (t.fin_sent && ack > t.fin_seq) t.fin_acked = true;
+        t.snd_una = ack;
+        if (t.snd_nxt < t.snd_una) t.snd_nxt = t.snd_una;
+        if (t.high_rxt < t.snd_una) t.high_rxt = t.snd_una;
+        if (t.sack_ok) t.sb.update(t.snd_una, nullptr, 0, t.snd_max);
+        t.retransmits = 0;
+        t.dupacks = 0;
+
+        if (t.in_recovery) {
+            if (ack >= t.recover) {
+                t.in_recovery = false;
+                t.cc.on_exit_recovery(static_cast<uint32_t>(t.snd_max - t.snd_una), now);
+            } else if (!t.sack_ok) {
+                // RFC 6582 3.2 step 5: partial ACK → retransmit the next hole at once.
+                t.cc.on_partial_ack(acked);
+                retransmit_head(t);
+            }
+        } else {
+            t.cc.on_ack(acked, flight_before, now, t.rtt.srtt());
+        }
+        // RFC 6298 5.2/5.3: stop the timer when all is acked, else restart it.
+        if (t.snd_una == t.snd_max) {
+            if (!t.persist) t.rto_at = 0;
+        } else {
+            t.persist = false;
+            t.rto_at = now + t.rtt.rto();
+        }
+        rearm(t);
+        mark_output(t);
+    } else if (ack == t.snd_una) {
+        // RFC 5681 2 "duplicate acknowledgment", or RFC 6675 5 with SACK news.
+        bool dup = seg.payload_len == 0 && !seg.has(kTcpSyn) && !seg.has(kTcpFin) &&
+                   t.snd_max > t.snd_una &&
+                   (uint32_t(seg.window) << t.snd_wscale) == old_wnd;
+        if (dup || (t.sack_ok && newly_sacked > 0)) on_dupack(t);
+    }
+    update_window(t, seg);
+
+    switch (t.state) {
+    case TcpState::FinWait1:
+        if (t.fin_acked) {
+            set_state(t, TcpState::FinWait2);
+            if (t.user_closed) {   // Linux tcp_fin_timeout for orphans
+                t.timewait_at = now + kFinTimeout;
+                rearm(t);
+            }
+        }
+        break;
+    case TcpState::Closing:
+        if (t.fin_acked) enter_time_wait(t);
+        break;
+    case TcpState::LastAck:
+        if (t.fin_acked) {
+            tcb_closed(t);
+            return false;
+        }
+        break;
+    default:
+        break;
+    }
+    return true;
+}
+
+void TcpCore::on_dupack(Tcb& t) {
+    ++t.dupacks;
+    if (t.in_recovery) {
+        if (!t.sack_ok) t.cc.on_recovery_dupack();   // RFC 5681 3.2 step 4
+        mark_output(t);
+        return;
+    }
+    bool lost = t.dupacks >= SackScoreboard::kDupThresh ||
+                (t.sack_ok && t.sb.is_lost(t.snd_una, t.snd_mss));
+    if (!lost) {
+        // RFC 3042 limited transmit: the output loop may send new data against the
+        // first two dupacks; pipe (SACK) already accounts for what left the network.
+        mark_output(t);
+        return;
+    }
+    // RFC 6582 3.2 step 2: no new recovery until snd_una passes the previous one.
+    if (!t.sack_ok && t.recover > t.snd_una) return;
+    t.in_recovery = true;
+    t.recover = t.snd_max;
+    t.high_rxt = t.snd_una;
+    t.rescue_valid = false;
+    t.cc.on_enter_recovery(static_cast<uint32_t>(t.snd_max - t.snd_una), now);
+    if (!t.sack_ok) {
+        for (uint32_t i = 0; i < SackScoreboard::kDupThresh; ++i) t.cc.on_recovery_dupack();
+        retransmit_head(t);
+    }
+    mark_output(t);
+}
+
+void TcpCore::process_data(Tcb& t, const TcpView&, const uint8_t* data, size_t len, Seq seq) {
+    if (seq == t.rcv_nxt) {
+        size_t n = t.rcv.write(data, len);
+        t.rcv_nxt += static_cast<uint32_t>(n);
+        bool had_ooo = !t.ooo.empty();
+        if (had_ooo) {
+            uint32_t more = t.ooo.pop_contiguous(t.rcv_nxt);
+            if (more) {
+                t.rcv.commit(more);
+                t.rcv_nxt += more;
+            }
+            t.ack_now = true;   // RFC 5681 4.2: ACK at once when a hole is filled
+        }
+        t.rcv_unacked_bytes += static_cast<uint32_t>(n);
+        // RFC 5681 4.2 / RFC 9293 3.8.6.3: ACK at least every second full-sized segment.
+        if (t.rcv_unacked_bytes >= 2u * t.rcv_mss_est) t.ack_now = true;
+        if (n > t.rcv_mss_est && n <= 65535) t.rcv_mss_est = static_cast<uint16_t>(n);
+        if (!t.ack_now && !t.delack_at) {
+            t.delack_at = now + cfg.delack;
+            rearm(t);
+        }
+        mark_events(t);
+    } else {
+        // Out of order: place it, remember the range, and send a duplicate ACK at once
+        // (RFC 5681 4.2) carrying SACK blocks (RFC 2018 4).
+        size_t off = static_cast<size_t>(seq - t.rcv_nxt);
+        size_t placed = t.rcv.write_at(off, data, len);
+        if (placed && !t.ooo.add(seq, static_cast<uint32_t>(placed)))
+            stats.drops[static_cast<int>(Drop::NoBuffer)]++;
+        t.ack_now = true;
+    }
+    if (t.ooo_fin && t.ooo_fin_seq == t.rcv_nxt) {
+        t.ooo_fin = false;
+        process_fin(t);
+    }
+}
+
+void TcpCore::process_fin(Tcb& t) {
+    t.rcv_nxt += 1;
+    t.fin_rcvd = true;
+    t.ack_now = true;
+    switch (t.state) {
+    case TcpState::SynReceived:
+    case TcpState::Established: set_state(t, TcpState::CloseWait); break;
+    case TcpState::FinWait1:
+        if (t.fin_acked) enter_time_wait(t);
+        else set_state(t, TcpState::Closing);
+        break;
+    case TcpState::FinWait2: enter_time_wait(t); break;
+    default: break;
+    }
+    mark_events(t);
+}
+
+}  // namespace fastnet

@@ -1,0 +1,171 @@
+// The transmission control block (RFC 9293 3.3.1): one per socket, listeners included.
+// Owned by the engine's socket table (stack/tcp/core.hpp); read and written by
+// input.cpp (segment arrival), output.cpp (what to send), timers.cpp and engine.cpp.
+#pragma once
+
+#include <cstdint>
+
+#include "stack/device.hpp"
+#include "stack/engine.hpp"
+#include "stack/tcp/byte_ring.hpp"
+#include "stack/tcp/congestion.hpp"
+#include "stack/tcp/reassembly.hpp"
+#include "stack/tcp/rtt.hpp"
+#include "stack/tcp/sack.hpp"
+#include "stack/tcp/timer_wheel.hpp"
+#include "stack/wire/seq.hpp"
+
+namespace fastnet {
+
+// RFC 9293 3.3.2 state names.
+enum class TcpState : uint8_t {
+    Closed, Listen, SynSent, SynReceived, Established, FinWait1, FinWait2,
+    CloseWait, Closing, LastAck, TimeWait,
+};
+const char* tcp_state_name(TcpState s);
+// The TCP_INFO tcpi_state value Linux uses (include/net/tcp_states.h).
+uint8_t tcp_state_linux(TcpState s);
+
+inline bool synchronized(TcpState s) {
+    return s >= TcpState::Established || s == TcpState::SynReceived;
+}
+
+// TCP_INFO tcpi_options bits (include/uapi/linux/tcp.h).
+inline constexpr uint8_t kTcpiOptTimestamps = 1, kTcpiOptSack = 2, kTcpiOptWscale = 4;
+
+struct Tcb;
+
+// A doubly linked intrusive list node; used for a listener's accept queue and the
+// engine's "needs output" / "events changed" lists.
+struct TcbLink {
+    Tcb* prev = nullptr;
+    Tcb* next = nullptr;
+    bool linked = false;
+};
+
+struct Tcb {
+    // Identity.
+    SockId id = kNoSock;
+    uint32_t gen = 0;               // bumped on every reuse of the slot
+    TcpState state = TcpState::Closed;
+    Endpoint local, remote;
+    bool bound = false;             // holds local.port in the engine's port table
+    bool in_flow_table = false;
+    bool user_closed = false;       // close() was called: the socket is an orphan
+    bool accepted = false;          // handed out by accept() (or active open)
+    SockId listener = kNoSock;      // passive opens: the listener until accept()
+    uint32_t listener_gen = 0;
+
+    // Send sequence variables (RFC 9293 3.3.1).
+    Seq iss, snd_una, snd_nxt, snd_wl1, snd_wl2;
+    Seq snd_max;                    // highest sequence sent + 1 (BSD snd_max)
+    Seq snd_buf_seq;                // sequence number of the first byte in `snd`
+    uint32_t snd_wnd = 0;           // peer's window, already scaled
+    uint32_t max_snd_wnd = 0;       // RFC 5961 5.2 MAX.SND.WND; SWS (RFC 9293 3.8.6.2.1)
+    // Receive sequence variables.
+    Seq irs, rcv_nxt;
+    Seq rcv_adv;                    // right edge of the window we last advertised
+    Seq last_ack_sent;              // RFC 7323 Last.ACK.sent
+    uint32_t rcv_wnd = 0;           // the window we last advertised, unscaled
+
+    // Negotiated options.
+    uint8_t snd_wscale = 0;         // shift applied to the peer's window field
+    uint8_t rcv_wscale = 0;         // shift we apply to our window field
+    bool ws_ok = false, ts_ok = false, sack_ok = false;
+    uint32_t ts_recent = 0;         // RFC 7323 TS.Recent
+    TimeNs ts_recent_age = 0;
+    uint32_t ts_offset = 0;         // per-connection TSval offset (as Linux)
+    uint16_t snd_mss = 536;         // effective send MSS (payload bytes, options excluded)
+    uint16_t rcv_mss = 536;         // MSS the peer announced (RFC 9293 3.7.1: 536 default)
+    uint16_t adv_mss = 1460;        // MSS we announce
+    uint16_t user_mss = 0;          // TCP_MAXSEG, 0 = none
+
+    // FIN bookkeeping.
+    bool fin_queued = false;        // shutdown(SHUT_WR) / close(): FIN follows the data
+    bool fin_sent = false;          // FIN occupies sequence `fin_seq`
+    bool fin_acked = false;
+    Seq fin_seq;
+    bool fin_rcvd = false;          // the peer's FIN was processed (rcv_nxt passed it)
+    bool ooo_fin = false;           // a FIN beyond rcv_nxt waits for the hole to fill
+    Seq ooo_fin_seq;
+    bool rd_shutdown = false;       // SHUT_RD: discard what arrives
+
+    // Buffers (allocated when the connection needs them, released on close).
+    ByteRing snd, rcv;
+    Reassembly ooo;
+    uint32_t sndbuf = 0, rcvbuf = 0;
+
+    // Loss recovery and congestion control.
+    RttEstimator rtt;
+    Congestion cc;
+    SackScoreboard sb;
+    bool rtt_timing = false;        // Karn (RFC 6298 3): one timed segment, never a retransmission
+    Seq rtt_seq;
+    TimeNs rtt_sent = 0;
+    uint32_t dupacks = 0;
+    bool in_recovery = false;       // RFC 6675 / RFC 6582 fast recovery
+    Seq recover;                    // RecoveryPoint / "recover"
+    Seq high_rxt;                   // RFC 6675 HighRxt
+    Seq rescue_rxt;                 // RFC 6675 RescueRxt
+    bool rescue_valid = false;
+    uint32_t retransmits = 0;       // consecutive RTO expiries (tcpi_retransmits)
+    uint32_t total_retrans = 0;
+    uint32_t syn_retries = 0;
+    TimeNs last_send = 0;           // for idle restart (RFC 5681 4.1)
+    TimeNs last_recv = 0;           // keepalive idle
+    bool acked_since_rto = true;
+
+    // ACK generation.
+    bool ack_now = false;
+    bool delack_armed = false;
+    uint32_t rcv_unacked_bytes = 0; // in-order bytes received since our last ACK
+    uint16_t rcv_mss_est = 536;     // largest segment seen (Linux rcv_mss)
+
+    // Timers: one wheel Timer per TCB armed at the earliest of these deadlines.
+    Timer timer;
+    TimeNs rto_at = 0;              // retransmission or persist (0: off)
+    bool persist = false;           // rto_at is the persist timer (zero window)
+    uint32_t persist_backoff = 0;
+    TimeNs delack_at = 0;
+    TimeNs keepalive_at = 0;
+    uint32_t keepalive_probes = 0;
+    TimeNs timewait_at = 0;         // TIME_WAIT end or FIN_WAIT_2 orphan timeout
+
+    // Socket options.
+    bool nodelay = false;
+    bool keepalive = false;
+    bool reuseaddr = false;
+    TimeNs keepidle = 7200'000'000'000ull;   // Linux tcp_keepalive_time
+    TimeNs keepintvl = 75'000'000'000ull;    // Linux tcp_keepalive_intvl
+    uint32_t keepcnt = 9;                    // Linux tcp_keepalive_probes
+    bool linger_on = false;
+    int linger_secs = 0;
+    int so_error = 0;
+    bool reset = false;             // connection ended by RST or abort
+
+    // Listener state.
+    int backlog = 0;
+    uint32_t syn_queue_len = 0;     // half-open children in SynReceived
+    uint32_t accept_queue_len = 0;
+    TcbLink accept_link;            // child: position in the listener's accept queue
+    Tcb* accept_head = nullptr;     // listener: oldest established child
+    Tcb* accept_tail = nullptr;
+
+    // Engine work lists.
+    TcbLink out_link;               // needs output() this round
+    TcbLink ev_link;                // readiness may have changed
+    uint32_t last_events = 0;
+    bool retry_linked = false;      // output held back; retried at the next poll
+    Tcb* retry_next = nullptr;
+    bool dead = false;              // released at the end of the round
+    Tcb* dead_next = nullptr;
+    bool connected_once = false;    // connect() was called (or a passive child)
+    bool in_syn_queue = false;      // passive child counted in the listener's SYN queue
+
+    bool synchronized() const { return fastnet::synchronized(state); }
+    // End of the bytes the application has queued (sequence space).
+    Seq snd_data_end() const { return snd_buf_seq + static_cast<uint32_t>(snd.size()); }
+    uint32_t flight() const { return static_cast<uint32_t>(snd_nxt - snd_una); }
+};
+
+}  // namespace fastnet

@@ -1,0 +1,200 @@
+// TCB timers and state bookkeeping. Each TCB keeps its deadlines (retransmission or
+// persist, delayed ACK, keepalive, TIME_WAIT / FIN_WAIT_2) and one wheel Timer armed at
+// the earliest: Engine::poll() → TimerWheel::advance() → on_timer() → on_rto() ...
+// Also the state-change helpers every file uses (set_state, conn_error, tcb_closed).
+#include <algorithm>
+#include <cerrno>
+
+#include "stack/tcp/core.hpp"
+
+namespace fastnet {
+
+void TcpCore::rearm(Tcb& t) {
+    TimeNs d = ~0ull;
+    for (TimeNs x : {t.rto_at, t.delack_at, t.keepalive_at, t.timewait_at})
+        if (x && x < d) d = x;
+    if (d == ~0ull) {
+        wheel.cancel(t.timer);
+        return;
+    }
+    if (!TimerWheel::armed(t.timer) || t.timer.expires != d) wheel.arm(t.timer, d);
+}
+
+void TcpCore::arm_keepalive(Tcb& t) {
+    if (!t.keepalive) {
+        t.keepalive_at = 0;
+        return;
+    }
+    t.keepalive_at = now + t.keepidle;
+    rearm(t);
+}
+
+void TcpCore::on_timer(Tcb& t) {
+    const SockId id = t.id;
+    auto alive = [&] { return pool.get(id) == &t && t.state != TcpState::Closed; };
+    if (t.timewait_at && t.timewait_at <= now) {
+        t.timewait_at = 0;
+        if (t.state == TcpState::TimeWait || t.state == TcpState::FinWait2) {
+            tcb_closed(t);
+            return;
+        }
+    }
+    if (t.delack_at && t.delack_at <= now) {
+        t.delack_at = 0;
+        t.ack_now = true;
+        mark_output(t);
+    }
+    if (t.rto_at && t.rto_at <= now) {
+        t.rto_at = 0;
+        if (t.persist) on_persist(t);
+        else on_rto(t);
+        if (!alive()) return;
+    }
+    if (t.keepalive_at && t.keepalive_at <= now) {
+        t.keepalive_at = 0;
+        on_keepalive(t);
+        if (!alive()) return;
+    }
+    rearm(t);
+}
+
+void TcpCore::on_rto(Tcb& t) {
+    switch (t.state) {
+    case TcpState::SynSent:
+    case TcpState::SynReceived: {
+        // Linux tcp_syn_retries / tcp_synack_retries, RTO doubling each time.
+        const uint32_t limit = t.state == TcpState::SynSent ? kSynRetries : kSynackRetries;
+        if (t.syn_retries >= limit) {
+            if (t.state == TcpState::SynReceived && !t.accepted) tcb_closed(t);
+            else conn_error(t, ETIMEDOUT);
+            return;
+        }
+        t.syn_retries++;
+        t.retransmits++;
+        t.rtt.backoff();
+        t.snd_nxt = t.iss;
+        mark_output(t);
+        return;
+    }
+    case TcpState::Established:
+    case TcpState::FinWait1:
+    case TcpState::CloseWait:
+    case TcpState::Closing:
+    case TcpState::LastAck:
+        break;
+    default:
+        return;
+    }
+    if (t.snd_una == t.snd_max) return;
+    // Linux tcp_retries2 (orphans: tcp_orphan_retries, 8 when unset).
+    const uint32_t limit = t.user_closed ? 8 : kRetries2;
+    if (t.retransmits >= limit) {
+        conn_error(t, ETIMEDOUT);
+        return;
+    }
+    // RFC 6298 5.5-5.7 and RFC 5681 3.1: back off, collapse cwnd, resend from snd_una.
+    t.cc.on_rto(static_cast<uint32_t>(t.snd_max - t.snd_una), now, t.retransmits == 0);
+    t.rtt.backoff();
+    t.retransmits++;
+    t.in_recovery = false;
+    t.dupacks = 0;
+    t.recover = t.snd_max;   // RFC 6582 4: no fast retransmit for these old dupacks
+    t.snd_nxt = t.snd_una;
+    t.high_rxt = t.snd_una;
+    t.rtt_timing = false;
+    mark_output(t);
+}
+
+void TcpCore::on_persist(Tcb& t) {
+    t.persist = false;
+    if (!t.synchronized() || t.snd.capacity() == 0) return;
+    Seq data_end = t.snd_data_end();
+    uint32_t avail = data_end > t.snd_nxt ? static_cast<uint32_t>(data_end - t.snd_nxt) : 0;
+    if (avail == 0) return;
+    int32_t usable = static_cast<int32_t>((t.snd_una + t.snd_wnd) - t.snd_nxt);
+    if (usable > 0) {
+        // The SWS override timeout (RFC 9293 3.8.6.2.1): send what fits now.
+        uint32_t len = std::min({avail, static_cast<uint32_t>(usable),
+                                 static_cast<uint32_t>(t.snd_mss)});
+        uint8_t flags = kTcpAck | kTcpPsh;
+        if (t.fin_queued && t.snd_nxt + len == data_end) flags |= kTcpFin;
+        if (send_segment(t, flags, t.snd_nxt, len, false) >= 0) {
+            t.persist_backoff = 0;
+            return;
+        }
+    } else {
+        // RFC 9293 3.8.6.1 zero-window probe.
+        send_probe(t);
+    }
+    t.persist_backoff++;
+    t.persist = true;
+    t.rto_at = now + persist_interval(t);
+}
+
+void TcpCore::on_keepalive(Tcb& t) {
+    if (!t.keepalive || !(t.state == TcpState::Established || t.state == TcpState::CloseWait ||
+                          t.state == TcpState::FinWait2)) return;
+    if (t.keepalive_probes == 0 && now < t.last_recv + t.keepidle) {
+        t.keepalive_at = t.last_recv + t.keepidle;   // traffic since: wait again
+        return;
+    }
+    if (t.snd_max != t.snd_una) {   // the retransmission timer watches the peer
+        t.keepalive_at = now + t.keepidle;
+        return;
+    }
+    if (t.keepalive_probes >= t.keepcnt) {
+        conn_error(t, ETIMEDOUT);
+        return;
+    }
+    send_probe(t);
+    t.keepalive_probes++;
+    t.keepalive_at = now + t.keepintvl;
+}
+
+void TcpCore::enter_time_wait(Tcb& t) {
+    set_state(t, TcpState::TimeWait);
+    t.rto_at = t.delack_at = t.keepalive_at = 0;
+    t.persist = false;
+    t.timewait_at = now + 2 * cfg.msl;
+    if (t.user_closed) release_buffers(t);
+    rearm(t);
+}
+
+void TcpCore::set_state(Tcb& t, TcpState s) {
+    t.state = s;
+    mark_events(t);
+}
+
+void TcpCore::conn_error(Tcb& t, int err) {
+    t.so_error = err;
+    t.reset = true;
+    if (err == ECONNRESET) stats.conn_reset++;
+    tcb_closed(t);
+}
+
+void TcpCore::abort_tcb(Tcb& t) {
+    if (t.synchronized() && t.state != TcpState::TimeWait) send_rst_for(t);
+    stats.conn_reset++;
+    t.reset = true;
+    tcb_closed(t);
+}
+
+void TcpCore::tcb_closed(Tcb& t) {
+    if (t.state != TcpState::Closed) stats.conn_closed++;
+    t.state = TcpState::Closed;
+    t.rto_at = t.delack_at = t.keepalive_at = t.timewait_at = 0;
+    t.persist = false;
+    t.ack_now = false;
+    wheel.cancel(t.timer);
+    flow_remove(t);
+    if (!t.accepted) {
+        listener_unlink_child(t);
+        reap(t);
+    } else if (t.user_closed) {
+        reap(t);
+    } else {
+        mark_events(t);
+    }
+}
+
+}  // namespace fastnet

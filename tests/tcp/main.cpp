@@ -1,0 +1,3 @@
+// Catch2 main for suite `tcp` (state machine tests and netsim transfers).
+#define CATCH_CONFIG_MAIN
+#include <catch2/catch.hpp>
