@@ -6,7 +6,8 @@
 
 #include <linux/types.h>
 
-/* XSKMAP size: slot numbers are 0 .. FASTNET_MAX_SLOTS-1 (one per engine). */
+/* XSKMAP size: slot numbers are 0 .. FASTNET_MAX_SLOTS-1 (one per engine).
+ * A power of two: the program masks slot indices with it. */
 #define FASTNET_MAX_SLOTS 64
 /* Exact-flow entries (flows moved between engines); preallocated by the kernel. */
 #define FASTNET_MAX_FLOWS 65536

@@ -125,6 +125,8 @@ int Umem::create(const UmemConfig& cfg)
         free_list_ = nullptr;
         return e;
     }
+    sockets_ = 0;
+    retired_ = false;
     return 0;
 }
 
@@ -136,6 +138,8 @@ int Umem::destroy()
             return fail(err, "UMEM still in use by a socket");
         umem_ = nullptr;
     }
+    sockets_ = 0;
+    retired_ = false;
     if (map_)
         munmap(map_, map_len_);
     map_ = area_ = nullptr;
@@ -168,6 +172,8 @@ void Umem::set_mode(XskMode m)
 
 bool Umem::needs_service() const
 {
+    if (retired_)
+        return false;
     const xsk_ring_cons& c = shared_->comp;
     if (__atomic_load_n(c.producer, __ATOMIC_ACQUIRE) != __atomic_load_n(c.consumer, __ATOMIC_RELAXED))
         return true;
@@ -180,6 +186,8 @@ bool Umem::needs_service() const
 
 void Umem::service(uint64_t* cache, uint32_t* count, uint32_t cap, uint32_t lo, uint32_t hi)
 {
+    if (retired_)
+        return;
     lock();
     uint32_t n = *count;
 

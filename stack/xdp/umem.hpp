@@ -41,7 +41,8 @@ public:
     // Maps the memory and registers it (XDP_UMEM_REG). Raises RLIMIT_MEMLOCK first.
     // 0 or -errno (see error()).
     int create(const UmemConfig& cfg = {});
-    // Fails with -EBUSY while sockets still use it.
+    // Fails with -EBUSY while sockets still use it. Once the last socket of this
+    // process has closed, the UMEM cannot take new sockets: destroy and create again.
     int destroy();
     bool created() const { return umem_ != nullptr; }
 
@@ -86,6 +87,10 @@ private:
     uint8_t* area_ = nullptr;  // frames
     uint64_t* free_list_ = nullptr;
     xsk_umem* umem_ = nullptr;
+    // Sockets of this process on the UMEM. libxdp unmaps the fill/completion rings
+    // with the last one, after which this process can no longer use them.
+    int sockets_ = 0;
+    bool retired_ = false;
     char err_[256] = {};
 };
 

@@ -102,6 +102,8 @@ int XskDevice::open(Umem& umem, const XskConfig& cfg)
         return fail(-EBUSY, "XSK already open");
     if (!umem.created())
         return fail(-EINVAL, "UMEM not created");
+    if (umem.retired_)
+        return fail(-ESTALE, "UMEM rings were released with its last socket; create a new UMEM");
     if (!cfg.ifname || strlen(cfg.ifname) >= IF_NAMESIZE)
         return fail(-EINVAL, "bad interface name");
     if (!pow2(cfg.rx_size) || !pow2(cfg.tx_size))
@@ -161,6 +163,7 @@ int XskDevice::open(Umem& umem, const XskConfig& cfg)
         umem_ = nullptr;
         return fail(err, "binding an XSK to %s queue %u", ifname_, cfg.queue);
     }
+    umem.sockets_++;
     fd_ = xsk_socket__fd(xsk_);
     stats_ = XskStats{};
     tx_outstanding_ = 0;
@@ -182,14 +185,18 @@ void XskDevice::close()
         xsk_ring_cons__release(rx, n);
         umem_->give(addrs, n);
     }
-    umem_->lock();
-    xsk_socket__delete(xsk_);
-    umem_->unlock();
-    xsk_ = nullptr;
-    fd_ = -1;
+    // Last use of the shared rings by this socket: libxdp unmaps them in this process
+    // when its last socket on the queue goes away.
     service();
     umem_->give(cache_, cache_count_);
     cache_count_ = 0;
+    umem_->lock();
+    xsk_socket__delete(xsk_);
+    if (--umem_->sockets_ == 0)
+        umem_->retired_ = true;
+    umem_->unlock();
+    xsk_ = nullptr;
+    fd_ = -1;
     umem_ = nullptr;
 }
 

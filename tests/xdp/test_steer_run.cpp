@@ -1,0 +1,376 @@
+// The steering program run through BPF_PROG_TEST_RUN, no network: every rule picks the
+// slot DESIGN.md says, and every malformed or foreign frame is passed with its counter.
+// test → bpf_prog_test_run_opts(steer) → verdict + per-CPU counters via Steering.
+#define CATCH_CONFIG_RUNNER
+#include <catch2/catch.hpp>
+
+#include <bpf/bpf.h>
+#include <linux/bpf.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <map>
+#include <string>
+
+#include "stack/xdp/steering.hpp"
+#include "tests/xdp/test_frames.hpp"
+
+#ifndef AF_XDP
+#define AF_XDP 44
+#endif
+
+using namespace fastnet;
+using fastnet::test::FrameSpec;
+using fastnet::test::build_frame;
+
+namespace {
+
+// A loaded program with an AF_XDP socket in slots 0..kSlots-1. test_run never delivers
+// a redirected frame, so unbound sockets are enough to make the XSKMAP entries exist.
+struct Fixture {
+    static constexpr uint32_t kSlots = 8;
+    Steering s;
+    int socks[kSlots];
+
+    Fixture()
+    {
+        REQUIRE(s.load() == 0);
+        for (uint32_t i = 0; i < kSlots; i++) {
+            socks[i] = socket(AF_XDP, SOCK_RAW | SOCK_CLOEXEC, 0);
+            REQUIRE(socks[i] >= 0);
+            INFO(s.error());
+            REQUIRE(s.set_xsk(i, socks[i]) == 0);
+        }
+    }
+    ~Fixture()
+    {
+        s.close();
+        for (int fd : socks) close(fd);
+    }
+
+    struct Outcome {
+        int verdict;
+        SteerCounters delta;
+    };
+
+    Outcome run(const std::vector<uint8_t>& frame)
+    {
+        SteerCounters before, after;
+        REQUIRE(s.read_counters(before) == 0);
+        uint8_t out[256];
+        LIBBPF_OPTS(bpf_test_run_opts, opts);
+        opts.data_in = frame.data();
+        opts.data_size_in = static_cast<uint32_t>(frame.size());
+        opts.data_out = out;
+        opts.data_size_out = sizeof out;
+        opts.repeat = 1;
+        int rc = bpf_prog_test_run_opts(s.prog_fd(), &opts);
+        REQUIRE(rc == 0);
+        REQUIRE(s.read_counters(after) == 0);
+        Outcome o{static_cast<int>(opts.retval), {}};
+        for (unsigned i = 0; i < FASTNET_CNT__COUNT; i++)
+            o.delta.verdict[i] = after.verdict[i] - before.verdict[i];
+        for (unsigned i = 0; i < FASTNET_MAX_SLOTS; i++)
+            o.delta.slot[i] = after.slot[i] - before.slot[i];
+        return o;
+    }
+
+    // Exactly one verdict counter moved, by one; returns which.
+    static int single_counter(const SteerCounters& d)
+    {
+        int which = -1;
+        for (unsigned i = 0; i < FASTNET_CNT__COUNT; i++) {
+            if (d.verdict[i] == 0) continue;
+            if (d.verdict[i] != 1 || which != -1) return -2;
+            which = static_cast<int>(i);
+        }
+        return which;
+    }
+    static int single_slot(const SteerCounters& d)
+    {
+        int which = -1;
+        for (unsigned i = 0; i < FASTNET_MAX_SLOTS; i++) {
+            if (d.slot[i] == 0) continue;
+            if (d.slot[i] != 1 || which != -1) return -2;
+            which = static_cast<int>(i);
+        }
+        return which;
+    }
+};
+
+std::vector<uint8_t> truncated(std::vector<uint8_t> f, size_t len)
+{
+    f.resize(len);
+    return f;
+}
+
+struct PassCase {
+    const char* what;
+    std::vector<uint8_t> frame;
+    int counter;
+};
+
+}  // namespace
+
+TEST_CASE("frames that are not fastnet TCP go to the kernel with the counter naming why",
+          "[xdp][steer]")
+{
+    Fixture fx;
+    REQUIRE(fx.s.add_listen_slot(80, 0) == 0);  // owned, so only malformation can pass it
+
+    FrameSpec tcp;
+    auto with = [&](auto mutate) {
+        FrameSpec s = tcp;
+        mutate(s);
+        return build_frame(s);
+    };
+    const auto good = build_frame(tcp);
+    const size_t eth = 14, ip = 20;
+
+    std::vector<PassCase> cases = {
+        {"ARP", with([](FrameSpec& s) { s.ethertype = 0x0806; }), FASTNET_CNT_PASS_ARP},
+        {"IPv6", with([](FrameSpec& s) { s.ethertype = 0x86dd; }), FASTNET_CNT_PASS_IPV6},
+        {"LLDP", with([](FrameSpec& s) { s.ethertype = 0x88cc; }), FASTNET_CNT_PASS_OTHER_ETHERTYPE},
+        {"UDP", with([](FrameSpec& s) { s.protocol = 17; }), FASTNET_CNT_PASS_NOT_TCP},
+        {"ICMP", with([](FrameSpec& s) { s.protocol = 1; }), FASTNET_CNT_PASS_NOT_TCP},
+        {"first fragment (MF)", with([](FrameSpec& s) { s.frag_off = 0x2000; }), FASTNET_CNT_PASS_FRAGMENT},
+        {"later fragment", with([](FrameSpec& s) { s.frag_off = 0x00b9; }), FASTNET_CNT_PASS_FRAGMENT},
+        {"UDP fragment", with([](FrameSpec& s) { s.frag_off = 0x2000; s.protocol = 17; }), FASTNET_CNT_PASS_FRAGMENT},
+        {"IP version 6 in an IPv4 ethertype", with([](FrameSpec& s) { s.ip_version = 6; }), FASTNET_CNT_PASS_BAD_HEADER},
+        {"IHL 4", with([](FrameSpec& s) { s.ihl = 4; }), FASTNET_CNT_PASS_BAD_HEADER},
+        {"TCP data offset 4", with([](FrameSpec& s) { s.doff = 4; }), FASTNET_CNT_PASS_BAD_HEADER},
+        // Frames under 14 bytes cannot be fed: BPF_PROG_TEST_RUN refuses them (EINVAL).
+        {"VLAN tag cut short", truncated(with([](FrameSpec& s) { s.vlan_tpids = {0x8100}; }), eth + 2), FASTNET_CNT_PASS_TRUNC_ETH},
+        {"second VLAN tag cut short", truncated(with([](FrameSpec& s) { s.vlan_tpids = {0x88a8, 0x8100}; }), eth + 6), FASTNET_CNT_PASS_TRUNC_ETH},
+        {"Ethernet header only", truncated(good, eth), FASTNET_CNT_PASS_TRUNC_IP},
+        {"19 bytes of IPv4", truncated(good, eth + ip - 1), FASTNET_CNT_PASS_TRUNC_IP},
+        {"IPv4 options cut short", truncated(with([](FrameSpec& s) { s.ihl = 15; }), eth + 40), FASTNET_CNT_PASS_TRUNC_IP},
+        {"IPv4 header only", truncated(good, eth + ip), FASTNET_CNT_PASS_TRUNC_TCP},
+        {"19 bytes of TCP", truncated(good, eth + ip + 19), FASTNET_CNT_PASS_TRUNC_TCP},
+        {"TCP cut short after IPv4 options", truncated(with([](FrameSpec& s) { s.ihl = 6; }), eth + 24 + 10), FASTNET_CNT_PASS_TRUNC_TCP},
+        {"three VLAN tags", with([](FrameSpec& s) { s.vlan_tpids = {0x88a8, 0x8100, 0x8100}; }), FASTNET_CNT_PASS_OTHER_ETHERTYPE},
+        {"unowned port", with([](FrameSpec& s) { s.dport = 22; }), FASTNET_CNT_PASS_NO_OWNER},
+    };
+    auto c = GENERATE_COPY(range(size_t(0), cases.size()));
+    const PassCase& pc = cases[c];
+    CAPTURE(pc.what, pc.frame.size());
+    auto o = fx.run(pc.frame);
+    CHECK(o.verdict == XDP_PASS);
+    CAPTURE(Steering::counter_name(unsigned(pc.counter)));
+    CHECK(Fixture::single_counter(o.delta) == pc.counter);
+    CHECK(Fixture::single_slot(o.delta) == -1);
+}
+
+TEST_CASE("a listening port spreads flows over its slot set by the 4-tuple hash",
+          "[xdp][steer][listen]")
+{
+    Fixture fx;
+    const uint32_t set[] = {3, 5, 6};
+    for (uint32_t slot : set) REQUIRE(fx.s.add_listen_slot(8080, slot) == 0);
+    uint32_t got[8];
+    REQUIRE(fx.s.listen_slots(8080, got, 8) == 3);
+    const uint32_t seed = fx.s.hash_seed();
+
+    std::map<uint32_t, int> hits;
+    for (uint16_t sport = 30000; sport < 30200; sport++) {
+        FrameSpec f;
+        f.dport = 8080;
+        f.sport = sport;
+        f.saddr = htonl(0x0ad50002 + (sport % 7));
+        FlowTuple t{f.saddr, f.daddr, f.sport, f.dport};
+        uint32_t want = Steering::listen_slot_for(t, seed, set, 3);
+        auto o = fx.run(build_frame(f));
+        CAPTURE(sport, want);
+        REQUIRE(o.verdict == XDP_REDIRECT);
+        REQUIRE(Fixture::single_counter(o.delta) == FASTNET_CNT_REDIRECT_LISTEN);
+        REQUIRE(Fixture::single_slot(o.delta) == int(want));
+        hits[want]++;
+    }
+    // 200 flows over 3 slots: every slot gets a fair share (binomial, p=1/3: > 40 is
+    // beyond 4 sigma the wrong way only for a broken hash).
+    REQUIRE(hits.size() == 3);
+    for (auto& [slot, n] : hits) {
+        CAPTURE(slot, n);
+        CHECK(n > 40);
+    }
+}
+
+TEST_CASE("the same flow always lands on the same slot, and a new seed moves flows",
+          "[xdp][steer][listen]")
+{
+    Fixture fx;
+    for (uint32_t slot = 0; slot < 4; slot++) REQUIRE(fx.s.add_listen_slot(443, slot) == 0);
+    FrameSpec f;
+    f.dport = 443;
+    REQUIRE(fx.s.set_hash_seed(1) == 0);
+    std::vector<int> seed1;
+    for (uint16_t p = 1000; p < 1032; p++) {
+        f.sport = p;
+        auto a = fx.run(build_frame(f));
+        auto b = fx.run(build_frame(f));
+        REQUIRE(Fixture::single_slot(a.delta) == Fixture::single_slot(b.delta));
+        seed1.push_back(Fixture::single_slot(a.delta));
+    }
+    REQUIRE(fx.s.set_hash_seed(2) == 0);
+    int moved = 0;
+    for (uint16_t p = 1000; p < 1032; p++) {
+        f.sport = p;
+        moved += Fixture::single_slot(fx.run(build_frame(f)).delta) != seed1[p - 1000];
+    }
+    CHECK(moved > 8);
+}
+
+TEST_CASE("an active-open port names its owner: slot = (port - base) mod nslots",
+          "[xdp][steer][active]")
+{
+    Fixture fx;
+    const uint16_t base = 50000, count = 1000;
+    const uint32_t nslots = GENERATE(1u, 2u, 3u, 8u);
+    REQUIRE(fx.s.set_active_range(base, count, nslots) == 0);
+    const uint16_t port = GENERATE(50000, 50001, 50002, 50007, 50008, 50555, 50999);
+    CAPTURE(nslots, port);
+    FrameSpec f;
+    f.saddr = htonl(0x0ad50063);
+    f.sport = 80;
+    f.dport = port;
+    auto o = fx.run(build_frame(f));
+    CHECK(o.verdict == XDP_REDIRECT);
+    CHECK(Fixture::single_counter(o.delta) == FASTNET_CNT_REDIRECT_ACTIVE);
+    CHECK(Fixture::single_slot(o.delta) == int((port - base) % nslots));
+}
+
+TEST_CASE("ports just outside the active-open range are not fastnet's", "[xdp][steer][active]")
+{
+    Fixture fx;
+    REQUIRE(fx.s.set_active_range(50000, 1000, 4) == 0);
+    const uint16_t port = GENERATE(49999, 51000, 65535, 1);
+    CAPTURE(port);
+    FrameSpec f;
+    f.dport = port;
+    auto o = fx.run(build_frame(f));
+    CHECK(o.verdict == XDP_PASS);
+    CHECK(Fixture::single_counter(o.delta) == FASTNET_CNT_PASS_NO_OWNER);
+    REQUIRE(fx.s.set_active_range(0, 0, 0) == 0);
+    f.dport = 50001;
+    CHECK(Fixture::single_counter(fx.run(build_frame(f)).delta) == FASTNET_CNT_PASS_NO_OWNER);
+}
+
+TEST_CASE("an exact flow wins over the active-open range and the listening port",
+          "[xdp][steer][flow]")
+{
+    Fixture fx;
+    REQUIRE(fx.s.set_active_range(50000, 1000, 2) == 0);
+    REQUIRE(fx.s.add_listen_slot(80, 1) == 0);
+    FrameSpec f;
+    const uint16_t dport = GENERATE(50004, 80);
+    CAPTURE(dport);
+    f.dport = dport;
+    FlowTuple t{f.saddr, f.daddr, f.sport, f.dport};
+    REQUIRE(fx.s.add_flow(t, 7) == 0);
+    auto o = fx.run(build_frame(f));
+    CHECK(o.verdict == XDP_REDIRECT);
+    CHECK(Fixture::single_counter(o.delta) == FASTNET_CNT_REDIRECT_FLOW);
+    CHECK(Fixture::single_slot(o.delta) == 7);
+
+    // Any other tuple of the same port still follows the port's rule.
+    FrameSpec other = f;
+    other.sport = uint16_t(f.sport + 1);
+    auto o2 = fx.run(build_frame(other));
+    CHECK(Fixture::single_counter(o2.delta) ==
+          (dport == 80 ? FASTNET_CNT_REDIRECT_LISTEN : FASTNET_CNT_REDIRECT_ACTIVE));
+
+    REQUIRE(fx.s.remove_flow(t) == 0);
+    auto o3 = fx.run(build_frame(f));
+    CHECK(Fixture::single_counter(o3.delta) != FASTNET_CNT_REDIRECT_FLOW);
+    CHECK(fx.s.remove_flow(t) == -ENOENT);
+}
+
+TEST_CASE("VLAN-tagged and option-carrying frames are steered like plain ones",
+          "[xdp][steer][vlan]")
+{
+    Fixture fx;
+    REQUIRE(fx.s.set_active_range(50000, 100, 4) == 0);
+    struct Case {
+        const char* what;
+        std::vector<uint16_t> tags;
+        uint8_t ihl;
+    };
+    auto c = GENERATE(Case{"802.1Q", {0x8100}, 5}, Case{"802.1ad QinQ", {0x88a8, 0x8100}, 5},
+                      Case{"IPv4 options", {}, 8}, Case{"maximal IPv4 options", {}, 15},
+                      Case{"802.1Q with IPv4 options", {0x8100}, 7});
+    CAPTURE(c.what);
+    FrameSpec f;
+    f.vlan_tpids = c.tags;
+    f.ihl = c.ihl;
+    f.dport = 50006;
+    auto o = fx.run(build_frame(f));
+    CHECK(o.verdict == XDP_REDIRECT);
+    CHECK(Fixture::single_counter(o.delta) == FASTNET_CNT_REDIRECT_ACTIVE);
+    CHECK(Fixture::single_slot(o.delta) == 2);
+}
+
+TEST_CASE("an owner slot without a socket falls back to the kernel", "[xdp][steer]")
+{
+    Fixture fx;
+    REQUIRE(fx.s.add_listen_slot(9000, 20) == 0);  // slot 20 has no XSK
+    FrameSpec f;
+    f.dport = 9000;
+    auto o = fx.run(build_frame(f));
+    CHECK(o.verdict == XDP_PASS);
+    CHECK(Fixture::single_counter(o.delta) == FASTNET_CNT_PASS_NO_XSK);
+
+    REQUIRE(fx.s.add_listen_slot(9001, 4) == 0);
+    REQUIRE(fx.s.clear_xsk(4) == 0);
+    f.dport = 9001;
+    CHECK(Fixture::single_counter(fx.run(build_frame(f)).delta) == FASTNET_CNT_PASS_NO_XSK);
+}
+
+TEST_CASE("with a local address set, frames to other addresses are not steered",
+          "[xdp][steer]")
+{
+    Fixture fx;
+    REQUIRE(fx.s.add_listen_slot(80, 0) == 0);
+    REQUIRE(fx.s.set_local_ip(htonl(0x0ad50001)) == 0);
+    FrameSpec f;
+    CHECK(Fixture::single_counter(fx.run(build_frame(f)).delta) == FASTNET_CNT_REDIRECT_LISTEN);
+    f.daddr = htonl(0x0ad50009);
+    auto o = fx.run(build_frame(f));
+    CHECK(o.verdict == XDP_PASS);
+    CHECK(Fixture::single_counter(o.delta) == FASTNET_CNT_PASS_NOT_LOCAL);
+}
+
+TEST_CASE("listening slot sets grow, shrink and disappear with their last slot",
+          "[xdp][steer][listen]")
+{
+    Fixture fx;
+    uint32_t got[FASTNET_MAX_SLOTS];
+    REQUIRE(fx.s.add_listen_slot(7000, 1) == 0);
+    REQUIRE(fx.s.add_listen_slot(7000, 2) == 0);
+    REQUIRE(fx.s.add_listen_slot(7000, 1) == 0);  // twice: no-op
+    REQUIRE(fx.s.listen_slots(7000, got, FASTNET_MAX_SLOTS) == 2);
+    CHECK(got[0] == 1);
+    CHECK(got[1] == 2);
+    REQUIRE(fx.s.remove_listen_slot(7000, 1) == 0);
+    REQUIRE(fx.s.listen_slots(7000, got, FASTNET_MAX_SLOTS) == 1);
+    CHECK(got[0] == 2);
+    CHECK(fx.s.remove_listen_slot(7000, 9) == -ENOENT);
+    REQUIRE(fx.s.remove_listen_slot(7000, 2) == 0);
+    CHECK(fx.s.listen_slots(7000, got, FASTNET_MAX_SLOTS) == 0);
+    CHECK(fx.s.add_listen_slot(7000, FASTNET_MAX_SLOTS) == -EINVAL);
+    CHECK(fx.s.set_active_range(65000, 1000, 2) == -EINVAL);
+    CHECK(fx.s.set_active_range(1000, 10, 0) == -EINVAL);
+
+    FrameSpec f;
+    f.dport = 7000;
+    CHECK(Fixture::single_counter(fx.run(build_frame(f)).delta) == FASTNET_CNT_PASS_NO_OWNER);
+}
+
+int main(int argc, char** argv)
+{
+    if (geteuid() != 0) {
+        fprintf(stderr, "SKIP: BPF_PROG_TEST_RUN of the steering program needs root\n");
+        return 77;
+    }
+    return Catch::Session().run(argc, argv);
+}
