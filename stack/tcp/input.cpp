@@ -96,6 +96,7 @@ void TcpCore::parse_syn_options(Tcb& t, const TcpOptions& o) {
     } else {
         t.ts_ok = false;
     }
+    setup_mss(t);
 }
 
 void TcpCore::update_window(Tcb& t, const TcpView& seg) {
@@ -145,6 +146,18 @@ void TcpCore::input(Tcb& t, const TcpView& seg) {
         seg.seq == t.irs) {
         t.snd_nxt = t.iss;
         mark_output(t);
+        return;
+    }
+
+    // Simultaneous open: the peer's SYN-ACK acknowledges our SYN-ACK; its SYN is the
+    // one we already took (Linux tcp_validate_incoming lets exactly this through).
+    TcpView synack;
+    if (t.state == TcpState::SynReceived && seg.has(kTcpSyn | kTcpAck) && !seg.has(kTcpRst) &&
+        seg.payload_len == 0 && seg.seq + 1 == t.rcv_nxt && seg.ack == t.snd_max) {
+        synack = seg;
+        synack.flags = static_cast<uint8_t>(synack.flags & ~kTcpSyn);
+        synack.seq = t.rcv_nxt;
+        input(t, synack);
         return;
     }
 
@@ -204,6 +217,7 @@ void TcpCore::input(Tcb& t, const TcpView& seg) {
         seq += skip;
     }
     if (zero_wnd_ctl) {
+        if (len || fin) t.ack_now = true;   // text dropped: repeat the zero window
         len = 0;
         fin = false;
     } else if (len > 0 && seq + len > t.rcv_nxt + wnd) {
@@ -272,8 +286,12 @@ void TcpCore::input(Tcb& t, const TcpView& seg) {
         set_state(t, TcpState::Established);
         if (t.syn_retries) t.rtt.reset_after_syn_retransmit();
         t.cc.init(t.snd_mss, now);
-        child_established(t);
-        if (t.state == TcpState::Closed) return;   // the listener was gone
+        if (!t.accepted) {
+            child_established(t);
+            if (t.state == TcpState::Closed) return;   // the listener was gone
+        } else {
+            arm_keepalive(t);   // simultaneous open
+        }
     }
     if (!ack_processing(t, seg)) return;
     if (t.state == TcpState::Closed) return;
@@ -516,9 +534,10 @@ void TcpCore::process_data(Tcb& t, const TcpView&, const uint8_t* data, size_t l
             t.ack_now = true;   // RFC 5681 4.2: ACK at once when a hole is filled
         }
         t.rcv_unacked_bytes += static_cast<uint32_t>(n);
+        // Linux tcp_measure_rcv_mss: the largest segment seen is the peer's full size.
+        if (len > t.rcv_mss_est && len <= 65535) t.rcv_mss_est = static_cast<uint16_t>(len);
         // RFC 5681 4.2 / RFC 9293 3.8.6.3: ACK at least every second full-sized segment.
         if (t.rcv_unacked_bytes >= 2u * t.rcv_mss_est) t.ack_now = true;
-        if (n > t.rcv_mss_est && n <= 65535) t.rcv_mss_est = static_cast<uint16_t>(n);
         if (!t.ack_now && !t.delack_at) {
             t.delack_at = now + cfg.delack;
             rearm(t);

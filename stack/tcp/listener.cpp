@@ -69,7 +69,8 @@ void TcpCore::listen_input(Tcb& l, const TcpView& seg, uint32_t src_ip, uint32_t
                 c->max_snd_wnd = seg.window;
                 c->snd_wl1 = seg.seq;
                 c->snd_wl2 = seg.ack;
-                c->rcv_adv = c->rcv_nxt;
+                c->rcv_wnd = std::min<uint32_t>(l.rcvbuf, 65535);   // what the SYN-ACK offered
+                c->rcv_adv = c->rcv_nxt + c->rcv_wnd;
                 c->last_ack_sent = c->rcv_nxt;
                 if (!alloc_buffers(*c) || !flow_insert(*c)) {
                     release_buffers(*c);

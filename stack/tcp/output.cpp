@@ -73,7 +73,11 @@ void TcpCore::send_rst_for(Tcb& t) {
 
 uint16_t TcpCore::window_to_advertise(Tcb& t, bool syn) {
     uint32_t space = t.rcv.capacity() ? static_cast<uint32_t>(t.rcv.free()) : t.rcvbuf;
-    if (syn) return static_cast<uint16_t>(std::min<uint32_t>(space, 65535));
+    if (syn) {   // RFC 7323 2.2: the window in a SYN is never scaled
+        t.rcv_wnd = std::min<uint32_t>(space, 65535);
+        if (t.rcv_nxt + t.rcv_wnd > t.rcv_adv) t.rcv_adv = t.rcv_nxt + t.rcv_wnd;
+        return static_cast<uint16_t>(t.rcv_wnd);
+    }
     Seq edge = t.rcv_nxt + space;
     // RFC 9293 3.8.6.2.2 receiver SWS avoidance: move the right edge only by
     // min(RCV.BUFF/2, MSS) or more.

@@ -341,17 +341,23 @@ TEST_CASE("timestamps give RTT samples even for retransmitted segments", "[tcp][
     Fixture f;
     SockId s = f.establish_active(SegOpts().with_mss(1000).with_ts(Timestamps{1, 0}));
     CHECK(f.eng->send(s, "x", 1, 0) == 1);
-    Seg d = f.expect_segment(kTcpAck | kTcpPsh, f.lseq, f.rseq, 1);
-    REQUIRE(d.opts.ts);
-    f.advance_to(f.now + 50 * kMs);
+    f.expect_segment(kTcpAck | kTcpPsh, f.lseq, f.rseq, 1);
+    const TimeNs t0 = f.now;
+    f.run_until(t0 + 200 * kMs);
+    Seg r = f.expect_segment(kTcpAck | kTcpPsh, f.lseq, f.rseq, 1);
+    REQUIRE(r.opts.ts);
+    f.advance_to(t0 + 250 * kMs);
     SegOpts o;
-    o.ts = Timestamps{2, d.opts.ts->tsval};
+    o.ts = Timestamps{2, r.opts.ts->tsval};
     f.send_segment(kTcpAck, f.rseq, f.lseq + 1, {}, o);
     struct tcp_info ti;
     socklen_t len = sizeof ti;
     REQUIRE(f.eng->getsockopt(s, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0);
-    CHECK(ti.tcpi_rtt >= 45000);
-    CHECK(ti.tcpi_rtt <= 55000);
+    // A 50 ms sample of the retransmission (Karn would have refused it): srtt moved
+    // from ~0 by 50/8 ms and the backoff is undone.
+    CHECK(ti.tcpi_rtt >= 6000);
+    CHECK(ti.tcpi_rtt <= 7000);
+    CHECK(ti.tcpi_backoff == 0);
     CHECK((ti.tcpi_options & 1) != 0);
     f.eng->abort(s);
     f.leak_check();
