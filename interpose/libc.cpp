@@ -19,7 +19,7 @@
 namespace fastnet::ipose {
 
 namespace detail {
-thread_local int depth __attribute__((tls_model("initial-exec"))) = 0;
+constinit thread_local int depth __attribute__((tls_model("initial-exec"))) = 0;
 int level_cache = static_cast<int>(Level::NotStarted);
 }
 

@@ -35,7 +35,7 @@ Level level();
 void ensure_init();
 
 namespace detail {
-extern thread_local int depth __attribute__((tls_model("initial-exec")));
+extern constinit thread_local int depth __attribute__((tls_model("initial-exec")));
 extern int level_cache;   // Level, read racily as a fast path; ensure_init publishes it
 }
 

@@ -1,0 +1,37 @@
+// Internals shared by the accelerated-path files (runtime.cpp, fastsock.cpp,
+// fastpoll.cpp): how a change of readiness reported by an engine reaches blocked
+// threads and epoll sets.
+// RtEngine::on_events → changed list → (engine lock released) → notify_changed().
+#pragma once
+
+#include <vector>
+
+#include "interpose/fdtable.hpp"
+#include "interpose/runtime.hpp"
+
+namespace fastnet::ipose {
+
+// Wakes threads blocked on these sockets and queues them on the ready lists of the
+// epoll sets they belong to. Called without any engine lock held.
+void notify_changed(RtEngine* e, const std::vector<Entry*>& changed);
+
+// Polls an engine if nobody has for a while (try-lock: never waits for another
+// thread's engine), then dispatches the readiness it produced.
+void pump(RtEngine* e, bool force);
+
+// The next time (CLOCK_MONOTONIC ns) the engine needs a poll; ~0 if none.
+uint64_t engine_deadline(RtEngine* e);
+
+// A socket closed for good: it leaves every epoll set it was in (fastpoll.cpp).
+void epoll_forget(Entry* en);
+
+namespace fs {
+// Readiness of a fastnet socket as EPOLL* bits: the engine's, plus EPOLLIN when the
+// kernel side of a listener has a connection waiting.
+uint32_t sock_events(Entry* en);
+// One sleep of a blocking call: until the socket may have `want`, the engine needs a
+// poll, or the deadline (CLOCK_MONOTONIC ns, ~0 = none). 0: look again; -EINTR; -EAGAIN.
+int wait_once(Entry* en, uint32_t want, uint64_t deadline);
+}  // namespace fs
+
+}  // namespace fastnet::ipose

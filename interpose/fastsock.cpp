@@ -1,0 +1,578 @@
+// fastnet sockets: BSD socket semantics (blocking, timeouts, EINTR, SIGPIPE, handover)
+// on top of the non-blocking engine. Every engine call takes the engine's lock; readiness
+// the engine reports meanwhile is dispatched (accel.hpp) after the lock is released.
+// socket.cpp / io.cpp wrappers → fs::* → Engine (stack/engine.hpp) or, after a
+// handover, the kernel socket that replaced the fastnet one on the same fd number.
+#include <arpa/inet.h>
+#include <cerrno>
+#include <climits>
+#include <csignal>
+#include <cstring>
+#include <fcntl.h>
+#include <linux/sockios.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "interpose/accel.hpp"
+#include "interpose/config.hpp"
+#include "interpose/counters.hpp"
+#include "interpose/fastsock.hpp"
+#include "interpose/libc.hpp"
+#include "interpose/runtime.hpp"
+
+namespace fastnet::ipose::fs {
+
+namespace {
+
+constexpr uint64_t kNoDeadline = ~0ull;
+// A sleeping thread re-checks at least this often, in case a wakeup raced with it.
+constexpr uint64_t kMaxSleepNs = 100'000'000;
+
+// Runs f(Engine&) under the entry's engine lock, then dispatches readiness changes.
+template <class F>
+auto with_engine(Entry* en, F&& f) -> decltype(f(*en->eng->engine)) {
+    RtEngine* e = en->eng;
+    thread_local std::vector<Entry*> changed;
+    decltype(f(*e->engine)) r;
+    {
+        std::lock_guard g(e->mu);
+        e->engine->set_time(now_ns());
+        r = f(*e->engine);
+        e->take_changed(changed);
+    }
+    if (!changed.empty()) notify_changed(e, changed);
+    return r;
+}
+
+uint64_t deadline_from(const timeval& tv) {
+    if (tv.tv_sec == 0 && tv.tv_usec == 0) return kNoDeadline;
+    return now_ns() + static_cast<uint64_t>(tv.tv_sec) * 1000000000ull +
+           static_cast<uint64_t>(tv.tv_usec) * 1000ull;
+}
+
+uint32_t sock_events_locked(Entry* en, Engine& eng) {
+    uint32_t ev = eng.events(en->sid);
+    if (en->shadow_ready.load(std::memory_order_relaxed)) ev |= EPOLLIN;
+    return ev;
+}
+
+}  // namespace
+
+// Readiness of a fastnet socket as EPOLL* bits (engine + kernel side of a listener).
+uint32_t sock_events(Entry* en) {
+    return with_engine(en, [&](Engine& eng) { return sock_events_locked(en, eng); });
+}
+
+// Sleeps until the socket may have one of `want` (or an error), the engine needs a poll,
+// or the deadline passes. 0: look again; -EINTR; -EAGAIN: the deadline passed.
+int wait_once(Entry* en, uint32_t want, uint64_t deadline) {
+    RtEngine* e = en->eng;
+    pump(e, true);
+    if (sock_events(en) & (want | EPOLLERR | EPOLLHUP)) return 0;
+    uint64_t now = now_ns();
+    if (deadline != kNoDeadline && now >= deadline) return -EAGAIN;
+    uint64_t until = std::min(deadline, std::min(engine_deadline(e), now + kMaxSleepNs));
+    uint64_t ns = until > now ? until - now : 0;
+    timespec ts{static_cast<time_t>(ns / 1000000000ull), static_cast<long>(ns % 1000000000ull)};
+    pollfd p[3] = {{e->wait_fd, POLLIN, 0}, {e->wake_fd, POLLIN, 0}, {-1, POLLIN, 0}};
+    nfds_t n = 2;
+    if (en->shadow >= 0 && en->state == SockState::Listening) p[n++].fd = en->shadow;
+    en->waiters.fetch_add(1, std::memory_order_acq_rel);
+    int r = real().ppoll(p, n, &ts, nullptr);
+    int err = errno;
+    en->waiters.fetch_sub(1, std::memory_order_acq_rel);
+    if (r < 0 && err == EINTR) return -EINTR;
+    if (p[1].revents & POLLIN) {
+        uint64_t v;
+        real().read(e->wake_fd, &v, sizeof v);
+    }
+    if (n == 3 && (p[2].revents & POLLIN)) en->shadow_ready.store(true, std::memory_order_relaxed);
+    return 0;
+}
+
+namespace {
+
+// The socket leaves fastnet: a kernel socket takes its fd number (fdtable.cpp), the
+// engine forgets it, the entry is recycled.
+int handover(int fd, Entry* en, const char* why) {
+    int r = handover_to_kernel(fd, en);
+    if (r < 0) return r;
+    with_engine(en, [&](Engine& eng) {
+        en->eng->sockets.erase(en->sid);
+        return eng.abort(en->sid);
+    });
+    FdTable& t = FdTable::get();
+    if (t.remove(fd) == en && en->refs.fetch_sub(1) == 1) t.release(en);
+    if (SharedCounters* c = counters()) c->handovers.fetch_add(1, std::memory_order_relaxed);
+    log(LogLevel::Debug, "fd %d handed over to the kernel: %s", fd, why);
+    return 0;
+}
+
+bool is_any(const sockaddr* sa) {
+    if (sa->sa_family == AF_INET) return reinterpret_cast<const sockaddr_in*>(sa)->sin_addr.s_addr == 0;
+    if (sa->sa_family == AF_INET6) return IN6_IS_ADDR_UNSPECIFIED(&reinterpret_cast<const sockaddr_in6*>(sa)->sin6_addr);
+    return false;
+}
+
+// Whether the engine can serve a local address: the wildcard (IPv4 half of "::" unless
+// IPV6_V6ONLY) or the accelerated interface's IPv4 address.
+bool engine_can_bind(Entry* en, const sockaddr* sa, socklen_t len, Endpoint* ep) {
+    bool mapped = false;
+    if (sa->sa_family != en->family) return false;
+    if (!sockaddr_to_endpoint(sa, len, ep, &mapped)) return false;
+    if (en->family == AF_INET6 && en->v6only) return false;
+    if (en->family == AF_INET6 && !mapped && !is_any(sa)) return false;
+    return Runtime::get().local_ip(ep->ip);
+}
+
+int make_shadow(Entry* en, const sockaddr* sa, socklen_t len) {
+    const RealLibc& r = real();
+    int k = r.socket(en->family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (k < 0) return -errno;
+    for (int i = 0; i < en->nopts; ++i)
+        r.setsockopt(k, en->opts[i].level, en->opts[i].name, en->opts[i].val, en->opts[i].len);
+    if (r.bind(k, sa, len) != 0) {
+        int err = errno;
+        r.close(k);
+        return -err;
+    }
+    en->bound_len = sizeof en->bound;
+    r.getsockname(k, reinterpret_cast<sockaddr*>(&en->bound), &en->bound_len);
+    en->shadow = k;
+    return 0;
+}
+
+uint16_t bound_port(const Entry* en) {
+    if (en->bound.ss_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in*>(&en->bound)->sin_port);
+    return ntohs(reinterpret_cast<const sockaddr_in6*>(&en->bound)->sin6_port);
+}
+
+}  // namespace
+
+int socket(int domain, int type, int protocol) {
+    int base = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if ((domain != AF_INET && domain != AF_INET6) || base != SOCK_STREAM ||
+        (protocol != 0 && protocol != IPPROTO_TCP))
+        return kToKernel;
+    if (!Runtime::get().start()) return kToKernel;
+    RtEngine* e = Runtime::get().thread_engine();
+    if (!e) return kToKernel;
+    FdTable& t = FdTable::get();
+    int fd = t.new_fd(type & SOCK_CLOEXEC);
+    if (fd < 0) return fd;
+    Entry* en = t.alloc();
+    if (!en) {
+        real().close(fd);
+        return -ENOMEM;
+    }
+    en->family = domain;
+    en->nonblock = type & SOCK_NONBLOCK;
+    en->eng = e;
+    int sid = with_engine(en, [&](Engine& eng) {
+        int s = eng.socket();
+        if (s >= 0) e->sockets[static_cast<SockId>(s)] = en;
+        return s;
+    });
+    if (sid < 0) {
+        t.release(en);
+        real().close(fd);
+        return sid == -ENOBUFS ? -ENOBUFS : kToKernel;
+    }
+    en->sid = static_cast<SockId>(sid);
+    t.install(fd, en);
+    if (SharedCounters* c = counters()) c->sockets_accelerated.fetch_add(1, std::memory_order_relaxed);
+    return fd;
+}
+
+int bind(int fd, Entry* en, const sockaddr* addr, socklen_t len) {
+    if (!addr) return -EFAULT;
+    if (en->state != SockState::Fresh) return -EINVAL;
+    if (len < sizeof(sa_family_t)) return -EINVAL;
+    Endpoint ep;
+    bool accel = engine_can_bind(en, addr, len, &ep);
+    // The kernel gets the bind first: it judges the address and reserves the port
+    // (EADDRINUSE, EACCES, EADDRNOTAVAIL come from it, as without fastnet).
+    if (int r = make_shadow(en, addr, len); r < 0) return r;
+    if (!accel || is_loopback(addr, len)) return handover(fd, en, "local address not on the accelerated interface");
+    ep.port = bound_port(en);
+    int r = with_engine(en, [&](Engine& eng) { return eng.bind(en->sid, ep); });
+    if (r < 0) return handover(fd, en, "the engine cannot bind this port");
+    en->state = SockState::Bound;
+    return 0;
+}
+
+int listen(int fd, Entry* en, int backlog) {
+    if (en->state == SockState::Listening) {
+        with_engine(en, [&](Engine& eng) { return eng.listen(en->sid, backlog); });
+        return real().listen(en->shadow, backlog) == 0 ? 0 : -errno;
+    }
+    if (en->state == SockState::Fresh) {
+        sockaddr_storage any{};
+        any.ss_family = static_cast<sa_family_t>(en->family);
+        socklen_t len = en->family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+        if (int r = bind(fd, en, reinterpret_cast<sockaddr*>(&any), len); r < 0) return r;
+        if (FdTable::get().lookup(fd) != en) return real().listen(fd, backlog);   // handed over
+    }
+    if (en->state != SockState::Bound) return -EINVAL;
+    int r = with_engine(en, [&](Engine& eng) { return eng.listen(en->sid, backlog); });
+    if (r < 0) return r;
+    if (real().listen(en->shadow, backlog) != 0) return -errno;
+    if ((r = Runtime::get().listen_port(bound_port(en), en->eng)) < 0) {
+        log(LogLevel::Warn, "cannot steer port %u to fastnet (%s): its connections go to the kernel",
+            bound_port(en), strerror(-r));
+    }
+    en->state = SockState::Listening;
+    return 0;
+}
+
+int accept(int fd, Entry* en, sockaddr* addr, socklen_t* len, int flags) {
+    (void)fd;
+    if (en->state != SockState::Listening) return -EINVAL;
+    if (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) return -EINVAL;
+    uint64_t deadline = deadline_from(en->rcvtimeo);
+    FdTable& t = FdTable::get();
+    for (;;) {
+        for (int side = 0; side < 2; ++side) {
+            bool kernel = (side == 0) == en->accept_kernel_first;
+            if (kernel) {
+                int k = real().accept4(en->shadow, addr, len, flags);
+                if (k >= 0) {
+                    en->accept_kernel_first = false;
+                    if (SharedCounters* c = counters()) c->accepted_kernel.fetch_add(1, std::memory_order_relaxed);
+                    return k;
+                }
+                if (errno != EAGAIN && errno != EWOULDBLOCK) return -errno;
+                en->shadow_ready.store(false, std::memory_order_relaxed);
+                continue;
+            }
+            Endpoint peer;
+            Entry* child = t.alloc();
+            if (!child) return -ENOMEM;
+            int sid = with_engine(en, [&](Engine& eng) {
+                int s = eng.accept(en->sid, &peer);
+                if (s >= 0) en->eng->sockets[static_cast<SockId>(s)] = child;
+                return s;
+            });
+            if (sid == -EAGAIN) {
+                t.release(child);
+                continue;
+            }
+            if (sid < 0) {
+                t.release(child);
+                return sid;
+            }
+            int cfd = t.new_fd(flags & SOCK_CLOEXEC);
+            if (cfd < 0) {
+                with_engine(en, [&](Engine& eng) {
+                    en->eng->sockets.erase(static_cast<SockId>(sid));
+                    return eng.abort(static_cast<SockId>(sid));
+                });
+                t.release(child);
+                return cfd;
+            }
+            child->family = en->family;
+            child->nonblock = flags & SOCK_NONBLOCK;
+            child->eng = en->eng;
+            child->sid = static_cast<SockId>(sid);
+            child->state = SockState::Connected;
+            t.install(cfd, child);
+            en->accept_kernel_first = true;   // next time the kernel side goes first
+            if (addr && len) endpoint_to_sockaddr(en->family, peer, addr, len);
+            if (SharedCounters* c = counters()) c->sockets_accelerated.fetch_add(1, std::memory_order_relaxed);
+            return cfd;
+        }
+        if (en->nonblock) return -EAGAIN;
+        if (int r = wait_once(en, EPOLLIN, deadline); r < 0) return r;
+    }
+}
+
+int connect(int fd, Entry* en, const sockaddr* addr, socklen_t len) {
+    if (!addr) return -EFAULT;
+    if (en->state == SockState::Listening) return -EINVAL;
+    if (en->state == SockState::Connecting || en->state == SockState::Connected) {
+        int r = with_engine(en, [&](Engine& eng) {
+            Endpoint ep;
+            bool mapped;
+            return sockaddr_to_endpoint(addr, len, &ep, &mapped) ? eng.connect(en->sid, ep) : -EINVAL;
+        });
+        if (r == -EISCONN && en->state == SockState::Connecting) {
+            en->state = SockState::Connected;
+            return 0;   // a second connect() after EINPROGRESS, once established
+        }
+        return r;
+    }
+    Endpoint ep;
+    bool mapped = false;
+    bool accel = en->state == SockState::Fresh && addr->sa_family == en->family &&
+                 sockaddr_to_endpoint(addr, len, &ep, &mapped) &&
+                 !(en->family == AF_INET6 && (!mapped || en->v6only)) && !is_loopback(addr, len) &&
+                 Runtime::get().reaches(ep.ip);
+    if (!accel) {
+        if (int r = handover(fd, en, "destination not reached through the accelerated interface"); r < 0) return r;
+        return real().connect(fd, addr, len) == 0 ? 0 : -errno;
+    }
+    int r = with_engine(en, [&](Engine& eng) { return eng.connect(en->sid, ep); });
+    if (r != -EINPROGRESS && r != 0) return r;
+    en->state = SockState::Connecting;
+    if (en->nonblock) return -EINPROGRESS;
+    uint64_t deadline = deadline_from(en->sndtimeo);
+    for (;;) {
+        uint32_t ev = sock_events(en);
+        if (ev & (EPOLLERR | EPOLLHUP)) {
+            int err = 0;
+            socklen_t l = sizeof err;
+            with_engine(en, [&](Engine& eng) { return eng.getsockopt(en->sid, SOL_SOCKET, SO_ERROR, &err, &l); });
+            en->state = SockState::Closed;
+            return -(err ? err : ECONNREFUSED);
+        }
+        if (ev & EPOLLOUT) {
+            en->state = SockState::Connected;
+            return 0;
+        }
+        r = wait_once(en, EPOLLOUT, deadline);
+        if (r == -EAGAIN) return -EINPROGRESS;   // SO_SNDTIMEO on connect, as Linux
+        if (r < 0) return r;
+    }
+}
+
+int shutdown(Entry* en, int how) {
+    int r = with_engine(en, [&](Engine& eng) { return eng.shutdown(en->sid, how); });
+    if (r == 0 && en->state == SockState::Listening && en->shadow >= 0) real().shutdown(en->shadow, how);
+    return r;
+}
+
+void release(Entry* en) {
+    if (en->items) epoll_forget(en);
+    bool listening = en->state == SockState::Listening;
+    with_engine(en, [&](Engine& eng) {
+        en->eng->sockets.erase(en->sid);
+        return eng.close(en->sid);
+    });
+    if (listening) Runtime::get().unlisten_port(bound_port(en), en->eng);
+    if (en->shadow >= 0) real().close(en->shadow);
+    en->shadow = -1;
+}
+
+ssize_t send(int fd, Entry* en, const iovec* iov, int iovcnt, int flags) {
+    (void)fd;
+    if (iovcnt < 0 || iovcnt > IOV_MAX) return -EINVAL;
+    bool dontwait = en->nonblock || (flags & MSG_DONTWAIT);
+    uint64_t deadline = kNoDeadline;
+    bool timed = false;
+    ssize_t total = 0;
+    for (int i = 0; i < iovcnt; ++i) {
+        auto* p = static_cast<const char*>(iov[i].iov_base);
+        size_t left = iov[i].iov_len;
+        while (left > 0) {
+            ssize_t r = with_engine(en, [&](Engine& eng) { return eng.send(en->sid, p, left, flags); });
+            if (r > 0) {
+                p += r;
+                left -= static_cast<size_t>(r);
+                total += r;
+                continue;
+            }
+            if (r == 0) break;
+            if (r == -EAGAIN) {
+                if (dontwait) return total > 0 ? total : -EAGAIN;
+                if (!timed) { deadline = deadline_from(en->sndtimeo); timed = true; }
+                int w = wait_once(en, EPOLLOUT, deadline);
+                if (w < 0) return total > 0 ? total : w;
+                continue;
+            }
+            if (total > 0) return total;
+            if (r == -ENOTCONN) r = -EPIPE;   // Linux: sending on a never-connected socket
+            if (r == -EPIPE && !(flags & MSG_NOSIGNAL)) raise(SIGPIPE);
+            return r;
+        }
+    }
+    return total;
+}
+
+ssize_t recv(int fd, Entry* en, const iovec* iov, int iovcnt, int flags) {
+    (void)fd;
+    if (iovcnt < 0 || iovcnt > IOV_MAX) return -EINVAL;
+    if (flags & MSG_OOB) return -EINVAL;    // no urgent data (SO_OOBINLINE-less Linux says EINVAL)
+    bool peek = flags & MSG_PEEK;
+    bool waitall = (flags & MSG_WAITALL) && !peek;
+    bool dontwait = en->nonblock || (flags & MSG_DONTWAIT);
+    uint64_t deadline = kNoDeadline;
+    bool timed = false;
+    ssize_t total = 0;
+    for (int i = 0; i < iovcnt; ++i) {
+        auto* p = static_cast<char*>(iov[i].iov_base);
+        size_t left = iov[i].iov_len;
+        while (left > 0) {
+            ssize_t r = with_engine(en, [&](Engine& eng) { return eng.recv(en->sid, p, left, flags & MSG_PEEK); });
+            if (r > 0) {
+                total += r;
+                if (peek) return total;
+                p += r;
+                left -= static_cast<size_t>(r);
+                if (left > 0 && !waitall) return total;
+                continue;
+            }
+            if (r == 0) return total;   // end of stream
+            if (r == -EAGAIN) {
+                if (total > 0 && !waitall) return total;
+                if (dontwait) return total > 0 ? total : -EAGAIN;
+                if (!timed) { deadline = deadline_from(en->rcvtimeo); timed = true; }
+                int w = wait_once(en, EPOLLIN, deadline);
+                if (w < 0) return total > 0 ? total : w;
+                continue;
+            }
+            return total > 0 ? total : r;
+        }
+    }
+    return total;
+}
+
+ssize_t sendfile(Entry* out, int in_fd, off_t* offset, size_t count) {
+    char buf[65536];
+    ssize_t total = 0;
+    off_t pos = offset ? *offset : 0;
+    while (static_cast<size_t>(total) < count) {
+        size_t want = std::min(sizeof buf, count - static_cast<size_t>(total));
+        ssize_t n = offset ? pread(in_fd, buf, want, pos) : real().read(in_fd, buf, want);
+        if (n < 0) {
+            if (total > 0) break;
+            return -errno;
+        }
+        if (n == 0) break;
+        iovec v{buf, static_cast<size_t>(n)};
+        ssize_t w = send(-1, out, &v, 1, 0);
+        if (w < 0) {
+            if (total > 0) break;
+            return w;
+        }
+        total += w;
+        pos += w;
+        if (w < n) {
+            // The socket took less than was read: give the rest back to the file.
+            if (!offset) lseek(in_fd, w - n, SEEK_CUR);
+            break;
+        }
+    }
+    if (offset) *offset = pos;
+    return total;
+}
+
+int getsockopt(Entry* en, int level, int name, void* val, socklen_t* len) {
+    if (!val || !len) return -EFAULT;
+    auto put = [&](const void* v, socklen_t n) {
+        socklen_t m = std::min(*len, n);
+        memcpy(val, v, m);
+        *len = m;
+        return 0;
+    };
+    if (level == SOL_SOCKET) {
+        switch (name) {
+        case SO_RCVTIMEO: return put(&en->rcvtimeo, sizeof(timeval));
+        case SO_SNDTIMEO: return put(&en->sndtimeo, sizeof(timeval));
+        case SO_DOMAIN: { int v = en->family; return put(&v, sizeof v); }
+        case SO_PROTOCOL: { int v = IPPROTO_TCP; return put(&v, sizeof v); }
+        default: break;
+        }
+    }
+    if (level == IPPROTO_IPV6 && name == IPV6_V6ONLY && en->family == AF_INET6) {
+        int v = en->v6only;
+        return put(&v, sizeof v);
+    }
+    int r = with_engine(en, [&](Engine& eng) { return eng.getsockopt(en->sid, level, name, val, len); });
+    if (r == -ENOPROTOOPT) {
+        // Options the engine does not model: whatever the application set, else the
+        // kernel's default for the same kind of socket.
+        for (int i = 0; i < en->nopts; ++i)
+            if (en->opts[i].level == level && en->opts[i].name == name) return put(en->opts[i].val, en->opts[i].len);
+        int k = en->shadow >= 0 ? en->shadow : real().socket(en->family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        r = real().getsockopt(k, level, name, val, len) == 0 ? 0 : -errno;
+        if (k != en->shadow) real().close(k);
+    }
+    return r;
+}
+
+int setsockopt(int fd, Entry* en, int level, int name, const void* val, socklen_t len) {
+    if (!val && len) return -EFAULT;
+    if (level == SOL_SOCKET && (name == SO_RCVTIMEO || name == SO_SNDTIMEO)) {
+        if (len < sizeof(timeval)) return -EINVAL;
+        timeval tv;
+        memcpy(&tv, val, sizeof tv);
+        if (tv.tv_usec < 0 || tv.tv_usec >= 1000000) return -EDOM;
+        if (tv.tv_sec < 0) tv = {0, 0};
+        (name == SO_RCVTIMEO ? en->rcvtimeo : en->sndtimeo) = tv;
+        return 0;
+    }
+    if (level == IPPROTO_IPV6 && name == IPV6_V6ONLY && en->family == AF_INET6) {
+        if (len < sizeof(int)) return -EINVAL;
+        if (en->state != SockState::Fresh) return -EINVAL;
+        int v;
+        memcpy(&v, val, sizeof v);
+        en->v6only = v != 0;
+        en->remember_opt(level, name, val, len);
+        return 0;
+    }
+    en->remember_opt(level, name, val, len);
+    if (en->shadow >= 0) real().setsockopt(en->shadow, level, name, val, len);
+    int r = with_engine(en, [&](Engine& eng) { return eng.setsockopt(en->sid, level, name, val, len); });
+    if (r != -ENOPROTOOPT) return r;
+    if (en->state == SockState::Fresh || en->state == SockState::Bound) {
+        // Not on the wire yet: the kernel can serve this socket with the option.
+        if (int h = handover(fd, en, "option not supported by the engine"); h < 0) return h;
+        return real().setsockopt(fd, level, name, val, len) == 0 ? 0 : -errno;
+    }
+    log(LogLevel::Debug, "fd %d: option %d/%d not supported on an open connection; ignored", fd, level, name);
+    return 0;
+}
+
+int getsockname(Entry* en, sockaddr* addr, socklen_t* len) {
+    if (!addr || !len) return -EFAULT;
+    if (en->state == SockState::Connecting || en->state == SockState::Connected) {
+        Endpoint ep;
+        int r = with_engine(en, [&](Engine& eng) { return eng.local_endpoint(en->sid, &ep); });
+        if (r < 0) return r;
+        endpoint_to_sockaddr(en->family, ep, addr, len);
+        return 0;
+    }
+    if (en->bound_len) {
+        socklen_t m = std::min(*len, en->bound_len);
+        memcpy(addr, &en->bound, m);
+        *len = en->bound_len;
+        return 0;
+    }
+    endpoint_to_sockaddr(en->family, Endpoint{}, addr, len);
+    return 0;
+}
+
+int getpeername(Entry* en, sockaddr* addr, socklen_t* len) {
+    if (!addr || !len) return -EFAULT;
+    if (en->state != SockState::Connected && en->state != SockState::Connecting) return -ENOTCONN;
+    Endpoint ep;
+    int r = with_engine(en, [&](Engine& eng) {
+        if (!(eng.events(en->sid) & EPOLLOUT) && en->state == SockState::Connecting) return -ENOTCONN;
+        return eng.remote_endpoint(en->sid, &ep);
+    });
+    if (r < 0) return r;
+    endpoint_to_sockaddr(en->family, ep, addr, len);
+    return 0;
+}
+
+int ioctl(Entry* en, unsigned long req, void* arg) {
+    if (!arg) return -EFAULT;
+    switch (req) {
+    case FIONBIO:
+        en->nonblock = *static_cast<int*>(arg) != 0;
+        return 0;
+    case FIONREAD:   // == SIOCINQ
+        *static_cast<int*>(arg) = static_cast<int>(with_engine(en, [&](Engine& eng) { return eng.unread(en->sid); }));
+        return 0;
+    case SIOCOUTQ:
+        *static_cast<int*>(arg) = static_cast<int>(with_engine(en, [&](Engine& eng) { return eng.unsent(en->sid); }));
+        return 0;
+    default:
+        return -ENOTTY;
+    }
+}
+
+}  // namespace fastnet::ipose::fs

@@ -1,0 +1,319 @@
+// The accelerated runtime: finds the interface (stack/net), creates the shared UMEM and
+// attaches the XDP steering program (stack/xdp), then builds one engine per thread with
+// its own XSK, neighbour cache and XSKMAP slot. A progress thread keeps engines that no
+// application thread polls acking, retransmitting and firing timers.
+// fs::socket() → Runtime::start() → thread_engine(); fs::* and epoll → pump().
+#include "interpose/runtime.hpp"
+
+#include <arpa/inet.h>
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fcntl.h>
+#include <memory>
+#include <pthread.h>
+#include <sys/eventfd.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "interpose/accel.hpp"
+#include "interpose/config.hpp"
+#include "interpose/counters.hpp"
+#include "interpose/libc.hpp"
+#include "stack/net/interface.hpp"
+#include "stack/net/neighbour.hpp"
+#include "stack/net/route.hpp"
+#include "stack/xdp/steering.hpp"
+#include "stack/xdp/umem.hpp"
+#include "stack/xdp/xsk_device.hpp"
+
+namespace fastnet::ipose {
+
+namespace {
+
+// Engines share the active-open port range by slot (EngineConfig::nslots): more engines
+// would each get fewer ports. Threads beyond this share engines (under the engine lock).
+constexpr int kMaxEngines = 8;
+// How long an engine may go unpolled before the progress thread polls it.
+constexpr uint64_t kProgressNs = 2'000'000;
+constexpr uint64_t kPublishNs = 10'000'000;
+
+struct EngineBox {
+    RtEngine rt;
+    XskDevice dev;
+    NeighbourCache nb;
+    std::unique_ptr<Engine> engine;
+    uint64_t last_publish = 0;
+};
+
+struct State {
+    std::mutex mu;
+    int started = 0;                   // 0 not tried, 1 running, -1 failed
+    InterfaceInfo ifc;
+    EngineConfig base;
+    Umem umem;
+    Steering steering;
+    EngineBox* boxes[kMaxEngines] = {};
+    std::atomic<int> nboxes{0};
+    unsigned next_share = 0;
+    std::mutex steer_mu;               // map edits
+    pthread_t progress{};
+};
+
+State& st() {
+    static State* s = new State();     // never destroyed: engines outlive static destructors
+    return *s;
+}
+
+thread_local RtEngine* tl_engine __attribute__((tls_model("initial-exec"))) = nullptr;
+
+// Keeps the kernel from handing fastnet's active-open ports to its own sockets: their
+// replies would be steered to an engine. Per network namespace; needs root.
+void reserve_ports(uint16_t base, uint16_t count) {
+    const char* path = "/proc/sys/net/ipv4/ip_local_reserved_ports";
+    char cur[4096] = {};
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t n = real().read(fd, cur, sizeof cur - 1);
+        real().close(fd);
+        if (n > 0) cur[n] = 0;
+    }
+    char range[32];
+    snprintf(range, sizeof range, "%u-%u", base, base + count - 1);
+    if (strstr(cur, range)) return;
+    char next[4200];
+    size_t len = strcspn(cur, "\n");
+    cur[len] = 0;
+    snprintf(next, sizeof next, "%s%s%s", cur, len ? "," : "", range);
+    fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || real().write(fd, next, strlen(next)) < 0)
+        log(LogLevel::Warn, "cannot reserve ports %s in the kernel (%s): kernel sockets may "
+                            "collide with fastnet's active opens", range, strerror(errno));
+    if (fd >= 0) real().close(fd);
+}
+
+void* progress_main(void*) {
+    // This thread is fastnet's own: everything it calls goes straight to libc.
+    ++detail::depth;
+    for (;;) {
+        timespec ts{0, static_cast<long>(kProgressNs)};
+        nanosleep(&ts, nullptr);
+        State& s = st();
+        int n = s.nboxes.load(std::memory_order_acquire);
+        for (int i = 0; i < n; ++i) pump(&s.boxes[i]->rt, false);
+    }
+    return nullptr;
+}
+
+int fail_start(const char* why, int err) {
+    State& s = st();
+    s.started = -1;
+    if (config().strict) {
+        log(LogLevel::Error, "cannot start: %s%s%s; exiting because FASTNET_STRICT=1", why,
+            err ? ": " : "", err ? strerror(err) : "");
+        _exit(1);
+    }
+    log(LogLevel::Warn, "cannot start: %s%s%s; every socket goes to the kernel", why,
+        err ? ": " : "", err ? strerror(err) : "");
+    counters_set_state("kernel: %s", why);
+    return false;
+}
+
+}  // namespace
+
+uint64_t now_ns() {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+Runtime& Runtime::get() {
+    static Runtime r;
+    return r;
+}
+
+bool Runtime::start() {
+    State& s = st();
+    if (__atomic_load_n(&s.started, __ATOMIC_ACQUIRE) != 0) return s.started > 0;
+    std::lock_guard g(s.mu);
+    if (s.started != 0) return s.started > 0;
+    const Config& cfg = config();
+
+    int r = cfg.iface[0] ? find_interface(cfg.iface, &s.ifc) : default_interface(&s.ifc);
+    if (r < 0) {
+        char why[96];
+        if (cfg.iface[0]) snprintf(why, sizeof why, "no interface %s", cfg.iface);
+        else snprintf(why, sizeof why, "no interface to accelerate (no default route, no single interface up)");
+        return fail_start(why, 0);
+    }
+    if (s.ifc.loopback) return fail_start("the interface is loopback", 0);
+    if ((r = engine_config_from_kernel(s.ifc, &s.base)) < 0)
+        return fail_start("the interface has no IPv4 address or no Ethernet address", -r);
+    s.base.port_base = cfg.port_base;
+    s.base.port_count = cfg.port_count;
+    s.base.nslots = kMaxEngines;
+    s.base.sndbuf = cfg.sndbuf;
+    s.base.rcvbuf = cfg.rcvbuf;
+    if (getrandom(s.base.isn_secret, sizeof s.base.isn_secret, GRND_NONBLOCK) != sizeof s.base.isn_secret)
+        s.base.isn_secret[0] = now_ns();
+
+    raise_memlock_limit();
+    UmemConfig uc;
+    uc.frame_count = cfg.umem_frames;
+    if ((r = s.umem.create(uc)) < 0) return fail_start(s.umem.error()[0] ? s.umem.error() : "cannot create the UMEM", -r);
+    if ((r = s.steering.attach(s.ifc.ifindex, XdpAttachMode::Auto)) < 0)
+        return fail_start(s.steering.error()[0] ? s.steering.error() : "cannot attach the XDP program", -r);
+    s.steering.set_local_ip(htonl(s.base.ip));
+    s.steering.set_active_range(cfg.port_base, cfg.port_count, kMaxEngines);
+    reserve_ports(cfg.port_base, cfg.port_count);
+
+    s.started = 1;
+    __atomic_store_n(&s.started, 1, __ATOMIC_RELEASE);
+    char ip[INET_ADDRSTRLEN];
+    uint32_t ip_be = htonl(s.base.ip);
+    inet_ntop(AF_INET, &ip_be, ip, sizeof ip);
+    counters_set_state("accelerated on %s (%s), XDP %s mode", s.ifc.name, ip,
+                       s.steering.attached_native() ? "native" : "generic");
+    log(LogLevel::Info, "accelerating TCP on %s (%s)", s.ifc.name, ip);
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);   // signals stay with the application's threads
+    pthread_create(&s.progress, nullptr, progress_main, nullptr);
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    return true;
+}
+
+RtEngine* Runtime::thread_engine() {
+    if (tl_engine) return tl_engine;
+    State& s = st();
+    std::lock_guard g(s.mu);
+    int n = s.nboxes.load(std::memory_order_relaxed);
+    if (n == kMaxEngines) {
+        tl_engine = &s.boxes[s.next_share++ % kMaxEngines]->rt;
+        return tl_engine;
+    }
+    auto* box = new (std::nothrow) EngineBox();
+    if (!box) return nullptr;
+    XskConfig xc;
+    xc.ifname = s.ifc.name;
+    xc.queue = 0;
+    const Config& cfg = config();
+    xc.zerocopy = cfg.zerocopy == ZeroCopy::On ? ZeroCopyMode::On
+                : cfg.zerocopy == ZeroCopy::Off ? ZeroCopyMode::Off : ZeroCopyMode::Auto;
+    int r = box->dev.open(s.umem, xc);
+    if (r < 0) {
+        log(LogLevel::Warn, "cannot open an AF_XDP socket: %s", box->dev.error());
+        delete box;
+        if (n > 0) return tl_engine = &s.boxes[0]->rt;
+        return nullptr;
+    }
+    if ((r = box->nb.open(s.ifc.ifindex)) < 0) {
+        log(LogLevel::Warn, "cannot open the neighbour cache: %s", strerror(-r));
+        delete box;
+        if (n > 0) return tl_engine = &s.boxes[0]->rt;
+        return nullptr;
+    }
+    EngineConfig ec = s.base;
+    ec.slot = static_cast<uint16_t>(n);
+    box->engine = std::make_unique<Engine>(ec, box->dev, box->nb);
+    box->rt.engine = box->engine.get();
+    box->rt.wait_fd = box->dev.wait_fd();
+    box->rt.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    box->rt.slot = n;
+    box->rt.stats_slot = counters_claim_slot();
+    box->engine->set_event_sink(&box->rt);
+    {
+        std::lock_guard sg(s.steer_mu);
+        s.steering.set_xsk(static_cast<uint32_t>(n), box->dev.fd());
+    }
+    s.boxes[n] = box;
+    s.nboxes.store(n + 1, std::memory_order_release);
+    if (SharedCounters* c = counters()) c->engines_started.fetch_add(1, std::memory_order_relaxed);
+    log(LogLevel::Info, "engine %d: AF_XDP socket in %s mode", n, to_string(box->dev.mode()));
+    tl_engine = &box->rt;
+    return tl_engine;
+}
+
+std::vector<RtEngine*> Runtime::engines() {
+    State& s = st();
+    std::vector<RtEngine*> v;
+    int n = s.nboxes.load(std::memory_order_acquire);
+    for (int i = 0; i < n; ++i) v.push_back(&s.boxes[i]->rt);
+    return v;
+}
+
+bool Runtime::reaches(uint32_t dst) const {
+    State& s = st();
+    if (dst == s.base.ip) return false;            // our own address: the kernel's loopback
+    RouteInfo ri;
+    if (lookup_route(dst, &ri) < 0) return false;
+    return ri.oif == s.ifc.ifindex && ri.type == 1 /* RTN_UNICAST */;
+}
+
+bool Runtime::local_ip(uint32_t ip) const { return ip == 0 || ip == st().base.ip; }
+uint32_t Runtime::iface_ip() const { return st().base.ip; }
+
+int Runtime::listen_port(uint16_t port, RtEngine* e) {
+    State& s = st();
+    std::lock_guard g(s.steer_mu);
+    return s.steering.add_listen_slot(port, static_cast<uint32_t>(e->slot));
+}
+
+void Runtime::unlisten_port(uint16_t port, RtEngine* e) {
+    State& s = st();
+    std::lock_guard g(s.steer_mu);
+    s.steering.remove_listen_slot(port, static_cast<uint32_t>(e->slot));
+}
+
+void Runtime::after_fork_in_child() {
+    // The child's threads get engines of their own on first use; the parent's engines
+    // are not usable here (their XSKs and locks belong to the parent's threads).
+    tl_engine = nullptr;
+    State& s = st();
+    new (&s.mu) std::mutex();
+    new (&s.steer_mu) std::mutex();
+}
+
+void RtEngine::on_events(SockId sock, uint32_t) {
+    auto it = sockets.find(sock);
+    if (it != sockets.end()) changed.push_back(it->second);
+}
+
+void RtEngine::poll_locked(uint64_t now) {
+    engine->poll(now);
+    last_poll = now;
+    State& s = st();
+    EngineBox* box = s.boxes[slot];
+    box->nb.poll_updates(now);
+    if (now - box->last_publish > kPublishNs) {
+        box->last_publish = now;
+        counters_publish(stats_slot, engine->stats());
+    }
+}
+
+void RtEngine::take_changed(std::vector<Entry*>& out) {
+    out.clear();
+    out.swap(changed);
+}
+
+void pump(RtEngine* e, bool force) {
+    uint64_t now = now_ns();
+    if (!force && now - __atomic_load_n(&e->last_poll, __ATOMIC_RELAXED) < kProgressNs) return;
+    thread_local std::vector<Entry*> changed;
+    {
+        std::unique_lock g(e->mu, std::try_to_lock);
+        if (!g.owns_lock()) return;       // its owner is polling it right now
+        e->poll_locked(now);
+        e->take_changed(changed);
+    }
+    if (!changed.empty()) notify_changed(e, changed);
+}
+
+uint64_t engine_deadline(RtEngine* e) {
+    std::lock_guard g(e->mu);
+    return e->engine->next_deadline();
+}
+
+}  // namespace fastnet::ipose
