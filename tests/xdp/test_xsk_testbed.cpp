@@ -74,6 +74,16 @@ struct Node {
     }
 };
 
+// Every frame of the UMEM is somewhere we can count: the shared free list, the fill
+// ring, or a device's private cache (RX and TX rings drained by the caller).
+uint32_t accounted_frames(Node& n)
+{
+    uint32_t sum = n.umem.free_frames() + n.umem.fill_level();
+    for (auto& x : n.xsk)
+        if (x.is_open()) sum += x.cached_frames();
+    return sum;
+}
+
 bool has_xdp_prog()
 {
     std::string out = sh("ip -n " + g_bed.ns_srv + " link show dev " + g_bed.if_srv);
@@ -216,6 +226,84 @@ TEST_CASE("SYNs from the client reach exactly the XSK of the slot the rules name
     CHECK(sc.verdict[FASTNET_CNT_REDIRECT_FLOW] >= 2);
     CHECK(sc.verdict[FASTNET_CNT_REDIRECT_LISTEN] + sc.verdict[FASTNET_CNT_REDIRECT_ACTIVE] +
               sc.verdict[FASTNET_CNT_REDIRECT_FLOW] == seen);
+    CHECK(accounted_frames(n) == n.umem.frame_count());
+}
+
+TEST_CASE("a forked child binds its own XSK to the inherited UMEM and gets its slot's flows",
+          "[xdp][testbed][fork]")
+{
+    Node n;
+    REQUIRE(n.up(1) == 0);
+    const uint16_t kPort = 7900;
+    REQUIRE(n.steer.add_listen_slot(kPort, 0) == 0);
+    REQUIRE(n.steer.add_listen_slot(kPort, 1) == 0);
+    const uint32_t set[] = {0, 1};
+    const uint32_t seed = n.steer.hash_seed();
+    std::vector<uint16_t> sports, dports;
+    int want_child = 0, want_parent = 0;
+    for (uint16_t sp = 36000; sp < 36020; sp++) {
+        sports.push_back(sp);
+        dports.push_back(kPort);
+        uint32_t slot = Steering::listen_slot_for({g_bed.cli_ip(), g_bed.srv_ip(), sp, kPort},
+                                                  seed, set, 2);
+        (slot == 1 ? want_child : want_parent)++;
+    }
+    REQUIRE(want_child > 0);
+    REQUIRE(want_parent > 0);
+
+    int ready[2], result[2];
+    REQUIRE(pipe(ready) == 0);
+    REQUIRE(pipe(result) == 0);
+    pid_t child = fork();
+    if (child == 0) {
+        // The child: new XSK with XDP_SHARED_UMEM on the inherited UMEM, slot 1.
+        XskDevice mine;
+        XskConfig xc;
+        xc.ifname = g_bed.if_srv.c_str();
+        if (mine.open(n.umem, xc) || n.steer.set_xsk(1, mine.fd())) _exit(2);
+        (void)!write(ready[1], "r", 1);
+        int got = 0;
+        for (int i = 0; i < 400 && got < want_child; i++) {
+            Frame f[16];
+            size_t k = mine.rx_burst(f, 16);
+            for (size_t j = 0; j < k; j++) {
+                TcpTuple t = parse_tcp(f[j].data, f[j].len);
+                if (t.ok && t.dport == kPort) got++;
+            }
+            mine.rx_release(f, k);
+            usleep(5000);
+        }
+        mine.close();
+        (void)!write(result[1], &got, sizeof got);
+        _exit(0);
+    }
+    char r = 0;
+    REQUIRE(read(ready[0], &r, 1) == 1);
+    pid_t c = spawn_in(g_bed.ns_cli, [&] {
+        return send_syns(g_bed.ip_cli, g_bed.ip_srv, sports.data(), dports.data(),
+                         int(sports.size()), 500);
+    });
+    auto got = n.collect(size_t(want_parent), 3000);
+    REQUIRE(reap(c, 5000) == 0);
+    int child_got = -1;
+    REQUIRE(read(result[0], &child_got, sizeof child_got) == sizeof child_got);
+    REQUIRE(reap(child, 5000) == 0);
+    CHECK(child_got == want_child);
+    CHECK(got[0].size() == size_t(want_parent));
+    // The child returned its frames to the shared pool before it left.
+    CHECK(accounted_frames(n) == n.umem.frame_count());
+    for (int fd : {ready[0], ready[1], result[0], result[1]}) close(fd);
+}
+
+TEST_CASE("a second program cannot take over an interface that has one", "[xdp][testbed]")
+{
+    Node n;
+    REQUIRE(n.up(1) == 0);
+    Steering other;
+    int rc = other.attach(static_cast<int>(if_nametoindex(g_bed.if_srv.c_str())));
+    CAPTURE(other.error());
+    CHECK(rc == -EBUSY);
+    CHECK(std::string(other.error()).find("another XDP program") != std::string::npos);
 }
 
 TEST_CASE("a frame sent through an XSK reaches a socket in the client namespace",
@@ -274,6 +362,7 @@ TEST_CASE("a frame sent through an XSK reaches a socket in the client namespace"
     // The frame comes back to the pool through the shared completion ring.
     for (int i = 0; i < 100 && n.xsk[1].tx_pending(); i++) { n.xsk[1].tx_flush(); usleep(1000); }
     CHECK(n.xsk[1].tx_pending() == 0);
+    CHECK(accounted_frames(n) == n.umem.frame_count());
     close(pipefd[0]);
     close(pipefd[1]);
 }
