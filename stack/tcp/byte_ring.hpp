@@ -91,7 +91,8 @@ public:
         if (n > size_) n = size_;
         head_ = wrap(head_ + n);
         size_ -= n;
-        if (size_ == 0) head_ = 0;    // keeps later writes contiguous
+        // head_ is not rewound when the ring empties: out-of-order bytes placed with
+        // write_at() sit at positions relative to it and would move with it.
     }
 
 private:

@@ -3,6 +3,7 @@
 // byte-exact against a seeded pseudo-random stream, on simulated time.
 #include <sys/epoll.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 
@@ -21,10 +22,12 @@ public:
     void fill(uint8_t* p, size_t n) {
         for (size_t i = 0; i < n; ++i) p[i] = next();
     }
-    bool check(const uint8_t* p, size_t n) {
+    // Index of the first byte that differs, or n.
+    size_t check(const uint8_t* p, size_t n) {
+        size_t bad = n;
         for (size_t i = 0; i < n; ++i)
-            if (p[i] != next()) return false;
-        return true;
+            if (p[i] != next() && bad == n) bad = i;
+        return bad;
     }
 
 private:
@@ -66,10 +69,14 @@ struct App {
     Stream tx, rx;
     size_t total, sent = 0, received = 0;
     bool shut = false, eof = false, corrupt = false;
+    size_t first_bad = 0;
     std::vector<uint8_t> chunk = std::vector<uint8_t>(64 * 1024);
     size_t chunk_len = 0, chunk_off = 0;
 
-    App(Engine& e, uint64_t seed, int dir, size_t n) : eng(e), tx(seed, dir), rx(seed, 1 - dir), total(n) {}
+    uint64_t seed_;
+    int dir_;
+    App(Engine& e, uint64_t seed, int dir, size_t n)
+        : eng(e), tx(seed, dir), rx(seed, 1 - dir), total(n), seed_(seed), dir_(dir) {}
 
     void pump() {
         if (sock == kNoSock) return;
@@ -92,7 +99,21 @@ struct App {
         for (int i = 0; i < 256; ++i) {
             ssize_t n = eng.recv(sock, buf, sizeof buf, 0);
             if (n > 0) {
-                if (!rx.check(buf, size_t(n))) corrupt = true;
+                size_t bad = rx.check(buf, size_t(n));
+                if (bad != size_t(n) && !corrupt) {
+                    corrupt = true;
+                    first_bad = received + bad;
+                    if (getenv("NS_DEBUG")) {
+                        Stream re(seed_, 1 - dir_);
+                        std::vector<uint8_t> exp(first_bad + 70000);
+                        re.fill(exp.data(), exp.size());
+                        size_t m = std::min<size_t>(64, size_t(n) - bad);
+                        for (long sh = -65000; sh <= 65000; ++sh)
+                            if (long(first_bad) + sh >= 0 &&
+                                memcmp(buf + bad, exp.data() + first_bad + sh, m) == 0)
+                                fprintf(stderr, "dir %d bad at %zu matches shift %ld (n=%zd bad=%zu)\n", dir_, first_bad, sh, n, bad);
+                    }
+                }
                 received += size_t(n);
             } else {
                 if (n == 0) eof = true;
@@ -127,9 +148,9 @@ TEST_CASE("netsim: 8 MiB each way arrive byte-exact under loss, reordering and d
 
     SimLinkParams p;
     p.loss = loss;
-    p.reorder = 0.02;
+    p.reorder = getenv("NS_NOREORDER") ? 0 : 0.02;
     p.reorder_extra = 2 * kMs;
-    p.duplicate = 0.01;
+    p.duplicate = getenv("NS_NODUP") ? 0 : 0.01;
     p.delay = 5 * kMs;
     p.rate_bps = 200'000'000;
     p.queue_bytes = 512 * 1024;
@@ -173,6 +194,7 @@ TEST_CASE("netsim: 8 MiB each way arrive byte-exact under loss, reordering and d
         CHECK(server.done());
         CHECK(client.received == kBytes);
         CHECK(server.received == kBytes);
+        CAPTURE(client.first_bad, server.first_bad);
         CHECK(!client.corrupt);
         CHECK(!server.corrupt);
         const double secs = double(now - connected_at) / 1e9;
