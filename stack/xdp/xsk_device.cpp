@@ -5,6 +5,7 @@
 
 #include <linux/if_xdp.h>
 #include <sys/socket.h>
+#include <unistd.h>
 #include <xdp/xsk.h>
 
 #include <cerrno>
@@ -23,6 +24,8 @@ namespace {
 // net/xdp/xsk.c: a copy-mode kick transmits at most TX_BATCH_SIZE (32) frames and
 // answers EAGAIN while more remain; bound the kicks a flush may spend.
 constexpr int kMaxKicksPerFlush = 64;
+constexpr int kBindBusyRetries = 100;
+constexpr useconds_t kBindBusyWaitUs = 10000;
 
 bool pow2(uint32_t v) { return v && !(v & (v - 1)); }
 
@@ -80,6 +83,19 @@ int XskDevice::fail(int err, const char* fmt, ...)
 
 int XskDevice::bind_socket(uint32_t bind_flags)
 {
+    // A queue whose previous sockets were just closed stays busy until the kernel's
+    // deferred pool release has run (net/xdp/xsk_buff_pool.c): retry EBUSY briefly.
+    int err = -EBUSY;
+    for (int attempt = 0; attempt < kBindBusyRetries && err == -EBUSY; attempt++) {
+        if (attempt)
+            usleep(kBindBusyWaitUs);
+        err = bind_once(bind_flags);
+    }
+    return err;
+}
+
+int XskDevice::bind_once(uint32_t bind_flags)
+{
     xsk_socket_config sc{};
     sc.rx_size = cfg_.rx_size;
     sc.tx_size = cfg_.tx_size;
@@ -128,8 +144,9 @@ int XskDevice::open(Umem& umem, const XskConfig& cfg)
                 xsk_ = nullptr;
                 umem_ = nullptr;
                 return fail(err, "FASTNET_ZEROCOPY=on, but %s queue %u cannot bind an XSK in "
-                            "zero-copy mode (driver without AF_XDP zero-copy?)",
-                            ifname_, cfg.queue);
+                            "zero-copy mode%s", ifname_, cfg.queue,
+                            err == -EOPNOTSUPP || err == -EINVAL
+                                ? " (the driver has no AF_XDP zero-copy)" : "");
             }
             if (err) {
                 xsk_ = nullptr;
@@ -161,7 +178,8 @@ int XskDevice::open(Umem& umem, const XskConfig& cfg)
     if (err) {
         xsk_ = nullptr;
         umem_ = nullptr;
-        return fail(err, "binding an XSK to %s queue %u", ifname_, cfg.queue);
+        return fail(err, "binding an XSK to %s queue %u%s", ifname_, cfg.queue,
+                    err == -EBUSY ? " (an AF_XDP socket with another UMEM holds the queue)" : "");
     }
     umem.sockets_++;
     fd_ = xsk_socket__fd(xsk_);

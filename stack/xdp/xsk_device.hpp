@@ -88,6 +88,7 @@ private:
 
     int fail(int err, const char* fmt, ...) __attribute__((format(printf, 3, 4)));
     int bind_socket(uint32_t bind_flags);
+    int bind_once(uint32_t bind_flags);
     void service();
     void put_cache(const uint64_t* addrs, size_t n);
 
