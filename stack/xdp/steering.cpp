@@ -14,6 +14,7 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
+#include <vector>
 
 #include "xdp_prog/steer.skel.h"
 
@@ -304,20 +305,16 @@ int Steering::read_counters(SteerCounters& out) const
     int ncpu = libbpf_num_possible_cpus();
     if (ncpu <= 0)
         return ncpu ? ncpu : -EINVAL;
-    // Per-CPU values come back as one 8-byte slot per possible CPU; a fixed bound keeps
-    // this allocation-free.
-    constexpr int kMaxCpus = 1024;
-    if (ncpu > kMaxCpus)
-        return -E2BIG;
-    static thread_local uint64_t vals[kMaxCpus];
+    // Per-CPU values come back as one 8-byte slot per possible CPU. Not a hot path.
+    std::vector<uint64_t> vals(static_cast<size_t>(ncpu));
     for (uint32_t i = 0; i < FASTNET_CNT__COUNT; i++) {
-        if (bpf_map_lookup_elem(map_fd(kCounters), &i, vals))
+        if (bpf_map_lookup_elem(map_fd(kCounters), &i, vals.data()))
             return -errno;
         for (int c = 0; c < ncpu; c++)
             out.verdict[i] += vals[c];
     }
     for (uint32_t i = 0; i < FASTNET_MAX_SLOTS; i++) {
-        if (bpf_map_lookup_elem(map_fd(kSlotCounters), &i, vals))
+        if (bpf_map_lookup_elem(map_fd(kSlotCounters), &i, vals.data()))
             return -errno;
         for (int c = 0; c < ncpu; c++)
             out.slot[i] += vals[c];
