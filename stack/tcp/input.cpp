@@ -414,8 +414,11 @@ bool TcpCore::ack_processing(Tcb& t, const TcpView& seg) {
         uint32_t acked = static_cast<uint32_t>(ack - t.snd_una);
         // RTT measurement: RFC 7323 4 (timestamps) or one timed segment (Karn).
         if (t.ts_ok && seg.opts.ts && seg.opts.ts->tsecr) {
-            uint32_t d = tsval(t) - seg.opts.ts->tsecr;
-            if (d < 0x7fffffffu) t.rtt.sample(TimeNs(d) * 1'000'000 + 500'000);
+            // An echo older than the current (backed-off) RTO belongs to a segment sent
+            // before a timeout (a duplicate answered with an old TS.Recent): like Karn,
+            // such a sample would only inflate the estimate.
+            TimeNs d = TimeNs(tsval(t) - seg.opts.ts->tsecr) * 1'000'000 + 500'000;
+            if (d <= t.rtt.rto()) t.rtt.sample(d);
         } else if (t.rtt_timing && ack > t.rtt_seq) {
             t.rtt.sample(now - t.rtt_sent);
             t.rtt_timing = false;

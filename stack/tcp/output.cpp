@@ -176,7 +176,9 @@ int TcpCore::send_segment(Tcb& t, uint8_t flags, Seq seq, uint32_t len, bool rex
     return static_cast<int>(len);
 }
 
-bool TcpCore::send_ack(Tcb& t) { return send_segment(t, kTcpAck, t.snd_nxt, 0, false) >= 0; }
+// A pure ACK carries snd_max, not snd_nxt: after an RTO rolled snd_nxt back, the peer may
+// already hold more, and an ACK below its rcv_nxt would be dropped as out of window.
+bool TcpCore::send_ack(Tcb& t) { return send_segment(t, kTcpAck, t.snd_max, 0, false) >= 0; }
 
 bool TcpCore::send_probe(Tcb& t) {
     // Linux tcp_xmit_probe_skb: an old sequence number makes the peer answer with an ACK.
