@@ -91,23 +91,29 @@ bool SackScoreboard::is_lost(Seq seq, uint32_t mss) const {
 }
 
 uint32_t SackScoreboard::pipe(Seq snd_una, Seq snd_nxt, Seq high_rxt, uint32_t mss) const {
-    // Walk the holes: every byte of a hole has the same SACKed data above it, so a hole
-    // is lost or not as a whole (IsLost). RFC 6675 SetPipe counts a byte once if not
-    // lost and once more if it was retransmitted (at or below HighRxt).
-    uint32_t pipe = 0;
-    Seq c = snd_una;
+    // Walk the holes from the top down, carrying the SACKed bytes/segments above: every
+    // byte of a hole has the same SACKed data above it, so a hole is lost or not as a
+    // whole (IsLost). RFC 6675 SetPipe counts a byte once if not lost and once more if
+    // it was retransmitted (below HighRxt).
+    const uint32_t lost_bytes = (kDupThresh - 1) * mss;
+    uint32_t pipe = 0, above_b = 0, above_s = 0;
     auto hole = [&](Seq a, Seq b) {
+        if (a < snd_una) a = snd_una;
+        if (b > snd_nxt) b = snd_nxt;
         if (!(a < b)) return;
-        if (!is_lost(a, mss)) pipe += b - a;
+        if (above_s < kDupThresh && above_b <= lost_bytes) pipe += b - a;
         Seq rx_end = seq_min(b, high_rxt);
         if (a < rx_end) pipe += rx_end - a;
     };
-    for (size_t i = 0; i < n_ && c < snd_nxt; ++i) {
-        if (r_[i].right <= c) continue;
-        hole(c, seq_min(r_[i].left, snd_nxt));
-        c = seq_max(c, r_[i].right);
+    Seq top = snd_nxt;                        // upper end of the hole above range i
+    for (size_t i = n_; i-- > 0;) {
+        hole(r_[i].right, top);
+        uint32_t len = r_[i].right - r_[i].left;
+        above_b += len;
+        above_s += mss ? (len + mss - 1) / mss : 1;
+        top = r_[i].left;
     }
-    if (c < snd_nxt) hole(c, snd_nxt);
+    hole(snd_una, top);
     return pipe;
 }
 

@@ -16,7 +16,9 @@ struct TimerLink {
     TimerLink* prev = nullptr;
 };
 
-// Embedded in its owner; must not move while armed. kind/owner are free for the caller.
+// Embedded in its owner; must not move while armed, and must be cancelled before its
+// owner is destroyed (unless the wheel is being destroyed too: ~TimerWheel touches no
+// timer). kind/owner are free for the caller.
 struct Timer : TimerLink {
     TimeNs expires = 0;        // absolute time, ns
     uint32_t kind = 0;

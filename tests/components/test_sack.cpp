@@ -1,6 +1,7 @@
 // RFC 6675 scoreboard: merging, invalid/D-SACK blocks, IsLost, SetPipe, NextSeg.
 #include <catch2/catch.hpp>
 
+#include <random>
 #include <vector>
 
 #include "stack/tcp/sack.hpp"
@@ -151,4 +152,32 @@ TEST_CASE("NextSeg never retransmits a partial hole beyond its end", "[tcp][sack
     REQUIRE(n.kind == SackScoreboard::Next::Retransmit);
     CHECK(n.seq == Seq(0));
     CHECK(n.len == 500);
+}
+
+TEST_CASE("pipe equals a byte-by-byte SetPipe over random scoreboards", "[tcp][sack]") {
+    const uint64_t seed = GENERATE(1, 2, 3);
+    CAPTURE(seed);
+    std::mt19937_64 rng(seed);
+    const uint32_t mss = 10;
+    for (int it = 0; it < 2000; ++it) {
+        SackScoreboard sb;
+        const uint32_t una = 0xffffff00u + static_cast<uint32_t>(rng() % 512);   // wraps
+        const uint32_t nxt = una + 1 + static_cast<uint32_t>(rng() % 400);
+        SackBlock b[4];
+        size_t n = rng() % 5;
+        for (size_t k = 0; k < n; ++k) {
+            uint32_t l = una + static_cast<uint32_t>(rng() % (nxt - una));
+            uint32_t r = l + 1 + static_cast<uint32_t>(rng() % 40);
+            b[k] = blk(l, r);
+        }
+        sb.update(Seq(una), b, n, Seq(nxt));
+        const uint32_t hrx = una + static_cast<uint32_t>(rng() % (nxt - una + 1));
+        uint32_t expect = 0;
+        for (uint32_t s = una; s != nxt; ++s) {
+            if (sb.is_sacked(Seq(s), 1)) continue;
+            if (!sb.is_lost(Seq(s), mss)) ++expect;
+            if (Seq(s) < Seq(hrx)) ++expect;
+        }
+        REQUIRE(sb.pipe(Seq(una), Seq(nxt), Seq(hrx), mss) == expect);
+    }
 }
