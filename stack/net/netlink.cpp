@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 namespace fastnet {
@@ -69,6 +70,12 @@ int NetlinkSocket::open(uint32_t groups, bool nonblocking) {
     // Errors then carry no copy of our request: the replies stay small.
     int one = 1;
     (void)::setsockopt(fd_, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof one);
+    if (!nonblocking) {
+        // The kernel answers rtnetlink requests at once; a reply that never comes must
+        // not hang start-up.
+        timeval tv{5, 0};
+        (void)::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    }
     sockaddr_nl sa{};
     sa.nl_family = AF_NETLINK;
     sa.nl_groups = groups;
@@ -108,6 +115,7 @@ int NetlinkSocket::transact(nlmsghdr* req, Callback on_reply, void* ctx, Callbac
             if (errno == EINTR) continue;
             // ENOBUFS here concerns notifications on a subscribed socket, not our reply.
             if (errno == ENOBUFS) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) return -ETIMEDOUT;
             return -errno;
         }
         size_t left = static_cast<size_t>(n);

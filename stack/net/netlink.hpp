@@ -57,7 +57,7 @@ public:
     // Sends a request and reads its replies until NLMSG_DONE (dumps) or the ack/error
     // (set NLM_F_ACK for requests without a reply). Messages of other sequences
     // (multicast notifications) go to `other` when given. Blocking socket only.
-    // 0 or the kernel's -errno.
+    // 0, the kernel's -errno, or -ETIMEDOUT after 5 s without an answer.
     int transact(nlmsghdr* req, Callback on_reply, void* ctx,
                  Callback other = nullptr, void* other_ctx = nullptr);
 
