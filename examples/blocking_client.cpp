@@ -2,7 +2,8 @@
 // print it. Ordinary socket code, no fastnet headers.
 // Usage: blocking_client <ipv4> <port> <message> [--half-close]
 //   --half-close: shutdown(SHUT_WR) after sending (for echo servers).
-//   The message may use \r and \n escapes, e.g. 'GET / HTTP/1.1\r\nConnection: close\r\n\r\n'.
+//   The message may use \r and \n escapes, e.g. 'GET / HTTP/1.1\r\nConnection: close\r\n\r\n';
+//   "-" sends standard input instead.
 #include <arpa/inet.h>
 #include <cerrno>
 #include <cstdio>
@@ -20,7 +21,12 @@ int main(int argc, char** argv) {
     }
     bool half_close = argc > 4 && strcmp(argv[4], "--half-close") == 0;
     std::string msg;
-    for (const char* p = argv[3]; *p; ++p) {
+    if (strcmp(argv[3], "-") == 0) {
+        char chunk[65536];
+        size_t n;
+        while ((n = fread(chunk, 1, sizeof chunk, stdin)) > 0) msg.append(chunk, n);
+    }
+    for (const char* p = strcmp(argv[3], "-") == 0 ? "" : argv[3]; *p; ++p) {
         if (p[0] == '\\' && p[1] == 'r') { msg += '\r'; ++p; }
         else if (p[0] == '\\' && p[1] == 'n') { msg += '\n'; ++p; }
         else msg += *p;

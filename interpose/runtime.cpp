@@ -162,9 +162,15 @@ bool Runtime::start() {
     raise_memlock_limit();
     UmemConfig uc;
     uc.frame_count = cfg.umem_frames;
-    if ((r = s.umem.create(uc)) < 0) return fail_start(s.umem.error()[0] ? s.umem.error() : "cannot create the UMEM", -r);
-    if ((r = s.steering.attach(s.ifc.ifindex, XdpAttachMode::Auto)) < 0)
-        return fail_start(s.steering.error()[0] ? s.steering.error() : "cannot attach the XDP program", -r);
+    // The components' messages already name the errno.
+    if ((r = s.umem.create(uc)) < 0)
+        return s.umem.error()[0] ? fail_start(s.umem.error(), 0) : fail_start("cannot create the UMEM", -r);
+    if ((r = s.steering.attach(s.ifc.ifindex, XdpAttachMode::Auto)) < 0) {
+        // One steering program per interface: another fastnet process (or any XDP
+        // program) already holds it.
+        return s.steering.error()[0] ? fail_start(s.steering.error(), 0)
+                                     : fail_start("cannot attach the XDP program", -r);
+    }
     s.steering.set_local_ip(htonl(s.base.ip));
     s.steering.set_active_range(cfg.port_base, cfg.port_count, kMaxEngines);
     reserve_ports(cfg.port_base, cfg.port_count);

@@ -1,0 +1,427 @@
+// The libc contract of fastnet sockets that really run on the engine: this program runs
+// preloaded in the test bed's server namespace (accel_testbed.sh), against kernel peers
+// (peer.py) in the client namespace. Every connection it opens to the peer is an active
+// open from fastnet's port range — a kernel socket could not use it (reserved) — which
+// the tests check, so a silent fallback to the kernel fails them.
+// Environment: FASTNET_TEST_PEER, FASTNET_TEST_LOCAL, FASTNET_TEST_BASE, FASTNET_TEST_CLI_NS.
+#define CATCH_CONFIG_MAIN
+#include <catch2/catch.hpp>
+
+#include <arpa/inet.h>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <string>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+namespace {
+
+const char* env(const char* n) {
+    const char* v = getenv(n);
+    if (!v) FAIL("missing " << n << " (run through accel_testbed.sh)");
+    return v;
+}
+
+uint16_t base() { return static_cast<uint16_t>(atoi(env("FASTNET_TEST_BASE"))); }
+uint16_t echo_port() { return base() + 1; }
+uint16_t reset_port() { return base() + 2; }
+uint16_t silent_port() { return base() + 3; }
+
+sockaddr_in addr(const char* ip, uint16_t port) {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    inet_pton(AF_INET, ip, &a.sin_addr);
+    return a;
+}
+
+sockaddr* sa(sockaddr_in& a) { return reinterpret_cast<sockaddr*>(&a); }
+
+// Runs a command in the client namespace, on the kernel (never preloaded).
+void in_cli(const std::string& cmd) {
+    std::string s = std::string("env -u LD_PRELOAD ip netns exec ") + env("FASTNET_TEST_CLI_NS") + " " + cmd;
+    REQUIRE(system(s.c_str()) == 0);
+}
+
+// A kernel client in the client namespace connects to us, sends `msg`, lingers.
+void kernel_client_async(uint16_t port, const char* msg) {
+    char cmd[512];
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 -c 'import socket,time; s=socket.create_connection((\"%s\",%u)); "
+             "s.sendall(b\"%s\"); time.sleep(2)' > /dev/null 2>&1 &",
+             env("FASTNET_TEST_LOCAL"), port, msg);
+    in_cli(cmd);
+}
+
+bool in_active_range(int fd) {
+    sockaddr_in a{};
+    socklen_t len = sizeof a;
+    REQUIRE(getsockname(fd, sa(a), &len) == 0);
+    uint16_t port = ntohs(a.sin_port);
+    CAPTURE(port);
+    return port >= 40000 && port < 40000 + 16384;
+}
+
+int connect_to(uint16_t port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_in a = addr(env("FASTNET_TEST_PEER"), port);
+    REQUIRE(connect(fd, sa(a), sizeof a) == 0);
+    CHECK(in_active_range(fd));
+    return fd;
+}
+
+std::atomic<int> g_sigpipes{0};
+void on_sigpipe(int) { ++g_sigpipes; }
+void on_sigusr1(int) {}
+
+}  // namespace
+
+TEST_CASE("a connection to a kernel echo server carries 1 MB each way", "[data]") {
+    int fd = connect_to(echo_port());
+    sockaddr_in peer{};
+    socklen_t len = sizeof peer;
+    REQUIRE(getpeername(fd, sa(peer), &len) == 0);
+    CHECK(ntohs(peer.sin_port) == echo_port());
+
+    std::vector<char> out(1 << 20), in(out.size());
+    for (size_t i = 0; i < out.size(); ++i) out[i] = static_cast<char>(i * 7 + i / 4096);
+    // The reader is another thread: a socket is usable from any thread.
+    std::thread reader([&] {
+        size_t got = 0;
+        while (got < in.size()) {
+            ssize_t r = recv(fd, in.data() + got, in.size() - got, 0);
+            if (r <= 0) break;
+            got += static_cast<size_t>(r);
+        }
+    });
+    size_t sent = 0;
+    while (sent < out.size()) {
+        ssize_t w = send(fd, out.data() + sent, std::min<size_t>(out.size() - sent, 100000), 0);
+        REQUIRE(w > 0);
+        sent += static_cast<size_t>(w);
+    }
+    reader.join();
+    CHECK(in == out);
+    CHECK(close(fd) == 0);
+}
+
+TEST_CASE("connecting to a port nobody listens on fails with ECONNREFUSED", "[errno]") {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a = addr(env("FASTNET_TEST_PEER"), base() + 9);
+    errno = 0;
+    CHECK(connect(fd, sa(a), sizeof a) == -1);
+    CHECK(errno == ECONNREFUSED);
+    close(fd);
+
+    // Non-blocking: EINPROGRESS, then the error through poll and SO_ERROR.
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    errno = 0;
+    CHECK(connect(fd, sa(a), sizeof a) == -1);
+    CHECK(errno == EINPROGRESS);
+    CHECK(in_active_range(fd));
+    pollfd p{fd, POLLOUT, 0};
+    REQUIRE(poll(&p, 1, 3000) == 1);
+    CHECK((p.revents & POLLERR));
+    int err = 0;
+    socklen_t len = sizeof err;
+    REQUIRE(getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0);
+    CHECK(err == ECONNREFUSED);
+    close(fd);
+}
+
+TEST_CASE("non-blocking receives with nothing to read fail with EAGAIN", "[errno]") {
+    int fd = connect_to(silent_port());
+    char buf[8];
+    errno = 0;
+    CHECK(recv(fd, buf, sizeof buf, MSG_DONTWAIT) == -1);
+    CHECK(errno == EAGAIN);
+    REQUIRE(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) == 0);
+    CHECK((fcntl(fd, F_GETFL) & O_NONBLOCK));
+    errno = 0;
+    CHECK(read(fd, buf, sizeof buf) == -1);
+    CHECK(errno == EAGAIN);
+    int n = -1;
+    REQUIRE(ioctl(fd, FIONREAD, &n) == 0);
+    CHECK(n == 0);
+    close(fd);
+}
+
+TEST_CASE("SO_RCVTIMEO bounds a blocking receive on an accelerated connection", "[blocking]") {
+    int fd = connect_to(silent_port());
+    timeval tv{0, 200000};
+    REQUIRE(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0);
+    timeval back{};
+    socklen_t len = sizeof back;
+    REQUIRE(getsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &back, &len) == 0);
+    CHECK(back.tv_usec == 200000);
+    char buf[4];
+    auto t0 = std::chrono::steady_clock::now();
+    errno = 0;
+    CHECK(recv(fd, buf, sizeof buf, 0) == -1);
+    CHECK(errno == EAGAIN);
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+    CHECK(ms >= 180);
+    CHECK(ms < 2000);
+    close(fd);
+}
+
+TEST_CASE("a signal handler interrupts a blocking accelerated receive with EINTR", "[blocking]") {
+    struct sigaction act{}, old{};
+    act.sa_handler = on_sigusr1;
+    sigaction(SIGUSR1, &act, &old);
+    int fd = connect_to(silent_port());
+    pthread_t self = pthread_self();
+    std::thread t([self] {
+        usleep(150000);
+        pthread_kill(self, SIGUSR1);
+    });
+    char buf[4];
+    errno = 0;
+    CHECK(recv(fd, buf, sizeof buf, 0) == -1);
+    CHECK(errno == EINTR);
+    t.join();
+    close(fd);
+    sigaction(SIGUSR1, &old, nullptr);
+}
+
+TEST_CASE("writing to a reset connection fails with EPIPE, with SIGPIPE unless MSG_NOSIGNAL", "[errno]") {
+    struct sigaction act{}, old{};
+    act.sa_handler = on_sigpipe;
+    sigaction(SIGPIPE, &act, &old);
+    int fd = connect_to(reset_port());
+    pollfd p{fd, POLLIN, 0};
+    REQUIRE(poll(&p, 1, 3000) == 1);   // the RST
+    char buf[16] = "x";
+    errno = 0;
+    CHECK(recv(fd, buf, sizeof buf, 0) == -1);
+    CHECK(errno == ECONNRESET);
+    g_sigpipes = 0;
+    errno = 0;
+    CHECK(send(fd, buf, sizeof buf, MSG_NOSIGNAL) == -1);
+    CHECK(errno == EPIPE);
+    CHECK(g_sigpipes == 0);
+    errno = 0;
+    CHECK(write(fd, buf, sizeof buf) == -1);
+    CHECK(errno == EPIPE);
+    CHECK(g_sigpipes == 1);
+    close(fd);
+    sigaction(SIGPIPE, &old, nullptr);
+}
+
+TEST_CASE("binding an address in use fails with EADDRINUSE", "[errno]") {
+    sockaddr_in a = addr(env("FASTNET_TEST_LOCAL"), base() + 20);
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(bind(l, sa(a), sizeof a) == 0);
+    REQUIRE(listen(l, 8) == 0);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    errno = 0;
+    CHECK(bind(fd, sa(a), sizeof a) == -1);
+    CHECK(errno == EADDRINUSE);
+    sockaddr_in any = addr("0.0.0.0", base() + 20);
+    errno = 0;
+    CHECK(bind(fd, sa(any), sizeof any) == -1);
+    CHECK(errno == EADDRINUSE);
+    close(fd);
+    close(l);
+}
+
+TEST_CASE("an unconnected fastnet socket answers ENOTCONN, and EPIPE on send", "[errno]") {
+    struct sigaction act{}, old{};
+    act.sa_handler = on_sigpipe;
+    sigaction(SIGPIPE, &act, &old);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    socklen_t len = sizeof a;
+    char c = 0;
+    errno = 0;
+    CHECK(recv(fd, &c, 1, 0) == -1);
+    CHECK(errno == ENOTCONN);
+    errno = 0;
+    CHECK(getpeername(fd, sa(a), &len) == -1);
+    CHECK(errno == ENOTCONN);
+    g_sigpipes = 0;
+    errno = 0;
+    CHECK(send(fd, &c, 1, 0) == -1);
+    CHECK(errno == EPIPE);
+    CHECK(g_sigpipes == 1);
+    close(fd);
+    sigaction(SIGPIPE, &old, nullptr);
+}
+
+TEST_CASE("epoll over an accelerated listener, its connection and a pipe", "[epoll]") {
+    uint16_t port = base() + 30;
+    int l = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    int one = 1;
+    setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in any = addr("0.0.0.0", port);
+    REQUIRE(bind(l, sa(any), sizeof any) == 0);
+    REQUIRE(listen(l, 16) == 0);
+    int pfd[2];
+    REQUIRE(pipe(pfd) == 0);
+
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = 0xabc0000000000001ull;
+    REQUIRE(epoll_ctl(ep, EPOLL_CTL_ADD, l, &ev) == 0);
+    ev.data.u64 = 0xabc0000000000002ull;
+    REQUIRE(epoll_ctl(ep, EPOLL_CTL_ADD, pfd[0], &ev) == 0);
+    errno = 0;
+    CHECK(epoll_ctl(ep, EPOLL_CTL_ADD, l, &ev) == -1);
+    CHECK(errno == EEXIST);
+    epoll_event out[8];
+    CHECK(epoll_wait(ep, out, 8, 0) == 0);
+
+    kernel_client_async(port, "hello");
+    REQUIRE(epoll_wait(ep, out, 8, 3000) == 1);
+    CHECK(out[0].data.u64 == 0xabc0000000000001ull);
+    sockaddr_in peer{};
+    socklen_t len = sizeof peer;
+    int c = accept4(l, sa(peer), &len, SOCK_NONBLOCK);
+    REQUIRE(c >= 0);
+    char ip[32];
+    inet_ntop(AF_INET, &peer.sin_addr, ip, sizeof ip);
+    CHECK(std::string(ip) == env("FASTNET_TEST_PEER"));
+
+    // Edge-triggered and one-shot on the connection.
+    ev.events = EPOLLIN | EPOLLET | EPOLLRDHUP;
+    ev.data.u64 = 0xabc0000000000003ull;
+    REQUIRE(epoll_ctl(ep, EPOLL_CTL_ADD, c, &ev) == 0);
+    int n = epoll_wait(ep, out, 8, 3000);
+    REQUIRE(n == 1);
+    CHECK(out[0].data.u64 == 0xabc0000000000003ull);
+    CHECK((out[0].events & EPOLLIN));
+    CHECK(epoll_wait(ep, out, 8, 0) == 0);          // edge: once
+    char buf[16];
+    REQUIRE(recv(c, buf, sizeof buf, 0) == 5);
+    CHECK(std::string(buf, 5) == "hello");
+
+    // The pipe (a kernel fd) is reported beside them, with its own data.
+    REQUIRE(write(pfd[1], "p", 1) == 1);
+    REQUIRE(epoll_wait(ep, out, 8, 1000) == 1);
+    CHECK(out[0].data.u64 == 0xabc0000000000002ull);
+    char pc;
+    REQUIRE(read(pfd[0], &pc, 1) == 1);
+
+    // MOD to level-triggered writable, then one-shot.
+    ev.events = EPOLLOUT;
+    REQUIRE(epoll_ctl(ep, EPOLL_CTL_MOD, c, &ev) == 0);
+    CHECK(epoll_wait(ep, out, 8, 0) == 1);
+    CHECK(epoll_wait(ep, out, 8, 0) == 1);
+    ev.events = EPOLLOUT | EPOLLONESHOT;
+    REQUIRE(epoll_ctl(ep, EPOLL_CTL_MOD, c, &ev) == 0);
+    CHECK(epoll_wait(ep, out, 8, 0) == 1);
+    CHECK(epoll_wait(ep, out, 8, 0) == 0);
+
+    // The peer closes (after its 2 s): EPOLLRDHUP.
+    ev.events = EPOLLIN | EPOLLRDHUP;
+    REQUIRE(epoll_ctl(ep, EPOLL_CTL_MOD, c, &ev) == 0);
+    REQUIRE(epoll_wait(ep, out, 8, 5000) == 1);
+    CHECK((out[0].events & EPOLLRDHUP));
+    CHECK(recv(c, buf, sizeof buf, 0) == 0);
+
+    // DEL, and close removes.
+    REQUIRE(epoll_ctl(ep, EPOLL_CTL_DEL, c, nullptr) == 0);
+    errno = 0;
+    CHECK(epoll_ctl(ep, EPOLL_CTL_DEL, c, nullptr) == -1);
+    CHECK(errno == ENOENT);
+    close(c);
+    close(l);
+    CHECK(epoll_wait(ep, out, 8, 0) == 0);
+    close(ep);
+    close(pfd[0]);
+    close(pfd[1]);
+}
+
+TEST_CASE("an accelerated listener also accepts loopback clients", "[listen]") {
+    uint16_t port = base() + 40;
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in any = addr("0.0.0.0", port);
+    REQUIRE(bind(l, sa(any), sizeof any) == 0);
+    REQUIRE(listen(l, 16) == 0);
+    int k = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in lo = addr("127.0.0.1", port);
+    REQUIRE(connect(k, sa(lo), sizeof lo) == 0);   // handed to the kernel
+    sockaddr_in peer{};
+    socklen_t len = sizeof peer;
+    int c = accept(l, sa(peer), &len);
+    REQUIRE(c >= 0);
+    CHECK(peer.sin_addr.s_addr == htonl(INADDR_LOOPBACK));
+    REQUIRE(write(k, "lo", 2) == 2);
+    char buf[4];
+    REQUIRE(read(c, buf, sizeof buf) == 2);
+    close(c);
+    close(k);
+
+    kernel_client_async(port, "xdp");   // and one through the accelerated interface
+    c = accept(l, sa(peer), &len);
+    REQUIRE(c >= 0);
+    CHECK(read(c, buf, sizeof buf) == 3);
+    close(c);
+    close(l);
+}
+
+TEST_CASE("poll and select see an accelerated socket beside a pipe", "[poll]") {
+    int fd = connect_to(echo_port());
+    int pfd[2];
+    REQUIRE(pipe(pfd) == 0);
+    pollfd p[2] = {{fd, POLLIN, 0}, {pfd[0], POLLIN, 0}};
+    CHECK(poll(p, 2, 0) == 0);
+    REQUIRE(send(fd, "echo", 4, 0) == 4);
+    REQUIRE(poll(p, 2, 3000) == 1);
+    CHECK(p[0].revents == POLLIN);
+    CHECK(p[1].revents == 0);
+    fd_set rd;
+    FD_ZERO(&rd);
+    FD_SET(fd, &rd);
+    FD_SET(pfd[0], &rd);
+    timeval tv{1, 0};
+    REQUIRE(select(std::max(fd, pfd[0]) + 1, &rd, nullptr, nullptr, &tv) == 1);
+    CHECK(FD_ISSET(fd, &rd));
+    CHECK_FALSE(FD_ISSET(pfd[0], &rd));
+    char buf[8];
+    REQUIRE(recv(fd, buf, sizeof buf, 0) == 4);
+    REQUIRE(write(pfd[1], "x", 1) == 1);
+    REQUIRE(poll(p, 2, 1000) == 1);
+    CHECK(p[1].revents == POLLIN);
+    close(fd);
+    close(pfd[0]);
+    close(pfd[1]);
+}
+
+TEST_CASE("a dual-stack IPv6 socket reaches an IPv4 peer through the engine", "[ipv6]") {
+    int fd = socket(AF_INET6, SOCK_STREAM, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_in6 a{};
+    a.sin6_family = AF_INET6;
+    a.sin6_port = htons(echo_port());
+    std::string mapped = std::string("::ffff:") + env("FASTNET_TEST_PEER");
+    inet_pton(AF_INET6, mapped.c_str(), &a.sin6_addr);
+    REQUIRE(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    sockaddr_in6 local{};
+    socklen_t len = sizeof local;
+    REQUIRE(getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len) == 0);
+    CHECK(local.sin6_family == AF_INET6);
+    CHECK(IN6_IS_ADDR_V4MAPPED(&local.sin6_addr));
+    CHECK(ntohs(local.sin6_port) >= 40000);
+    REQUIRE(send(fd, "six", 3, 0) == 3);
+    char buf[4];
+    REQUIRE(recv(fd, buf, 3, MSG_WAITALL) == 3);
+    CHECK(std::string(buf, 3) == "six");
+    close(fd);
+}

@@ -1,0 +1,54 @@
+#!/usr/bin/env python3
+"""Kernel TCP peers for the accelerated interpose tests (run in the client namespace,
+never preloaded). Usage: peer.py <bind-ip> <base-port>
+  base+1 echo      echoes everything back
+  base+2 reset     accepts, then closes with a RST (SO_LINGER 0)
+  base+3 silent    accepts and never sends; closes when the client does
+Prints "ready" once all three listen; runs until killed."""
+import socket
+import struct
+import sys
+import threading
+
+ip, base = sys.argv[1], int(sys.argv[2])
+
+
+def listener(port):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((ip, port))
+    s.listen(64)
+    return s
+
+
+def echo(conn):
+    with conn:
+        while True:
+            data = conn.recv(65536)
+            if not data:
+                return
+            conn.sendall(data)
+
+
+def silent(conn):
+    with conn:
+        while conn.recv(65536):
+            pass
+
+
+def serve(sock, handler):
+    while True:
+        conn, _ = sock.accept()
+        threading.Thread(target=handler, args=(conn,), daemon=True).start()
+
+
+def reset(conn):
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
+    conn.close()
+
+
+socks = [(listener(base + 1), echo), (listener(base + 2), reset), (listener(base + 3), silent)]
+for s, h in socks:
+    threading.Thread(target=serve, args=(s, h), daemon=True).start()
+print("ready", flush=True)
+threading.Event().wait()
