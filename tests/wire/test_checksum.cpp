@@ -2,6 +2,7 @@
 // odd offsets, copy+sum, RFC 1624 incremental update, pseudo-header, captured frames.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstring>
 #include <random>
 #include <vector>
@@ -79,7 +80,7 @@ TEST_CASE("copying while summing copies the bytes and gives the same sum", "[che
     auto src = random_bytes(len, static_cast<uint32_t>(len));
     std::vector<uint8_t> dst(len + 1, 0xaa);
     uint32_t s = csum_copy_at(0x1234, dst.data(), src.data(), len, offset);
-    CHECK(std::memcmp(dst.data(), src.data(), len) == 0);
+    CHECK(std::equal(src.begin(), src.end(), dst.begin()));
     CHECK(dst[len] == 0xaa);
     CHECK(s == csum_add_at(0x1234, src.data(), len, offset));
 }

@@ -131,7 +131,7 @@ TEST_CASE("option lists are accepted or refused by their lengths", "[tcp]") {
     CHECK(parse_tcp_options(c.o.data(), c.o.size(), o) == c.ok);
     // Same bytes inside a real header: refused as BadTcpOptions.
     std::vector<uint8_t> seg(20 + ((c.o.size() + 3) & ~size_t{3}), 0);
-    std::memcpy(seg.data() + 20, c.o.data(), c.o.size());
+    std::copy(c.o.begin(), c.o.end(), seg.begin() + 20);
     seg[12] = static_cast<uint8_t>((seg.size() / 4) << 4);
     auto t = TcpView::parse(seg.data(), seg.size());
     CHECK(t.ok() == c.ok);
