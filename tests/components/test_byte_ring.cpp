@@ -115,3 +115,15 @@ TEST_CASE("a ring can use storage it does not own", "[tcp][ring]") {
     CHECK(r.write("wxyz!", 5) == 4);
     CHECK(slab[0] == 'w');
 }
+
+TEST_CASE("placed out-of-order data survives the reader emptying the ring", "[tcp][ring]") {
+    ByteRing r(16);
+    r.write("abcd", 4);
+    CHECK(r.write_at(2, "gh", 2) == 2);          // "ef" still missing
+    char out[8] = {};
+    CHECK(r.read(out, 8) == 4);                   // in-order data now empty
+    CHECK(r.write("ef", 2) == 2);
+    r.commit(2);
+    CHECK(r.read(out, 8) == 4);
+    CHECK(std::string(out, 4) == "efgh");
+}
