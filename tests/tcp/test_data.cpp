@@ -378,3 +378,53 @@ TEST_CASE("output waits while the next hop is unresolved and goes out once it is
     f.eng->abort(s);
     f.leak_check();
 }
+
+TEST_CASE("unacknowledged data times out with ETIMEDOUT after tcp_retries2 retransmissions", "[tcp][established][rto]") {
+    Fixture f;
+    SockId s = f.establish_active(SegOpts().with_mss(1000));
+    CHECK(f.eng->send(s, "x", 1, 0) == 1);
+    f.drain();
+    f.run_until(f.now + 3600 * kSec);
+    CHECK(f.pending() == 15);   // Linux tcp_retries2
+    CHECK((f.eng->events(s) & (EPOLLERR | EPOLLHUP)) == (EPOLLERR | EPOLLHUP));
+    int err = 0;
+    socklen_t len = sizeof err;
+    f.eng->getsockopt(s, SOL_SOCKET, SO_ERROR, &err, &len);
+    CHECK(err == ETIMEDOUT);
+    f.drain();
+    f.eng->close(s);
+    f.expect_nothing();
+    f.leak_check();
+}
+
+TEST_CASE("the minimum RTO is configurable", "[tcp][established][rto]") {
+    auto rto_min = GENERATE(TimeNs(50 * kMs), TimeNs(1 * kSec));
+    CAPTURE(rto_min);
+    EngineConfig c = test_config();
+    c.rto_min = rto_min;
+    Fixture f(c);
+    SockId s = f.establish_active(SegOpts().with_mss(1000));
+    const TimeNs t0 = f.now;
+    CHECK(f.eng->send(s, "x", 1, 0) == 1);
+    f.drain();
+    f.run_until(t0 + rto_min - 1 * kMs);
+    f.expect_nothing();
+    f.run_until(t0 + rto_min);
+    f.expect_segment(kTcpAck | kTcpPsh, f.lseq, f.rseq, 1);
+    f.eng->abort(s);
+    f.leak_check();
+}
+
+TEST_CASE("a small usable window is not used at once (sender SWS avoidance) but after the override timeout", "[tcp][established][sws]") {
+    Fixture f;
+    SockId s = f.establish_active(SegOpts().with_mss(1000));
+    // The peer's window was 65535; now it offers 100 bytes: less than half its largest.
+    f.send_segment(kTcpAck, f.rseq, f.lseq, {}, {}, 100);
+    auto data = bytes(3000);
+    CHECK(f.eng->send(s, data.data(), data.size(), 0) == 3000);
+    f.expect_nothing();
+    f.run_until(f.now + 200 * kMs);
+    f.expect_segment(kTcpAck | kTcpPsh, f.lseq, f.rseq, 100);
+    f.eng->abort(s);
+    f.leak_check();
+}
