@@ -24,6 +24,8 @@ uint64_t engine_deadline(RtEngine* e);
 
 // A socket closed for good: it leaves every epoll set it was in (fastpoll.cpp).
 void epoll_forget(Entry* en);
+// In a forked child: the epoll registry lock starts free.
+void epoll_after_fork();
 
 namespace fs {
 // Readiness of a fastnet socket as EPOLL* bits: the engine's, plus EPOLLIN when the

@@ -167,6 +167,8 @@ void notify_changed(RtEngine* e, const std::vector<Entry*>& changed) {
     }
 }
 
+void epoll_after_fork() { new (&g_reg) std::mutex(); }
+
 void epoll_forget(Entry* en) {
     std::lock_guard g(g_reg);
     while (EpItem* it = en->items) {

@@ -54,6 +54,7 @@ struct Entry {
     SavedOpt opts[12];
     int nopts = 0;
     std::atomic<int> waiters{0};             // threads blocked on this socket
+    bool orphan = false;                     // inherited through fork(): see FdTable
 
     // --- epoll sets ---
     EpollSet* ep = nullptr;
@@ -73,12 +74,26 @@ public:
 
     Entry* lookup(int fd) const {
         if (static_cast<unsigned>(fd) >= size_) return nullptr;
-        return slots_[fd].load(std::memory_order_acquire);
+        Entry* e = slots_[fd].load(std::memory_order_acquire);
+        if (__builtin_expect(e && e->orphan, 0)) return adopt_orphan(fd, e);
+        return e;
     }
+    // A listener inherited by a forked child is a kernel socket there; the first time
+    // the child touches it, the runtime hands its port back to the kernel (runtime.cpp).
+    void (*orphan_hook)(int fd, Entry* e) = nullptr;
+    Entry* raw(int fd) const { return slots_[fd].load(std::memory_order_acquire); }
     // A fresh fd number for a fastnet socket (dup of the anchor), or -errno. The number
     // is checked to fit the table; it is closed and -EMFILE returned otherwise.
     int new_fd(bool cloexec);
-    void install(int fd, Entry* e) { slots_[fd].store(e, std::memory_order_release); }
+    void install(int fd, Entry* e) {
+        slots_[fd].store(e, std::memory_order_release);
+        int hw = high_water_.load(std::memory_order_relaxed);
+        while (fd > hw && !high_water_.compare_exchange_weak(hw, fd)) {}
+    }
+    // The highest fd number ever installed (bounds scans of the table).
+    int high_water() const { return high_water_.load(std::memory_order_acquire); }
+    // In a forked child: locks another thread may have held at fork() start free.
+    void after_fork() { new (&free_mu_) std::mutex(); }
     Entry* remove(int fd) {
         if (static_cast<unsigned>(fd) >= size_) return nullptr;
         return slots_[fd].exchange(nullptr, std::memory_order_acq_rel);
@@ -93,9 +108,16 @@ public:
     int anchor() const { return anchor_; }
 
 private:
+    Entry* adopt_orphan(int fd, Entry* e) const {
+        if (orphan_hook) orphan_hook(fd, e);
+        slots_[fd].store(nullptr, std::memory_order_release);
+        return nullptr;
+    }
+
     std::atomic<Entry*>* slots_ = nullptr;
     unsigned size_ = 0;
     int anchor_ = -1;
+    std::atomic<int> high_water_{-1};
     std::mutex free_mu_;
     Entry* free_ = nullptr;
 };

@@ -274,12 +274,50 @@ void Runtime::unlisten_port(uint16_t port, RtEngine* e) {
 }
 
 void Runtime::after_fork_in_child() {
-    // The child's threads get engines of their own on first use; the parent's engines
-    // are not usable here (their XSKs and locks belong to the parent's threads).
+    // The parent's engines, XSKs and epoll sets stay the parent's: two processes must
+    // never drive one XSK's rings. So a forked child runs on the kernel: new sockets go
+    // to the kernel, and an inherited listener becomes its kernel side (the shadow, same
+    // port) in place, with the port handed back to the kernel by the steering program —
+    // pre-fork servers (nginx workers) then keep working, unaccelerated. Other inherited
+    // fastnet sockets are not usable in the child (README: limits).
     tl_engine = nullptr;
     State& s = st();
     new (&s.mu) std::mutex();
     new (&s.steer_mu) std::mutex();
+    epoll_after_fork();
+    FdTable& t = FdTable::get();
+    t.after_fork();
+    bool was_running = s.started > 0;
+    s.started = -1;
+    counters_set_state("kernel: forked from an accelerated process");
+    if (!was_running) return;
+    const RealLibc& r = real();
+    t.orphan_hook = [](int, Entry* en) {
+        State& st_ = st();
+        std::lock_guard g(st_.steer_mu);
+        uint16_t port = en->bound.ss_family == AF_INET
+                            ? ntohs(reinterpret_cast<sockaddr_in*>(&en->bound)->sin_port)
+                            : ntohs(reinterpret_cast<sockaddr_in6*>(&en->bound)->sin6_port);
+        st_.steering.remove_listen_slot(port, static_cast<uint32_t>(en->eng->slot));
+        log(LogLevel::Info, "forked child uses port %u: the kernel serves it from now on", port);
+    };
+    for (int fd = 0; fd <= t.high_water(); ++fd) {
+        if (static_cast<unsigned>(fd) >= t.size()) break;
+        Entry* en = t.raw(fd);
+        if (!en) continue;
+        if (en->kind == Kind::Socket && en->state == SockState::Listening && en->shadow >= 0) {
+            int fdflags = r.fcntl(fd, F_GETFD);
+            r.dup3(en->shadow, fd, (fdflags & FD_CLOEXEC) ? O_CLOEXEC : 0);
+            int fl = r.fcntl(fd, F_GETFL);
+            r.fcntl(fd, F_SETFL, en->nonblock ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK));
+            // Only if the child really uses it does the port leave fastnet: a child that
+            // just execs (system(), CGI) must not take acceleration from its parent.
+            en->orphan = true;
+            continue;
+        }
+        // Other fastnet sockets stay the parent's; here the number is a bare placeholder.
+        t.remove(fd);
+    }
 }
 
 void RtEngine::on_events(SockId sock, uint32_t) {

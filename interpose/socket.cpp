@@ -22,6 +22,7 @@ namespace {
 
 // Drops one fd's reference to an entry already removed from the table.
 void drop_ref(Entry* e) {
+    if (e->orphan) return;   // the parent's socket, seen from a forked child: not ours to close
     if (e->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
     if (e->kind == Kind::Epoll) fs::epoll_release(e);
     else fs::release(e);

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
+#include <cstdio>
 #include <cstring>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -67,6 +68,15 @@ void kernel_client_async(uint16_t port, const char* msg) {
     in_cli(cmd);
 }
 
+// A fastnet socket's number is a placeholder (a dup of the library's anchor eventfd);
+// a kernel socket's is a socket: /proc tells them apart.
+bool served_by_fastnet(int fd) {
+    char path[64], link[128] = {};
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(path, link, sizeof link - 1);
+    return n > 0 && strstr(link, "eventfd") != nullptr;
+}
+
 bool in_active_range(int fd) {
     sockaddr_in a{};
     socklen_t len = sizeof a;
@@ -82,6 +92,7 @@ int connect_to(uint16_t port) {
     sockaddr_in a = addr(env("FASTNET_TEST_PEER"), port);
     REQUIRE(connect(fd, sa(a), sizeof a) == 0);
     CHECK(in_active_range(fd));
+    CHECK(served_by_fastnet(fd));
     return fd;
 }
 
@@ -294,6 +305,8 @@ TEST_CASE("epoll over an accelerated listener, its connection and a pipe", "[epo
     socklen_t len = sizeof peer;
     int c = accept4(l, sa(peer), &len, SOCK_NONBLOCK);
     REQUIRE(c >= 0);
+    // system() forked a shell meanwhile: the listener must still be the engine's.
+    CHECK(served_by_fastnet(c));
     char ip[32];
     inet_ntop(AF_INET, &peer.sin_addr, ip, sizeof ip);
     CHECK(std::string(ip) == env("FASTNET_TEST_PEER"));
@@ -362,6 +375,8 @@ TEST_CASE("an accelerated listener also accepts loopback clients", "[listen]") {
     int c = accept(l, sa(peer), &len);
     REQUIRE(c >= 0);
     CHECK(peer.sin_addr.s_addr == htonl(INADDR_LOOPBACK));
+    CHECK_FALSE(served_by_fastnet(c));   // the kernel side of the listener
+    CHECK_FALSE(served_by_fastnet(k));   // a loopback connect is handed to the kernel
     REQUIRE(write(k, "lo", 2) == 2);
     char buf[4];
     REQUIRE(read(c, buf, sizeof buf) == 2);
@@ -371,6 +386,7 @@ TEST_CASE("an accelerated listener also accepts loopback clients", "[listen]") {
     kernel_client_async(port, "xdp");   // and one through the accelerated interface
     c = accept(l, sa(peer), &len);
     REQUIRE(c >= 0);
+    CHECK(served_by_fastnet(c));
     CHECK(read(c, buf, sizeof buf) == 3);
     close(c);
     close(l);

@@ -98,7 +98,28 @@ wait $SP
 out=$(srv env LD_PRELOAD="$LIB" "$EX/blocking_client" "$TB_IP_CLI" 7101 'blocking hello' --half-close 2>/dev/null)
 [[ $out == "blocking hello" ]] && pass "the preloaded blocking_client talks to a kernel echo server" || fail "blocking_client got [$out]"
 
-# 4. The libc contract of accelerated sockets (errors, blocking, epoll/poll/select).
+# 4. A pre-fork server (nginx, 2 workers): the workers inherit the listener, which a
+#    forked child serves from the kernel side; it must keep working.
+if command -v nginx > /dev/null; then
+  cat > "$TMP/nginx.conf" <<NG
+worker_processes 2;
+daemon off;
+error_log $TMP/nginx.err;
+pid $TMP/nginx.pid;
+events { worker_connections 256; }
+http { access_log off; server { listen 8081; location / { return 200 "nginx says hi\n"; } } }
+NG
+  ip netns exec "$TB_NS_SRV" env LD_PRELOAD="$LIB" nginx -c "$TMP/nginx.conf" > /dev/null 2>&1 &
+  NP=$!; PIDS+=($NP)
+  wait_listen "$TB_NS_SRV" 8081
+  n=0; for i in $(seq 10); do cli curl -s -m 3 "http://$TB_IP_SRV:8081/" | grep -q "nginx says hi" && n=$((n+1)); done
+  [[ $n == 10 ]] && pass "nginx with 2 forked workers answers (forked children run on the kernel)" || fail "nginx answered $n/10"
+  kill $NP; wait $NP 2>/dev/null
+else
+  echo "skip: nginx not installed"
+fi
+
+# 5. The libc contract of accelerated sockets (errors, blocking, epoll/poll/select).
 srv env LD_PRELOAD="$LIB" FASTNET_TEST_PEER="$TB_IP_CLI" FASTNET_TEST_LOCAL="$TB_IP_SRV" \
   FASTNET_TEST_BASE=7100 FASTNET_TEST_CLI_NS="$TB_NS_CLI" "$B/tests/interpose/interpose_accel_test" \
   > "$TMP/accel.out" 2>&1 && pass "accelerated libc contract ($(grep -o 'All tests passed.*' "$TMP/accel.out"))" \
