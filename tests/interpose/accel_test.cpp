@@ -441,3 +441,39 @@ TEST_CASE("a dual-stack IPv6 socket reaches an IPv4 peer through the engine", "[
     CHECK(std::string(buf, 3) == "six");
     close(fd);
 }
+
+TEST_CASE("one accelerated socket in two epoll sets is reported by both", "[epoll]") {
+    int fd = connect_to(echo_port());
+    int ep1 = epoll_create1(0), ep2 = epoll_create(1);
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = 1;
+    REQUIRE(epoll_ctl(ep1, EPOLL_CTL_ADD, fd, &ev) == 0);
+    ev.data.u64 = 2;
+    REQUIRE(epoll_ctl(ep2, EPOLL_CTL_ADD, fd, &ev) == 0);
+    REQUIRE(send(fd, "twice", 5, 0) == 5);
+    epoll_event out[2];
+    REQUIRE(epoll_wait(ep1, out, 2, 3000) == 1);
+    CHECK(out[0].data.u64 == 1);
+    REQUIRE(epoll_wait(ep2, out, 2, 3000) == 1);
+    CHECK(out[0].data.u64 == 2);
+    // Closing the socket takes it out of both.
+    close(fd);
+    CHECK(epoll_wait(ep1, out, 2, 0) == 0);
+    CHECK(epoll_wait(ep2, out, 2, 0) == 0);
+    close(ep1);
+    close(ep2);
+}
+
+TEST_CASE("a blocking accept on an accelerated listener honours SO_RCVTIMEO", "[blocking]") {
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in any = addr("0.0.0.0", base() + 50);
+    REQUIRE(bind(l, sa(any), sizeof any) == 0);
+    REQUIRE(listen(l, 4) == 0);
+    timeval tv{0, 150000};
+    REQUIRE(setsockopt(l, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0);
+    errno = 0;
+    CHECK(accept(l, nullptr, nullptr) == -1);
+    CHECK(errno == EAGAIN);
+    close(l);
+}
