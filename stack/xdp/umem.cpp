@@ -126,12 +126,16 @@ int Umem::create(const UmemConfig& cfg)
         return e;
     }
     sockets_ = 0;
-    retired_ = false;
+    parked_ = nullptr;
     return 0;
 }
 
 int Umem::destroy()
 {
+    if (parked_ && sockets_ == 0) {
+        xsk_socket__delete(parked_);
+        parked_ = nullptr;
+    }
     if (umem_) {
         int err = xsk_umem__delete(umem_);
         if (err)
@@ -139,7 +143,6 @@ int Umem::destroy()
         umem_ = nullptr;
     }
     sockets_ = 0;
-    retired_ = false;
     if (map_)
         munmap(map_, map_len_);
     map_ = area_ = nullptr;
@@ -172,8 +175,6 @@ void Umem::set_mode(XskMode m)
 
 bool Umem::needs_service() const
 {
-    if (retired_)
-        return false;
     const xsk_ring_cons& c = shared_->comp;
     if (__atomic_load_n(c.producer, __ATOMIC_ACQUIRE) != __atomic_load_n(c.consumer, __ATOMIC_RELAXED))
         return true;
@@ -186,8 +187,6 @@ bool Umem::needs_service() const
 
 void Umem::service(uint64_t* cache, uint32_t* count, uint32_t cap, uint32_t lo, uint32_t hi)
 {
-    if (retired_)
-        return;
     lock();
     uint32_t n = *count;
 

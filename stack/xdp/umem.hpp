@@ -9,6 +9,7 @@
 #include <cstdint>
 
 struct xsk_umem;
+struct xsk_socket;
 struct xsk_ring_prod;
 struct xsk_ring_cons;
 
@@ -41,8 +42,7 @@ public:
     // Maps the memory and registers it (XDP_UMEM_REG). Raises RLIMIT_MEMLOCK first.
     // 0 or -errno (see error()).
     int create(const UmemConfig& cfg = {});
-    // Fails with -EBUSY while sockets still use it. Once the last socket of this
-    // process has closed, the UMEM cannot take new sockets: destroy and create again.
+    // Fails with -EBUSY while sockets still use it.
     int destroy();
     bool created() const { return umem_ != nullptr; }
 
@@ -87,10 +87,11 @@ private:
     uint8_t* area_ = nullptr;  // frames
     uint64_t* free_list_ = nullptr;
     xsk_umem* umem_ = nullptr;
-    // Sockets of this process on the UMEM. libxdp unmaps the fill/completion rings
-    // with the last one, after which this process can no longer use them.
+    // Sockets of this process on the UMEM. libxdp unmaps the fill/completion rings when
+    // the last one is deleted and cannot map them again on the bound UMEM socket, so the
+    // last closed socket is parked here (bound, unused) until destroy().
     int sockets_ = 0;
-    bool retired_ = false;
+    xsk_socket* parked_ = nullptr;
     char err_[256] = {};
 };
 

@@ -118,8 +118,6 @@ int XskDevice::open(Umem& umem, const XskConfig& cfg)
         return fail(-EBUSY, "XSK already open");
     if (!umem.created())
         return fail(-EINVAL, "UMEM not created");
-    if (umem.retired_)
-        return fail(-ESTALE, "UMEM rings were released with its last socket; create a new UMEM");
     if (!cfg.ifname || strlen(cfg.ifname) >= IF_NAMESIZE)
         return fail(-EINVAL, "bad interface name");
     if (!pow2(cfg.rx_size) || !pow2(cfg.tx_size))
@@ -203,15 +201,19 @@ void XskDevice::close()
         xsk_ring_cons__release(rx, n);
         umem_->give(addrs, n);
     }
-    // Last use of the shared rings by this socket: libxdp unmaps them in this process
-    // when its last socket on the queue goes away.
     service();
     umem_->give(cache_, cache_count_);
     cache_count_ = 0;
     umem_->lock();
-    xsk_socket__delete(xsk_);
-    if (--umem_->sockets_ == 0)
-        umem_->retired_ = true;
+    if (--umem_->sockets_ == 0) {
+        // Deleting the process's last socket would unmap the shared rings for good
+        // (libxdp); park it instead, replacing one parked earlier.
+        if (umem_->parked_)
+            xsk_socket__delete(umem_->parked_);
+        umem_->parked_ = xsk_;
+    } else {
+        xsk_socket__delete(xsk_);
+    }
     umem_->unlock();
     xsk_ = nullptr;
     fd_ = -1;

@@ -57,7 +57,9 @@ public:
     // requested mode; later ones with XDP_SHARED_UMEM. The XDP program is not touched
     // (Steering loads and attaches it). 0 or -errno (see error()).
     int open(Umem& umem, const XskConfig& cfg);
-    // Returns every frame it holds to the pool, then closes the socket.
+    // Returns every frame it holds to the pool, then closes the socket. Clear its slot
+    // first (Steering::clear_xsk): the process's last socket on a UMEM stays bound,
+    // unused, until Umem::destroy(), so that new sockets can still join the UMEM.
     void close();
     bool is_open() const { return xsk_ != nullptr; }
 

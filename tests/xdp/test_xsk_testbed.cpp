@@ -295,6 +295,31 @@ TEST_CASE("a forked child binds its own XSK to the inherited UMEM and gets its s
     for (int fd : {ready[0], ready[1], result[0], result[1]}) close(fd);
 }
 
+TEST_CASE("after every XSK closed, a new one joins the same UMEM and receives",
+          "[xdp][testbed]")
+{
+    Node n;
+    REQUIRE(n.up(2) == 0);
+    for (uint32_t i = 0; i < 2; i++) {
+        REQUIRE(n.steer.clear_xsk(i) == 0);
+        n.xsk[i].close();
+    }
+    XskConfig xc;
+    xc.ifname = g_bed.if_srv.c_str();
+    REQUIRE(n.xsk[2].open(n.umem, xc) == 0);
+    REQUIRE(n.steer.set_xsk(2, n.xsk[2].fd()) == 0);
+    REQUIRE(n.steer.set_active_range(41000, 100, 3) == 0);
+    const uint16_t sport = 37000, dport = 41002;  // slot (41002 - 41000) % 3 = 2
+    pid_t c = spawn_in(g_bed.ns_cli, [&] {
+        return send_syns(g_bed.ip_cli, g_bed.ip_srv, &sport, &dport, 1, 300);
+    });
+    auto got = n.collect(1, 3000);
+    REQUIRE(reap(c, 5000) == 0);
+    REQUIRE(got[2].size() == 1);
+    CHECK(got[2][0].dport == dport);
+    CHECK(accounted_frames(n) == n.umem.frame_count());
+}
+
 TEST_CASE("a second program cannot take over an interface that has one", "[xdp][testbed]")
 {
     Node n;
