@@ -242,3 +242,44 @@ TEST_CASE("TIME-WAIT is reused by a new SYN with a higher sequence number or new
     f.eng->close(l);
     f.leak_check();
 }
+
+TEST_CASE("close in SYN-SENT releases the socket without a segment", "[tcp][syn-sent][close]") {
+    Fixture f;
+    int s = f.eng->socket();
+    REQUIRE(f.eng->connect(SockId(s), Endpoint{kRemoteIp, 80}) == -EINPROGRESS);
+    f.expect_segment(kTcpSyn, {}, {}, 0);
+    CHECK(f.eng->close(SockId(s)) == 0);
+    f.expect_nothing();
+    CHECK(f.eng->live_tcbs() == 0);
+    f.leak_check();
+}
+
+TEST_CASE("close of an unaccepted child via the listener resets it; SYN-RECEIVED children vanish", "[tcp][syn-received][close]") {
+    Fixture f;
+    SockId l = f.listen_socket();
+    f.send_segment(kTcpSyn, 1000, 0);
+    Seg sa = f.expect_segment(kTcpSyn | kTcpAck, {}, 1001, 0);
+    f.eng->close(l);
+    f.expect_segment(kTcpRst | kTcpAck, sa.seq + 1, 1001, 0);
+    CHECK(f.eng->live_tcbs() == 0);
+    // The port is closed now.
+    f.send_segment(kTcpAck, 1001, sa.seq + 1);
+    f.expect_segment(kTcpRst, sa.seq + 1);
+    f.leak_check();
+}
+
+TEST_CASE("MSG_PEEK leaves the data; SHUT_RD makes recv return 0", "[tcp][established]") {
+    Fixture f;
+    SockId s = f.establish_active();
+    f.send_segment(kTcpAck | kTcpPsh, f.rseq, f.lseq, bytes(10));
+    char buf[32];
+    CHECK(f.eng->recv(s, buf, sizeof buf, MSG_PEEK) == 10);
+    CHECK(f.eng->unread(s) == 10);
+    CHECK(f.eng->recv(s, buf, sizeof buf, 0) == 10);
+    CHECK(f.eng->shutdown(s, SHUT_RD) == 0);
+    CHECK(f.eng->recv(s, buf, sizeof buf, 0) == 0);
+    CHECK((f.eng->events(s) & EPOLLRDHUP) != 0);
+    CHECK(f.eng->shutdown(s, 7) == -EINVAL);
+    f.eng->abort(s);
+    f.leak_check();
+}
