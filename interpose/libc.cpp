@@ -133,6 +133,7 @@ __attribute__((constructor)) void fastnet_load() {
 }
 __attribute__((destructor)) void fastnet_unload() {
     ++detail::depth;
+    if (level() == Level::Ready) Runtime::get().at_exit();
     counters_close();
     --detail::depth;
 }

@@ -320,6 +320,30 @@ void Runtime::after_fork_in_child() {
     }
 }
 
+void Runtime::at_exit() {
+    State& s = st();
+    if (s.started <= 0) return;
+    FdTable& t = FdTable::get();
+    int n = s.nboxes.load(std::memory_order_acquire);
+    for (int i = 0; i < n; ++i) {
+        RtEngine& e = s.boxes[i]->rt;
+        // Another thread may be inside this engine while the process exits: leave it.
+        std::unique_lock g(e.mu, std::try_to_lock);
+        if (!g.owns_lock()) continue;
+        for (int fd = 0; fd <= t.high_water() && static_cast<unsigned>(fd) < t.size(); ++fd) {
+            Entry* en = t.raw(fd);
+            if (en && en->kind == Kind::Socket && !en->orphan && en->eng == &e && en->sid != kNoSock) {
+                e.sockets.erase(en->sid);
+                e.engine->close(en->sid);
+                en->sid = kNoSock;
+            }
+        }
+        uint64_t now = now_ns();
+        e.engine->poll(now);
+        counters_publish(e.stats_slot, e.engine->stats());
+    }
+}
+
 void RtEngine::on_events(SockId sock, uint32_t) {
     auto it = sockets.find(sock);
     if (it != sockets.end()) changed.push_back(it->second);

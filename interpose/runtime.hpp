@@ -59,6 +59,9 @@ public:
     void unlisten_port(uint16_t port, RtEngine* e);
 
     void after_fork_in_child();
+    // Process exit: close every fastnet socket as the kernel would (FIN, or RST when
+    // data is unread) and push the segments out, so peers learn the process is gone.
+    void at_exit();
 };
 
 uint64_t now_ns();

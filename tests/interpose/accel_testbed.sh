@@ -98,6 +98,13 @@ wait $SP
 out=$(srv env LD_PRELOAD="$LIB" "$EX/blocking_client" "$TB_IP_CLI" 7101 'blocking hello' --half-close 2>/dev/null)
 [[ $out == "blocking hello" ]] && pass "the preloaded blocking_client talks to a kernel echo server" || fail "blocking_client got [$out]"
 
+# A process that exits without close(): its peer sees the connection end.
+ip netns exec "$TB_NS_SRV" env LD_PRELOAD="$LIB" "$B/tests/interpose/exit_without_close" "$TB_IP_CLI" 7103 \
+  || fail "exit_without_close could not connect"
+sleep 0.5
+left=$(cli ss -Htan "sport = :7103" | grep -c ESTAB)
+[[ $left == 0 ]] && pass "exit() without close() ends the connection at the peer" || fail "$left connection(s) left open at the peer"
+
 # 4. A pre-fork server (nginx, 2 workers): the workers inherit the listener, which a
 #    forked child serves from the kernel side; it must keep working.
 if command -v nginx > /dev/null; then
