@@ -439,10 +439,21 @@ bool TcpCore::ack_processing(Tcb& t, const TcpView& seg) {
         t.retransmits = 0;
         t.dupacks = 0;
 
+        if (t.in_recovery && t.undo_valid && seg.opts.ts && seg.opts.ts->tsecr &&
+            ack > t.undo_seq && static_cast<int32_t>(seg.opts.ts->tsecr - t.undo_tsval) < 0) {
+            // RFC 3522: the first retransmitted segment was acknowledged by its original
+            // transmission, so that "loss" was reordering: restore the window. Recovery
+            // itself goes on, so real holes are still repaired from the scoreboard.
+            t.cc = t.cc_prior;
+            t.undo_valid = false;
+            t.undone = true;
+            t.spurious_undos++;
+        }
         if (t.in_recovery) {
             if (ack >= t.recover) {
                 t.in_recovery = false;
-                t.cc.on_exit_recovery(static_cast<uint32_t>(t.snd_max - t.snd_una), now);
+                if (!t.undone)
+                    t.cc.on_exit_recovery(static_cast<uint32_t>(t.snd_max - t.snd_una), now);
             } else if (!t.sack_ok) {
                 // RFC 6582 3.2 step 5: partial ACK → retransmit the next hole at once.
                 t.cc.on_partial_ack(acked);
@@ -511,6 +522,11 @@ void TcpCore::on_dupack(Tcb& t) {
     }
     // RFC 6582 3.2 step 2: no new recovery until snd_una passes the previous one.
     if (!t.sack_ok && t.recover > t.snd_una) return;
+    t.cc_prior = t.cc;
+    t.undo_valid = t.ts_ok;
+    t.undo_tsval = tsval(t);
+    t.undo_seq = t.snd_una;
+    t.undone = false;
     t.in_recovery = true;
     t.recover = t.snd_max;
     t.high_rxt = t.snd_una;

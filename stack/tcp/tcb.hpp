@@ -108,6 +108,14 @@ struct Tcb {
     Seq high_rxt;                   // RFC 6675 HighRxt
     Seq rescue_rxt;                 // RFC 6675 RescueRxt
     bool rescue_valid = false;
+    // Eifel detection (RFC 3522) with timestamps: a fast retransmit answered with an
+    // echo older than the retransmission was spurious (reordering); undo the reduction.
+    Congestion cc_prior;
+    bool undo_valid = false;
+    bool undone = false;            // this recovery's reduction was undone
+    uint32_t undo_tsval = 0;
+    Seq undo_seq;
+    uint32_t spurious_undos = 0;
     uint32_t retransmits = 0;       // consecutive RTO expiries (tcpi_retransmits)
     uint32_t total_retrans = 0;
     uint32_t syn_retries = 0;

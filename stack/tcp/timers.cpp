@@ -93,6 +93,7 @@ void TcpCore::on_rto(Tcb& t) {
         return;
     }
     // RFC 6298 5.5-5.7 and RFC 5681 3.1: back off, collapse cwnd, resend from snd_una.
+    t.undo_valid = false;
     t.cc.on_rto(static_cast<uint32_t>(t.snd_max - t.snd_una), now, t.retransmits == 0);
     t.rtt.backoff();
     t.retransmits++;
