@@ -98,6 +98,23 @@ wait $SP
 out=$(srv env LD_PRELOAD="$LIB" "$EX/blocking_client" "$TB_IP_CLI" 7101 'blocking hello' --half-close 2>/dev/null)
 [[ $out == "blocking hello" ]] && pass "the preloaded blocking_client talks to a kernel echo server" || fail "blocking_client got [$out]"
 
+# Progress without the application: a preloaded server that accepts and then sleeps
+# (no socket calls at all) still ACKs what a kernel client sends (the progress thread).
+ip netns exec "$TB_NS_SRV" env LD_PRELOAD="$LIB" "$PY" -c '
+import socket, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 7300)); s.listen(1)
+c, _ = s.accept(); time.sleep(4); print(len(c.recv(1 << 20, socket.MSG_WAITALL)))' > "$TMP/idle.out" 2>&1 &
+IDLE=$!; PIDS+=($IDLE)
+wait_listen "$TB_NS_SRV" 7300
+(head -c 60000 /dev/zero; sleep 3) | cli socat -u - "TCP:$TB_IP_SRV:7300" &
+SC=$!
+sleep 1.5
+sendq=$(cli ss -Htn "dport = :7300" | awk '{print $3}' | head -1)
+[[ $sendq == 0 ]] && pass "an idle preloaded server ACKed 60 kB it has not read (progress thread)" \
+  || fail "the kernel client still has [$sendq] bytes unacknowledged"
+wait $SC 2>/dev/null; wait $IDLE 2>/dev/null
+
 # A process that exits without close(): its peer sees the connection end.
 ip netns exec "$TB_NS_SRV" env LD_PRELOAD="$LIB" "$B/tests/interpose/exit_without_close" "$TB_IP_CLI" 7103 \
   || fail "exit_without_close could not connect"
