@@ -30,7 +30,7 @@ struct EpItem {
     uint64_t data = 0;
     bool queued = false;        // on set->ready (under set->mu)
     bool disabled = false;      // EPOLLONESHOT fired, until EPOLL_CTL_MOD
-    bool shadow_in_aux = false;
+    int aux_fd = -1;            // what this item put into set->aux (listener shadow, nested set)
     EpItem* next_of_sock = nullptr;   // Entry::items list (under g_reg)
 };
 
@@ -44,6 +44,7 @@ struct EpollSet {
     std::unordered_map<RtEngine*, int> engines;   // items per engine (wait fd in aux)
     std::atomic<int> sleepers{0};
     bool kernel_first = false;
+    Entry* self = nullptr;      // this set's table entry: its memberships in outer sets
 };
 
 namespace {
@@ -103,14 +104,38 @@ void remove_item(EpollSet* s, EpItem* it) {
         }
     }
     if (it->queued) s->ready.erase(std::find(s->ready.begin(), s->ready.end(), it));
-    if (it->shadow_in_aux && it->sock->shadow >= 0) aux_del(s, it->sock->shadow);
-    RtEngine* e = it->sock->eng;
-    if (--s->engines[e] == 0) {
-        s->engines.erase(e);
-        aux_del(s, e->wait_fd);
+    if (it->aux_fd >= 0) aux_del(s, it->aux_fd);
+    if (it->sock->kind == Kind::Socket) {
+        RtEngine* e = it->sock->eng;
+        if (--s->engines[e] == 0) {
+            s->engines.erase(e);
+            aux_del(s, e->wait_fd);
+        }
     }
     s->items.erase(it->fd);
     delete it;
+}
+
+// A nested epoll set is readable when one of its fastnet items is ready or its kernel
+// set has events (poll() on an epoll fd does not consume them). Under the outer set's
+// lock; takes the inner one (the kernel refuses cycles, and so do we).
+bool nested_ready(EpollSet* inner) {
+    {
+        std::lock_guard g(inner->mu);
+        for (EpItem* it : inner->ready) {
+            if (it->disabled) continue;
+            uint32_t ev = it->sock->kind == Kind::Socket ? fs::sock_events(it->sock)
+                                                         : (nested_ready(it->sock->ep) ? uint32_t(EPOLLIN) : 0u);
+            if (ev & (it->interest | EPOLLERR | EPOLLHUP)) return true;
+        }
+    }
+    pollfd p{inner->epfd, POLLIN, 0};
+    return real().poll(&p, 1, 0) > 0;
+}
+
+uint32_t item_events(EpItem* it) {
+    if (it->sock->kind == Kind::Socket) return fs::sock_events(it->sock);
+    return it->sock->ep && nested_ready(it->sock->ep) ? uint32_t(EPOLLIN) : 0u;
 }
 
 // Moves ready fastnet events into out; under s->mu. Level-triggered items stay queued.
@@ -121,7 +146,7 @@ int collect(EpollSet* s, epoll_event* out, int max) {
     for (EpItem* it : s->ready) {
         if (it->disabled) { it->queued = false; continue; }
         if (n == max) { keep.push_back(it); continue; }
-        uint32_t got = fs::sock_events(it->sock) & (it->interest | EPOLLERR | EPOLLHUP);
+        uint32_t got = item_events(it) & (it->interest | EPOLLERR | EPOLLHUP);
         got = to_poll_bits(got);
         if (!got) { it->queued = false; continue; }
         out[n].events = got;
@@ -135,6 +160,18 @@ int collect(EpollSet* s, epoll_event* out, int max) {
     return n;
 }
 
+// The engines a wait on s depends on: its own items' and those of nested sets.
+void add_engines(EpollSet* s, std::vector<RtEngine*>& out) {
+    for (auto& [e, n] : s->engines)
+        if (std::find(out.begin(), out.end(), e) == out.end()) out.push_back(e);
+    for (auto& [fd, it] : s->items) {
+        if (it->sock->kind == Kind::Epoll && it->sock->ep) {
+            std::lock_guard g(it->sock->ep->mu);
+            add_engines(it->sock->ep, out);
+        }
+    }
+}
+
 uint64_t min_deadline(const std::vector<RtEngine*>& engines, uint64_t until) {
     for (RtEngine* e : engines) until = std::min(until, engine_deadline(e));
     return until;
@@ -146,6 +183,18 @@ timespec ns_to_ts(uint64_t ns) {
 
 constexpr uint64_t kMaxSleepNs = 100'000'000;
 
+// Queues an item and wakes its set's sleepers; then the same for every outer set that
+// holds this set (nested epoll), which its sleepers would not otherwise hear of.
+void queue_and_wake(EpItem* it, int depth) {
+    {
+        std::lock_guard sg(it->set->mu);
+        queue_locked(it);
+    }
+    wake_set(it->set);
+    if (depth < 8 && it->set->self)
+        for (EpItem* up = it->set->self->items; up; up = up->next_of_sock) queue_and_wake(up, depth + 1);
+}
+
 }  // namespace
 
 void notify_changed(RtEngine* e, const std::vector<Entry*>& changed) {
@@ -153,13 +202,7 @@ void notify_changed(RtEngine* e, const std::vector<Entry*>& changed) {
     std::lock_guard g(g_reg);
     for (Entry* en : changed) {
         if (en->waiters.load(std::memory_order_acquire) > 0) wake_engine = true;
-        for (EpItem* it = en->items; it; it = it->next_of_sock) {
-            {
-                std::lock_guard sg(it->set->mu);
-                queue_locked(it);
-            }
-            wake_set(it->set);
-        }
+        for (EpItem* it = en->items; it; it = it->next_of_sock) queue_and_wake(it, 0);
     }
     if (wake_engine) {
         uint64_t one = 1;
@@ -182,15 +225,7 @@ namespace fs {
 
 int epoll_ctl(int epfd, Entry* ep, int op, int fd, Entry* target, epoll_event* ev) {
     if (epfd == fd) return -EINVAL;
-    if (target->kind == Kind::Epoll) {
-        // A nested epoll set that holds fastnet sockets: the kernel can watch its kernel
-        // fds but not its fastnet ones (known limit, README).
-        static std::atomic<bool> said{false};
-        if (!said.exchange(true))
-            log(LogLevel::Warn, "an epoll set holding fastnet sockets was added to another epoll set: "
-                                "the outer set sees only its kernel fds");
-        return real().epoll_ctl(epfd, op, fd, ev) == 0 ? 0 : -errno;
-    }
+    if (target->kind == Kind::Epoll && target->ep == nullptr) return real().epoll_ctl(epfd, op, fd, ev) == 0 ? 0 : -errno;
     if ((op == EPOLL_CTL_ADD || op == EPOLL_CTL_MOD) && !ev) return -EFAULT;
     if (op != EPOLL_CTL_ADD && op != EPOLL_CTL_MOD && op != EPOLL_CTL_DEL) return -EINVAL;
     std::lock_guard g(g_reg);
@@ -210,6 +245,7 @@ int epoll_ctl(int epfd, Entry* ep, int op, int fd, Entry* target, epoll_event* e
         if (!ep) return -ENOMEM;
         ep->kind = Kind::Epoll;
         ep->ep = s;
+        s->self = ep;
         t.install(epfd, ep);
     }
     EpollSet* s = ep->ep;
@@ -232,12 +268,19 @@ int epoll_ctl(int epfd, Entry* ep, int op, int fd, Entry* target, epoll_event* e
         it->next_of_sock = target->items;
         target->items = it;
         s->items[fd] = it;
-        if (s->engines[target->eng]++ == 0)
-            aux_add(s, target->eng->wait_fd, EPOLLIN,
-                    reinterpret_cast<uint64_t>(target->eng) | kTagEngine);
-        if (target->shadow >= 0 && target->state == SockState::Listening) {
-            aux_add(s, target->shadow, EPOLLIN | EPOLLET, reinterpret_cast<uint64_t>(it) | kTagShadow);
-            it->shadow_in_aux = true;
+        if (target->kind == Kind::Epoll) {
+            // A nested set: its private sleep set wakes ours for anything it would wake on.
+            if (target->ep == s) return -ELOOP;
+            it->aux_fd = target->ep->aux;
+            aux_add(s, it->aux_fd, EPOLLIN, reinterpret_cast<uint64_t>(it) | kTagShadow);
+        } else {
+            if (s->engines[target->eng]++ == 0)
+                aux_add(s, target->eng->wait_fd, EPOLLIN,
+                        reinterpret_cast<uint64_t>(target->eng) | kTagEngine);
+            if (target->shadow >= 0 && target->state == SockState::Listening) {
+                it->aux_fd = target->shadow;
+                aux_add(s, target->shadow, EPOLLIN | EPOLLET, reinterpret_cast<uint64_t>(it) | kTagShadow);
+            }
         }
         queue_locked(it);
         break;
@@ -272,7 +315,7 @@ int epoll_wait(int epfd, Entry* ep, epoll_event* evs, int maxevents, const times
         {
             std::lock_guard sg(s->mu);
             engines.clear();
-            for (auto& [e, n] : s->engines) engines.push_back(e);
+            add_engines(s, engines);
         }
         for (RtEngine* e : engines) pump(e, true);
 
@@ -321,7 +364,7 @@ int epoll_wait(int epfd, Entry* ep, epoll_event* evs, int maxevents, const times
             } else if ((tag & 3) == kTagShadow) {
                 auto* it = reinterpret_cast<EpItem*>(tag & ~3ull);
                 std::lock_guard sg(s->mu);
-                it->sock->shadow_ready.store(true, std::memory_order_relaxed);
+                if (it->sock->kind == Kind::Socket) it->sock->shadow_ready.store(true, std::memory_order_relaxed);
                 queue_locked(it);
             }
         }
@@ -331,6 +374,7 @@ int epoll_wait(int epfd, Entry* ep, epoll_event* evs, int maxevents, const times
 void epoll_release(Entry* ep) {
     EpollSet* s = ep->ep;
     if (!s) return;
+    epoll_forget(ep);   // its own memberships in outer sets
     {
         std::lock_guard g(g_reg);
         std::lock_guard sg(s->mu);

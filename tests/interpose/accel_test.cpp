@@ -477,3 +477,36 @@ TEST_CASE("a blocking accept on an accelerated listener honours SO_RCVTIMEO", "[
     CHECK(errno == EAGAIN);
     close(l);
 }
+
+TEST_CASE("a nested epoll set reports its accelerated socket to the outer set", "[epoll]") {
+    int fd = connect_to(echo_port());
+    int inner = epoll_create1(0), outer = epoll_create1(0);
+    int pfd[2];
+    REQUIRE(pipe(pfd) == 0);
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = 7;
+    REQUIRE(epoll_ctl(inner, EPOLL_CTL_ADD, fd, &ev) == 0);
+    ev.data.u64 = 8;
+    REQUIRE(epoll_ctl(outer, EPOLL_CTL_ADD, inner, &ev) == 0);
+    ev.data.u64 = 9;
+    REQUIRE(epoll_ctl(outer, EPOLL_CTL_ADD, pfd[0], &ev) == 0);
+    epoll_event out[4];
+    CHECK(epoll_wait(outer, out, 4, 0) == 0);
+    REQUIRE(send(fd, "nest", 4, 0) == 4);
+    REQUIRE(epoll_wait(outer, out, 4, 3000) == 1);   // the inner set became readable
+    CHECK(out[0].data.u64 == 8);
+    REQUIRE(epoll_wait(inner, out, 4, 0) == 1);
+    CHECK(out[0].data.u64 == 7);
+    char buf[8];
+    REQUIRE(recv(fd, buf, sizeof buf, 0) == 4);
+    CHECK(epoll_wait(outer, out, 4, 0) == 0);        // nothing left
+    REQUIRE(write(pfd[1], "k", 1) == 1);             // the kernel fd beside it
+    REQUIRE(epoll_wait(outer, out, 4, 1000) == 1);
+    CHECK(out[0].data.u64 == 9);
+    close(fd);
+    close(inner);
+    close(outer);
+    close(pfd[0]);
+    close(pfd[1]);
+}
