@@ -305,6 +305,10 @@ def main():
                     frame = d.rx.recv(65536)
                 except BlockingIOError:
                     break
+                except OSError as e:
+                    # e.g. ENETDOWN while a test flaps a link: keep relaying afterwards.
+                    print("netem_relay: %s: recv: %s" % (d.name, e), file=sys.stderr, flush=True)
+                    break
                 d.enqueue(frame, now)
         ab.flush(now)
         ba.flush(now)

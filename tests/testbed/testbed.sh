@@ -31,7 +31,9 @@
 # the bed puts a middle namespace between the two ends, joined by two veth pairs, and
 # netem_relay.py forwards every frame between them with the same impairments (mode
 # "relay"). The relay is transparent at layer 2 (ARP and MACs pass unchanged); it turns
-# tx checksum offload off on the server end too. Seeded with TB_NETEM_SEED when set.
+# tx checksum offload off on the server end too. Seeded with TB_NETEM_SEED when set (the
+# seed is logged); with TB_LOG_DIR set, its log (seed, per-direction counts of frames in,
+# out, lost, duplicated, corrupted) is kept there as <prefix>-relay.log after teardown.
 # Without --netem/--netem-* the two ends are always one direct veth pair.
 #
 # Why tx checksum offload is off on the client end: a kernel sender on veth hands over
@@ -270,6 +272,9 @@ _tb_destroy_prefix() {
         ip link del "$link" 2>/dev/null || true
     done
     _tb_release_subnet "$prefix"
+    if [[ -n ${TB_LOG_DIR:-} && -f $TB_STATE_DIR/$prefix/relay.log ]]; then
+        mkdir -p "$TB_LOG_DIR" && cp "$TB_STATE_DIR/$prefix/relay.log" "$TB_LOG_DIR/$prefix-relay.log"
+    fi
     rm -rf "${TB_STATE_DIR:?}/$prefix"
     return 0
 }
