@@ -730,15 +730,14 @@ int Engine::getsockopt(SockId s, int level, int name, void* val, socklen_t* len)
 int Engine::local_endpoint(SockId s, Endpoint* out) const {
     const Tcb* t = impl_->get(s);
     if (!t) return -EBADF;
-    if (out) *out = Endpoint{t->local.ip ? t->local.ip : 0, t->local.port};
+    if (out) *out = t->local;
     return 0;
 }
 
 int Engine::remote_endpoint(SockId s, Endpoint* out) const {
     const Tcb* t = impl_->get(s);
     if (!t) return -EBADF;
-    if (!t->connected_once && t->accepted && t->listener == kNoSock && t->remote.port == 0)
-        return -ENOTCONN;
+    if (t->remote.port == 0) return -ENOTCONN;
     if (out) *out = t->remote;
     return 0;
 }
