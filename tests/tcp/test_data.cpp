@@ -428,3 +428,41 @@ TEST_CASE("a small usable window is not used at once (sender SWS avoidance) but 
     f.eng->abort(s);
     f.leak_check();
 }
+
+TEST_CASE("a fast retransmit shown spurious by the timestamp echo is undone (RFC 3522)", "[tcp][established][eifel]") {
+    auto spurious = GENERATE(true, false);
+    CAPTURE(spurious);
+    Fixture f;
+    SockId s = f.establish_active(SegOpts().with_mss(1000).with_sack_permitted(true).with_ts(Timestamps{10, 0}));
+    const uint32_t m = 988;   // 1000 - 12 bytes of timestamp option
+    auto data = bytes(6 * m);
+    CHECK(f.eng->send(s, data.data(), data.size(), 0) == long(6 * m));
+    std::vector<Seg> orig;
+    while (f.pending()) orig.push_back(f.pop());
+    REQUIRE(orig.size() == 6);
+    const uint32_t b = f.lseq;
+    f.advance_by(5 * kMs);
+    SegOpts o;
+    o.ts = Timestamps{11, orig[1].opts.ts->tsval};
+    for (uint32_t i = 2; i <= 4; ++i) {
+        o.sack = {{Seq(b + m), Seq(b + m * i)}};
+        f.send_segment(kTcpAck, f.rseq, b, {}, o);
+    }
+    Seg r = f.expect_segment(kTcpAck, b, f.rseq, m);
+    REQUIRE(r.opts.ts);
+    f.drain();
+    struct tcp_info ti;
+    socklen_t len = sizeof ti;
+    REQUIRE(f.eng->getsockopt(s, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0);
+    CHECK(ti.tcpi_snd_cwnd == 7);   // CUBIC: 10 * 0.7
+    // Everything acknowledged; the echo names the original (reordered) segment or the
+    // retransmission.
+    o.sack.clear();
+    o.ts = Timestamps{12, spurious ? orig[0].opts.ts->tsval : r.opts.ts->tsval};
+    f.send_segment(kTcpAck, f.rseq, b + 6 * m, {}, o);
+    REQUIRE(f.eng->getsockopt(s, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0);
+    if (spurious) CHECK(ti.tcpi_snd_cwnd >= 10);
+    else CHECK(ti.tcpi_snd_cwnd <= 7);
+    f.eng->abort(s);
+    f.leak_check();
+}
