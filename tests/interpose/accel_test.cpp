@@ -24,6 +24,8 @@
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/select.h>
+#include <sys/uio.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <thread>
 #include <unistd.h>
@@ -509,4 +511,122 @@ TEST_CASE("a nested epoll set reports its accelerated socket to the outer set", 
     close(outer);
     close(pfd[0]);
     close(pfd[1]);
+}
+
+namespace {
+// Reads exactly n bytes (the echo may come back in pieces).
+std::string read_n(int fd, size_t n) {
+    std::string s(n, '\0');
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = recv(fd, &s[got], n - got, 0);
+        if (r <= 0) break;
+        got += static_cast<size_t>(r);
+    }
+    s.resize(got);
+    return s;
+}
+}  // namespace
+
+TEST_CASE("vectored, message and file forms carry data on an accelerated connection", "[data]") {
+    int fd = connect_to(echo_port());
+    char a[] = "ab", b[] = "cde";
+    iovec out[2] = {{a, 2}, {b, 3}};
+    REQUIRE(writev(fd, out, 2) == 5);
+    char x[2], y[3];
+    iovec in[2] = {{x, 2}, {y, 3}};
+    ssize_t n = 0;
+    while (n < 5) {
+        pollfd p{fd, POLLIN, 0};
+        REQUIRE(poll(&p, 1, 3000) == 1);
+        int avail = 0;
+        REQUIRE(ioctl(fd, FIONREAD, &avail) == 0);
+        if (avail >= 5) break;
+        usleep(10000);
+        ++n;
+    }
+    REQUIRE(readv(fd, in, 2) == 5);
+    CHECK(std::string(x, 2) + std::string(y, 3) == "abcde");
+
+    msghdr m{};
+    char c1[] = "msg";
+    iovec v1{c1, 3};
+    m.msg_iov = &v1;
+    m.msg_iovlen = 1;
+    REQUIRE(sendmsg(fd, &m, MSG_NOSIGNAL) == 3);
+    char r1[8] = {};
+    iovec rv{r1, 3};
+    msghdr rm{};
+    rm.msg_iov = &rv;
+    rm.msg_iovlen = 1;
+    REQUIRE(recvmsg(fd, &rm, MSG_WAITALL) == 3);
+    CHECK(std::string(r1, 3) == "msg");
+
+    mmsghdr mm[2]{};
+    char p1[] = "one", p2[] = "two";
+    iovec mv[2] = {{p1, 3}, {p2, 3}};
+    mm[0].msg_hdr.msg_iov = &mv[0];
+    mm[0].msg_hdr.msg_iovlen = 1;
+    mm[1].msg_hdr.msg_iov = &mv[1];
+    mm[1].msg_hdr.msg_iovlen = 1;
+    REQUIRE(sendmmsg(fd, mm, 2, 0) == 2);
+    CHECK(read_n(fd, 6) == "onetwo");
+
+    char path[] = "/tmp/fastnet-sendfile.XXXXXX";
+    int f = mkstemp(path);
+    REQUIRE(f >= 0);
+    unlink(path);
+    std::string body(100000, 'z');
+    REQUIRE(write(f, body.data(), body.size()) == static_cast<ssize_t>(body.size()));
+    off_t off = 0;
+    std::string echoed;
+    std::thread reader([&] { echoed = read_n(fd, body.size()); });
+    size_t sent = 0;
+    while (sent < body.size()) {
+        ssize_t w = sendfile(fd, f, &off, body.size() - sent);
+        REQUIRE(w > 0);
+        sent += static_cast<size_t>(w);
+    }
+    reader.join();
+    CHECK(off == static_cast<off_t>(body.size()));
+    CHECK(echoed == body);
+    close(f);
+    close(fd);
+}
+
+TEST_CASE("descriptor calls on an accelerated socket behave as on a kernel one", "[fd]") {
+    int fd = connect_to(echo_port());
+    int v = 0;
+    socklen_t len = sizeof v;
+    REQUIRE(getsockopt(fd, SOL_SOCKET, SO_TYPE, &v, &len) == 0);
+    CHECK(v == SOCK_STREAM);
+    REQUIRE(getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &v, &len) == 0);
+    CHECK(v == AF_INET);
+    int one = 1;
+    REQUIRE(setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) == 0);
+    REQUIRE(getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &v, &len) == 0);
+    CHECK(v == 1);
+
+    // dup2 onto a high number, F_DUPFD_CLOEXEC: all name the same connection.
+    int d = dup2(fd, 200);
+    REQUIRE(d == 200);
+    int f = fcntl(fd, F_DUPFD_CLOEXEC, 300);
+    REQUIRE(f >= 300);
+    CHECK((fcntl(f, F_GETFD) & FD_CLOEXEC));
+    CHECK_FALSE((fcntl(d, F_GETFD) & FD_CLOEXEC));
+    close(fd);                                  // the others keep it open
+    REQUIRE(send(d, "dup", 3, 0) == 3);
+    CHECK(read_n(f, 3) == "dup");
+    CHECK(served_by_fastnet(d));
+    CHECK(served_by_fastnet(f));
+
+    // shutdown(SHUT_WR): the echo server sees EOF and closes; we read EOF.
+    REQUIRE(shutdown(d, SHUT_WR) == 0);
+    char c;
+    CHECK(recv(f, &c, 1, 0) == 0);
+    errno = 0;
+    CHECK(send(f, "x", 1, MSG_NOSIGNAL) == -1);
+    CHECK(errno == EPIPE);
+    close(d);
+    close(f);
 }
