@@ -57,7 +57,7 @@ srv_start() {
   local mode=$1 name=$2; shift 2
   local pre=()
   [[ $mode == fastnet ]] && pre=(env LD_PRELOAD="$LIB" FASTNET_IFACE="$TB_IF_SRV" FASTNET_STRICT=1)
-  ( ulimit -n 65536; ulimit -l unlimited
+  ( ulimit -Sn "$(ulimit -Hn)"
     exec ip netns exec "$TB_NS_SRV" taskset -c $SRV_CPU "${pre[@]}" "$@" ) \
     > "$LOG/$name.out" 2> "$LOG/$name.err" &
   SRV_PID=$!
@@ -123,14 +123,19 @@ prove() {  # before-json after-json max-kernel-flows what
   [[ -z $f0 ]] && f0=0
   if [[ $st != accelerated* ]]; then echo "$what not accelerated (fastnet-stat state '${st:-none}')"; return; fi
   if [[ -z $f1 || $f1 -le $f0 ]]; then echo "$what: fastnet frames_rx did not move ($f0 -> ${f1:-?})"; return; fi
-  if [[ $flows -gt 0 ]]; then echo "$what: $flows kernel TCP socket(s) for the benchmark port seen by ss"; return; fi
+  if [[ $flows -gt 0 ]]; then
+    { echo "== $what: kernel sockets"; ip netns exec "$TB_NS_SRV" ss -tan; ip netns exec "$TB_NS_CLI" ss -tan; } >> "$LOG/proof-failures.log" 2>&1
+    echo "$what: $flows kernel TCP socket(s) for the benchmark port seen by ss (see logs/proof-failures.log)"; return
+  fi
   echo ok
 }
 
 # The fastnet run of a workload listens 10 ports above the kernel run: the kernel run's
 # TIME-WAIT sockets stay in the server namespace for 60 s and must not be mistaken for
 # kernel flows of the fastnet run.
-mport() { if [[ $2 == fastnet ]]; then echo $(( $1 + 10 )); else echo "$1"; fi; }
+# Each round gets its own ports too: a run that failed may leave kernel sockets behind on
+# either side for as long.
+mport() { local p=$(( $1 + 20 * (round - 1) )); if [[ $2 == fastnet ]]; then echo $(( p + 10 )); else echo "$p"; fi; }
 
 have() { local t; for t in "$@"; do command -v "$t" >/dev/null 2>&1 || { echo "$t"; return 1; }; done; }
 
@@ -179,7 +184,7 @@ wl_nginx() {  # workload mode round
   before=$(stat_json "$SRV_PID")
   sampler_start "$TB_NS_SRV" $P
   c0=$(cpu_snap)
-  ( ulimit -n 65536; ulimit -l unlimited
+  ( ulimit -Sn "$(ulimit -Hn)"
     exec ip netns exec "$TB_NS_CLI" taskset -c $CLI_CPU timeout -s INT $((D + 20)) "${cli_pre[@]}" \
       wrk -t1 -c50 -d"${D}s" -H 'Connection: close' "http://$TB_IP_SRV:$P/" ) > "$TMP/wrk.out" 2> "$TMP/wrk.err" &
   wpid=$!; PIDS+=("$wpid")
@@ -199,6 +204,7 @@ wl_nginx() {  # workload mode round
   cp "$TMP/wrk.out" "$LOG/$wl-$mode-$round.wrk"
   kill -0 "$SRV_PID" 2>/dev/null; local alive=$?
   stop_pid "$SRV_PID"
+  cp "$dir/error.log" "$LOG/$wl-$mode-$round.nginx-error.log" 2>/dev/null
   local rps reqs errs non2xx
   rps=$(awk '/^Requests\/sec:/ {print $2}' "$TMP/wrk.out")
   reqs=$(awk '/requests in/ {print $1}' "$TMP/wrk.out")
@@ -383,7 +389,7 @@ wl_memory() {
   sleep 0.3
   before=$(stat_json "$SRV_PID"); rss0=$(rss_kb "$SRV_PID"); slab0=$(slab_kb)
   rm -f "$TMP/idle.out"
-  ( ulimit -n $((n + 1000))
+  ( ulimit -Sn "$(ulimit -Hn)"
     exec ip netns exec "$TB_NS_CLI" taskset -c $CLI_CPU timeout -s TERM 90 \
       "$PY" "$H/idle_conns.py" "$TB_IP_SRV" $P $n 60 ) > "$TMP/idle.out" 2> "$TMP/idle.err" &
   cpid=$!; PIDS+=("$cpid")
