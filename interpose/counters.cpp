@@ -5,7 +5,9 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
+#include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -20,7 +22,29 @@ int g_owner_pid = 0;
 
 SharedCounters* counters() { return g_counters.load(std::memory_order_acquire); }
 
+namespace {
+// Segments of processes that died without running exit handlers (SIGKILL, SIGTERM's
+// default action) stay in /dev/shm: the next fastnet process removes them.
+void remove_stale_segments() {
+    DIR* d = opendir("/dev/shm");
+    if (!d) return;
+    while (dirent* de = readdir(d)) {
+        int pid = 0;
+        char tail = 0;
+        if (sscanf(de->d_name, "fastnet.%d%c", &pid, &tail) != 1 || pid <= 0) continue;
+        if (kill(pid, 0) == 0 || errno != ESRCH) continue;
+        char path[64];
+        counters_path(pid, path, sizeof path);
+        unlink(path);
+    }
+    closedir(d);
+}
+}  // namespace
+
 void counters_open() {
+    int saved = errno;
+    remove_stale_segments();
+    errno = saved;
     int pid = getpid();
     char path[64];
     counters_path(pid, path, sizeof path);

@@ -90,6 +90,8 @@ sport=$(cli ss -Htan "sport = :7101" | awk '$1 == "ESTAB" {split($5, a, ":"); pr
 [[ -n $sport && $sport -ge 40000 && $sport -lt 56384 ]] && pass "the preloaded socat connected from fastnet port $sport" \
   || fail "socat source port [$sport]"
 [[ -z $(kernel_flows 7101) ]] && pass "no kernel socket for the preloaded client's flow" || fail "kernel sockets: $(kernel_flows 7101)"
+# The socat process of that pipeline, found by its network namespace.
+for p in $(ip netns pids "$TB_NS_SRV"); do [[ $(cat /proc/$p/comm 2>/dev/null) == socat ]] && SP=$p; done
 sjson=$(stat_json $SP)
 [[ $(echo "$sjson" | jget conn_opened) -ge 1 ]] && pass "fastnet-stat: the preloaded socat opened its connection on the engine" \
   || fail "socat counters: $sjson"

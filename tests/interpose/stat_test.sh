@@ -35,8 +35,8 @@ assert any(p["pid"] == int(sys.argv[1]) for p in json.load(sys.stdin))' "$pid" \
 check_eq "an unknown pid is an error" 1 "$?"
 
 kill -TERM "$pid"; wait "$pid" 2>/dev/null
-# http_server dies of SIGTERM (no exit handlers): a stale segment is ignored by the
-# listing and removed by the next process with that pid. A clean exit removes it:
+# http_server dies of SIGTERM (no exit handlers): its segment stays behind, is ignored by
+# the listing and removed by the next fastnet process. A clean exit removes its own:
 env LD_PRELOAD="$LIB" "$PY" -c 'import os, socket; socket.socket(); print(os.getpid())' > "$TMP/pid" 2>/dev/null
 p2=$(cat "$TMP/pid")
 [[ ! -e /dev/shm/fastnet.$p2 ]] && pass "a clean exit removes the segment" || fail "/dev/shm/fastnet.$p2 left behind"
@@ -44,6 +44,8 @@ p2=$(cat "$TMP/pid")
 import json, sys
 assert all(p["pid"] != int(sys.argv[1]) for p in json.load(sys.stdin))' "$pid" \
   && pass "a dead process is not listed" || fail "dead process listed"
+[[ ! -e /dev/shm/fastnet.$pid ]] && pass "the next fastnet process removed the dead one's segment" \
+  || fail "/dev/shm/fastnet.$pid left behind"
 rm -f "/dev/shm/fastnet.$pid"
 
 finish
