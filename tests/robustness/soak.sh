@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Soak: as many short connections as fit in SECONDS (kernel asyncio clients, WORKERS at
+# once) against a preloaded epoll_echo under 2 % loss each way (netem or the relay), each
+# echo byte-exact. At the end the server's fd count, RSS and connection state are back to
+# where they started. Prints the connection count reached.
+# Usage: soak.sh BUILD SOURCE [SECONDS] [WORKERS]  (run it plain: it builds its own lossy bed)
+set -uo pipefail
+if [[ -z ${TB_NS_SRV:-} ]]; then
+  [[ $(id -u) -eq 0 ]] || { echo "SKIP: needs root for the namespace test bed"; exit 77; }
+  exec "$2/tests/testbed/with-testbed.sh" --netem-server 'loss 2%' --netem-client 'loss 2%' \
+    -- bash "$0" "$@"
+fi
+source "$(dirname "$0")/lib.sh"
+seconds=${3:-100}; workers=${4:-128}
+port=7000
+echo "impairment: ${TB_NETEM_MODE} loss 2% each way"
+start_echo $port
+# Warm up (first connections allocate the engine's pools), then take the baseline.
+cli $PY "$H/soak_client.py" "$TB_IP_SRV" $port 2 8 > /dev/null
+sleep 2
+fd0=$(fd_count "$SP"); rss0=$(rss_kb "$SP")
+acc0=$(stat_get conn_accepted); cl0=$(stat_get conn_closed); rs0=$(stat_get conn_reset)
+cli $PY "$H/soak_client.py" "$TB_IP_SRV" $port "$seconds" "$workers" > "$TMP/soak.out" 2>&1
+src=$?
+cat "$TMP/soak.out"
+[[ $src -eq 0 ]] && pass "every short connection echoed byte-exact" || fail "soak connections failed"
+# The server closes after the client's FIN; give the last LAST-ACKs time to finish.
+open=0
+for _ in $(seq 60); do
+  acc=$(stat_get conn_accepted); cl=$(stat_get conn_closed); rs=$(stat_get conn_reset)
+  open=$(( (acc - acc0) - (cl - cl0) - (rs - rs0) ))
+  [[ $open -le 0 ]] && break; sleep 0.5
+done
+fd1=$(fd_count "$SP"); rss1=$(rss_kb "$SP")
+echo "server: accepted=$((acc - acc0)) closed=$((cl - cl0)) reset=$((rs - rs0)) fds $fd0 -> $fd1, rss_kb $rss0 -> $rss1"
+[[ $open -le 0 ]] && pass "every accepted connection closed or reset (open 0)" || fail "$open connections still open"
+[[ $fd1 -eq $fd0 ]] && pass "fd count back to $fd0" || fail "fd count $fd0 -> $fd1"
+(( rss1 - rss0 < 8192 )) && pass "RSS back within 8 MiB of the start (+$(( rss1 - rss0 )) kB)" ||
+  fail "RSS grew from $rss0 kB to $rss1 kB"
+kill -0 "$SP" 2>/dev/null && pass "server alive (crashes 0)" || fail "server died"
+"$STAT" "$SP" | grep -E 'retransmits|conn_|drop_(no_buffer|backlog|out_of)' | sed 's/^/  /'
+finish
