@@ -62,8 +62,11 @@ uint32_t sock_events_locked(Entry* en, Engine& eng) {
 }  // namespace
 
 // Readiness of a fastnet socket as EPOLL* bits (engine + kernel side of a listener).
+// A plain lock, no dispatch: callers may hold an epoll set's lock (collect), and
+// events() changes nothing that would need dispatching.
 uint32_t sock_events(Entry* en) {
-    return with_engine(en, [&](Engine& eng) { return sock_events_locked(en, eng); });
+    std::lock_guard g(en->eng->mu);
+    return sock_events_locked(en, *en->eng->engine);
 }
 
 // Sleeps until the socket may have one of `want` (or an error), the engine needs a poll,
