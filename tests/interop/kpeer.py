@@ -3,7 +3,21 @@
 on ordinary kernel sockets. Each connection sends --send's bytes (then shuts down its
 write side) while receiving into --recv; --echo returns what arrives; --request B makes
 short connections that send B bytes and wait for B bytes back."""
-import argparse, socket, sys, threading, time
+import argparse, socket, struct, sys, threading, time
+
+TCPI_OPT_TIMESTAMPS, TCPI_OPT_SACK, TCPI_OPT_WSCALE = 1, 2, 4
+
+
+def print_tcp_info(sock):
+    """The options the kernel negotiated, from TCP_INFO (struct tcp_info's first bytes).
+    ss on this kernel/iproute2 pairing does not always print 'ts' and 'sack'."""
+    raw = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
+    opts, wsc = raw[5], raw[6]
+    rto, ato, snd_mss, rcv_mss = struct.unpack_from("IIII", raw, 8)
+    print("tcp_info ts=%d sack=%d wscale=%d,%d snd_mss=%d rcv_mss=%d" % (
+        bool(opts & TCPI_OPT_TIMESTAMPS), bool(opts & TCPI_OPT_SACK),
+        wsc & 0xF if opts & TCPI_OPT_WSCALE else -1, wsc >> 4 if opts & TCPI_OPT_WSCALE else -1,
+        snd_mss, rcv_mss), flush=True)
 
 
 def transfer(sock, out_path, in_path, first):
@@ -57,6 +71,9 @@ def main():
     ap.add_argument("--parallel", type=int, default=1)
     ap.add_argument("--request", type=int, default=0)
     ap.add_argument("--timeout", type=float, default=60)
+    ap.add_argument("--info", action="store_true", help="print the negotiated options")
+    ap.add_argument("--hold", type=float, default=0,
+                    help="seconds to wait after the connection opens (to inspect it)")
     a = ap.parse_args()
     failures = []
     done = [0]
@@ -65,6 +82,9 @@ def main():
     def run_one(sock, first):
         try:
             sock.settimeout(a.timeout)
+            if a.info:
+                print_tcp_info(sock)
+            time.sleep(a.hold)
             if a.echo:
                 echo(sock)
             elif a.request:
