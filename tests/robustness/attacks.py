@@ -267,9 +267,10 @@ def case_malformed():
             d = delta(before, after, "drop_" + expect)
             check(d >= n, f"{kind} x{n}: counted as drop_{expect} (+{d})")
         else:
-            d = sum(delta(before, after, k) for k in after if k.startswith("drop_"))
+            # (Other drop reasons may move meanwhile: the legitimate stream runs.)
+            d = delta(before, after, "drop_malformed") + delta(before, after, "drop_bad_checksum")
             check(d == 0, f"{kind} x{n}: not for the engine (the XDP program passes it to "
-                          f"the kernel, which drops it; engine drops +{d})")
+                          f"the kernel, which drops it; engine malformed/bad_checksum +{d})")
 
 
 def case_syn_fin_rst():
@@ -319,9 +320,8 @@ def case_closed_port():
     # A port fastnet does not serve is the kernel's: the XDP program passes it and the
     # kernel answers. If the engine got them, each must be counted as drop_no_socket.
     d = delta(before, after, "drop_no_socket")
-    dr = sum(delta(before, after, k) for k in after if k.startswith("drop_"))
-    check(d >= n or dr == 0, f"data to a closed port x{n}: engine drop_no_socket +{d}, "
-                             f"other drops +{dr - d}")
+    check(d >= n or d == 0, f"data to a closed port x{n}: answered by "
+                            f"{'the engine' if d else 'the kernel'} (engine drop_no_socket +{d})")
     # An ACK to the listening port for no connection (a failed SYN cookie): RST too.
     cases += 1
     before = stats()
