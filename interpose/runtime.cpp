@@ -209,16 +209,18 @@ RtEngine* Runtime::thread_engine() {
     xc.zerocopy = cfg.zerocopy == ZeroCopy::On ? ZeroCopyMode::On
                 : cfg.zerocopy == ZeroCopy::Off ? ZeroCopyMode::Off : ZeroCopyMode::Auto;
     int r = box->dev.open(s.umem, xc);
+    char why[320] = {};
+    if (r < 0) snprintf(why, sizeof why, "cannot open an AF_XDP socket: %s", box->dev.error());
+    else if ((r = box->nb.open(s.ifc.ifindex)) < 0)
+        snprintf(why, sizeof why, "cannot open the neighbour cache: %s", strerror(-r));
     if (r < 0) {
-        log(LogLevel::Warn, "cannot open an AF_XDP socket: %s", box->dev.error());
         delete box;
-        if (n > 0) return tl_engine = &s.boxes[0]->rt;
-        return nullptr;
-    }
-    if ((r = box->nb.open(s.ifc.ifindex)) < 0) {
-        log(LogLevel::Warn, "cannot open the neighbour cache: %s", strerror(-r));
-        delete box;
-        if (n > 0) return tl_engine = &s.boxes[0]->rt;
+        if (n > 0) {
+            log(LogLevel::Warn, "%s; this thread shares engine 0", why);
+            return tl_engine = &s.boxes[0]->rt;
+        }
+        // Without a first engine fastnet cannot start at all (strict: exit).
+        fail_start(why, 0);
         return nullptr;
     }
     EngineConfig ec = s.base;

@@ -145,6 +145,16 @@ else
   echo "skip: nginx not installed"
 fi
 
+# FASTNET_ZEROCOPY=on on a veth (no zero-copy there): one line, the kernel serves the
+# program; with FASTNET_STRICT=1 the process ends with status 1 instead.
+out=$(srv env LD_PRELOAD="$LIB" FASTNET_ZEROCOPY=on "$EX/blocking_client" "$TB_IP_CLI" 7101 zc --half-close 2> "$TMP/zc.err")
+[[ $out == zc && $(wc -l < "$TMP/zc.err") == 1 ]] && grep -q "cannot start.*zero-copy" "$TMP/zc.err" \
+  && pass "FASTNET_ZEROCOPY=on without driver support: one line, then the kernel" || fail "zero-copy fallback: [$out] $(cat "$TMP/zc.err")"
+srv env LD_PRELOAD="$LIB" FASTNET_ZEROCOPY=on FASTNET_STRICT=1 "$EX/blocking_client" "$TB_IP_CLI" 7101 zc > "$TMP/zc.out" 2>&1
+rc=$?
+[[ $rc == 1 ]] && grep -q "exiting because FASTNET_STRICT=1" "$TMP/zc.out" \
+  && pass "FASTNET_ZEROCOPY=on with FASTNET_STRICT=1: exit status 1" || fail "strict zero-copy: rc=$rc $(cat "$TMP/zc.out")"
+
 # 5. The libc contract of accelerated sockets (errors, blocking, epoll/poll/select).
 srv env LD_PRELOAD="$LIB" FASTNET_TEST_PEER="$TB_IP_CLI" FASTNET_TEST_LOCAL="$TB_IP_SRV" \
   FASTNET_TEST_BASE=7100 FASTNET_TEST_CLI_NS="$TB_NS_CLI" "$B/tests/interpose/interpose_accel_test" \
