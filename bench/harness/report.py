@@ -25,7 +25,9 @@ METRICS = [
     ("sockperf", "p999_us", "sockperf ping-pong p99.9", "µs", "low", None, "latency"),
     ("iperf3", "c2s_gbps", "iperf3 client→server", "Gbit/s", "high", 0.8, "bulk"),
     ("iperf3", "s2c_gbps", "iperf3 server→client (-R)", "Gbit/s", "high", 0.8, "bulk"),
+    ("memory", "rss_idle_mb", "server RSS before the connections", "MB", "low", None, "memory"),
     ("memory", "rss_mb", "server RSS, 10 000 idle conns", "MB", "low", None, "memory"),
+    ("memory", "rss_growth_mb", "server RSS growth for 10 000 conns", "MB", "low", None, "memory"),
     ("memory", "kernel_slab_delta_mb", "kernel slab growth, 10 000 idle conns", "MB (machine)", "low", None, "memory"),
 ]
 FAMILIES = {
@@ -73,6 +75,10 @@ def fmt(v):
 def main():
     d = sys.argv[1]
     runs = [json.loads(l) for l in open(os.path.join(d, "results.jsonl")) if l.strip()]
+    for r in runs:
+        m = r.get("metrics", {})
+        if isinstance(m.get("rss_mb"), (int, float)) and isinstance(m.get("rss_idle_mb"), (int, float)):
+            m["rss_growth_mb"] = round(m["rss_mb"] - m["rss_idle_mb"], 1)
     rounds = int(os.environ.get("BENCH_ROUNDS", "0")) or max((r["round"] for r in runs), default=0)
     rows = []
     for wl, key, label, unit, better, target, fam in METRICS:
@@ -194,7 +200,7 @@ def main():
                         lab += " (fastnet failed)"
                     f.write(f"\"{lab}\" {k if k is not None else '?'} {fa if fa is not None else '?'}\n")
             png = os.path.join(d, f"{fam}.png")
-            gp = f"""set terminal pngcairo size 900,420 font ",10"
+            gp = f"""set terminal pngcairo size 960,460 font ",10"
 set output "{png}"
 set title "{title}"
 set style data histogram
@@ -206,7 +212,10 @@ set yrange [0:*]
 set grid ytics
 set key top right
 set xtics noenhanced
-set xtics scale 0
+set xtics scale 0 rotate by 15 right
+set bmargin 7
+set lmargin 26
+set rmargin 4
 plot "{dat}" using 2:xtic(1) title "kernel" lc rgb "#7f7f7f", "" using 3 title "fastnet" lc rgb "#1f77b4"
 """
             res = subprocess.run(["gnuplot"], input=gp, text=True, capture_output=True)
