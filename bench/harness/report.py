@@ -34,7 +34,7 @@ FAMILIES = {
     "connections": "Short-lived connections (wrk, Connection: close), conn/s",
     "cpu": "Whole-machine CPU per connection, µs (lower is better)",
     "redis": "redis-benchmark, 50 clients, requests/s",
-    "latency": "sockperf TCP ping-pong latency, µs (lower is better)",
+    "latency": "sockperf TCP ping-pong latency, µs, log scale (lower is better)",
     "bulk": "iperf3, one stream, Gbit/s",
     "memory": "10 000 idle connections, MB (lower is better)",
 }
@@ -200,6 +200,7 @@ def main():
                         lab += " (fastnet failed)"
                     f.write(f"\"{lab}\" {k if k is not None else '?'} {fa if fa is not None else '?'}\n")
             png = os.path.join(d, f"{fam}.png")
+            yaxis = "set logscale y; set yrange [1:*]" if fam == "latency" else "set yrange [0:*]"
             gp = f"""set terminal pngcairo size 960,460 font ",10"
 set output "{png}"
 set title "{title}"
@@ -208,7 +209,7 @@ set style histogram cluster gap 1
 set style fill solid 0.85 border -1
 set boxwidth 0.9
 set datafile missing "?"
-set yrange [0:*]
+{yaxis}
 set grid ytics
 set key top right
 set xtics noenhanced
