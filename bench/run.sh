@@ -50,6 +50,9 @@ out=${out:-/tmp/fastnet-bench.$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$out/logs" || exit 1
 out=$(cd "$out" && pwd)
 
+trap 'rm -rf "$out/tmp"' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 export BENCH_ROUNDS=$rounds BENCH_DURATION=$duration BENCH_ONLY=$only BENCH_OUT=$out \
        BENCH_BUILD=$build BENCH_SRC=$src
 "$src/tests/testbed/with-testbed.sh" -- bash "$here/harness/workloads.sh"

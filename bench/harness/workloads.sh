@@ -12,19 +12,25 @@ LIB=$B/interpose/libfastnet.so
 STAT=$B/interpose/fastnet-stat
 PY=/usr/bin/python3; [[ -x $PY ]] || PY=$(command -v python3)
 LOG=$OUT/logs
-TMP=$(mktemp -d /tmp/fastnet-bench.XXXXXX)
+# Inside the result directory, so that run.sh removes it even when this script is killed.
+TMP=$OUT/tmp
+mkdir -p "$TMP" || exit 1
 SRV_CPU=1 CLI_CPU=0
 PIDS=()
 
+# with-testbed.sh gives a signalled command 0.2 s before SIGKILL and then kills every
+# process left in the namespaces itself; run.sh removes $TMP if this did not get to it.
 cleanup() {
   local p
-  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
-  sleep 0.3
-  for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
   rm -rf "$TMP"
+  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+  sleep 0.1
+  for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
 
 # Namespaces: the benchmarks' ports and many short connections. The server namespace
 # keeps the kernel's defaults except a deeper accept queue (both modes alike).
