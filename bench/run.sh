@@ -9,8 +9,8 @@
 #   --only      comma-separated subset of: nginx,nginx_both,redis,sockperf,iperf3,memory,scale,ceiling
 #   --out       result directory (default /tmp/fastnet-bench.<date>); gets report.md,
 #               report.json, results.jsonl, *.png, logs/
-#   --build     meson build directory holding interpose/libfastnet.so (default: ./build,
-#               else /work/build-bench)
+#   --build     meson build directory holding interpose/libfastnet.so and bench/reflector
+#               (default: build/ at the top of the source tree)
 # Needs root (namespaces, XDP). Exit status 0 when the report was written (failed runs are
 # reported in it), 1 when nothing could be measured, 2 on a usage error, 77 when not root.
 set -uo pipefail
@@ -18,7 +18,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 src=$(cd "$here/.." && pwd)
 
 rounds=3 duration=6 only="" out="" build=""
-usage() { sed -n '5,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '6,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 while [[ $# -gt 0 ]]; do
   case $1 in
     --rounds) rounds=${2:-}; shift 2 || usage ;;
@@ -37,11 +37,7 @@ only=${only:-$all}
 for w in ${only//,/ }; do
   [[ ,$all, == *,$w,* ]] || { echo "run.sh: unknown workload '$w' (known: $all)" >&2; exit 2; }
 done
-if [[ -z $build ]]; then
-  for b in "$src/build" /work/build-bench; do
-    [[ -e $b/interpose/libfastnet.so ]] && { build=$b; break; }
-  done
-fi
+build=${build:-$src/build}
 [[ -n $build && -e $build/interpose/libfastnet.so ]] || {
   echo "run.sh: no libfastnet.so; build first (meson setup BUILD $src && ninja -C BUILD) and pass --build BUILD" >&2; exit 2; }
 build=$(cd "$build" && pwd)
