@@ -36,7 +36,7 @@ constexpr uint16_t kListenPort = 80;
 constexpr uint16_t kPeerPort = 49152;
 
 [[noreturn]] void violated(const char* what, unsigned long long v) {
-    __builtin_printf("invariant violated: %s (%llu)\n", what, v);
+    fprintf(stderr, "invariant violated: %s (%llu)\n", what, v);
     std::abort();
 }
 
@@ -152,6 +152,7 @@ struct Harness {
     uint16_t peer_port = kPeerPort;
     uint32_t peer_snd_nxt = 0;        // the scripted peer's next sequence number
     uint32_t peer_tsval = 1;
+    bool trace = getenv("FUZZ_TRACE") != nullptr;   // replaying a crash: print each step
 
     Harness() {
         std::memcpy(cfg.mac, kLocalMac, 6);
@@ -189,6 +190,11 @@ struct Harness {
                 const TcpOptions& opts, const uint8_t* data, size_t len,
                 uint16_t sport, uint16_t dport, int corrupt_at = -1, uint8_t corrupt_xor = 0,
                 size_t truncate_to = 0) {
+        if (trace)
+            fprintf(stderr, "t=%llums in flags=%02x seq=%u(peer%+d) ack=%u(eng%+d) win=%u len=%zu %u->%u%s\n",
+                    (unsigned long long)(now / kMs), flags, seq, int(seq - peer_snd_nxt), ack,
+                    int(ack - dev.eng_snd_max), window, len, sport, dport,
+                    corrupt_at >= 0 || truncate_to ? " damaged" : "");
         TcpFrameSpec sp;
         sp.src_mac = MacAddr::from(kRemoteMac);
         sp.dst_mac = MacAddr::from(kLocalMac);
@@ -370,7 +376,9 @@ struct Harness {
         static uint8_t buf[32 * 1024];
         SockId s = pick_sock(in);
         bool held = std::find(socks.begin(), socks.end(), s) != socks.end();
-        switch (in.ConsumeIntegralInRange<int>(0, 10)) {
+        int call = in.ConsumeIntegralInRange<int>(0, 10);
+        if (trace) fprintf(stderr, "  app call %d on sock %u (held %d)\n", call, s, held);
+        switch (call) {
         case 0:
         case 1: {
             size_t n = in.ConsumeIntegralInRange<size_t>(1, sizeof buf);
@@ -419,7 +427,9 @@ struct Harness {
     }
 
     void step(FuzzedDataProvider& in) {
-        switch (in.ConsumeIntegralInRange<int>(0, 9)) {
+        int op = in.ConsumeIntegralInRange<int>(0, 9);
+        if (trace) fprintf(stderr, "t=%llums step %d live_tcbs=%zu\n", (unsigned long long)(now / kMs), op, eng->live_tcbs());
+        switch (op) {
         case 0:
         case 1:
         case 2:
