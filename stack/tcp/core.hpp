@@ -91,6 +91,7 @@ struct TcpCore {
     void process_fin(Tcb& t);
     void update_window(Tcb& t, const TcpView& seg);
     void on_dupack(Tcb& t);
+    void detect_lost_retransmits(Tcb& t);
     void parse_syn_options(Tcb& t, const TcpOptions& o);
     bool challenge_ack_allowed();
     void send_challenge_ack(Tcb& t);
@@ -127,12 +128,16 @@ struct TcpCore {
     void skip_sacked(Tcb& t);
     void retransmit_head(Tcb& t);
     bool sack_recovery_send(Tcb& t);
+    void rxt_marks_reset(Tcb& t);
+    void rxt_mark(Tcb& t);
 
     // --- timers.cpp
     void rearm(Tcb& t);
     void arm_keepalive(Tcb& t);
     void on_timer(Tcb& t);
     void on_rto(Tcb& t);
+    void arm_rto(Tcb& t);
+    void on_pto(Tcb& t);
     void on_persist(Tcb& t);
     void on_keepalive(Tcb& t);
     void enter_time_wait(Tcb& t);

@@ -404,6 +404,7 @@ bool TcpCore::ack_processing(Tcb& t, const TcpView& seg) {
     }
     const uint32_t old_wnd = t.snd_wnd;
     const uint32_t flight_before = static_cast<uint32_t>(t.snd_max - t.snd_una);
+    const Seq snd_una_before = t.snd_una;
 
     uint32_t newly_sacked = 0;
     if (t.sack_ok && seg.opts.sack_count)
@@ -438,6 +439,7 @@ bool TcpCore::ack_processing(Tcb& t, const TcpView& seg) {
         if (t.sack_ok) t.sb.update(t.snd_una, nullptr, 0, t.snd_max);
         t.retransmits = 0;
         t.dupacks = 0;
+        if (t.tlp_out && ack >= t.tlp_end) t.tlp_out = false;   // RFC 8985 7.4
 
         if (t.in_recovery && t.undo_valid && seg.opts.ts && seg.opts.ts->tsecr &&
             ack > t.undo_seq && static_cast<int32_t>(seg.opts.ts->tsecr - t.undo_tsval) < 0) {
@@ -466,8 +468,7 @@ bool TcpCore::ack_processing(Tcb& t, const TcpView& seg) {
         if (t.snd_una == t.snd_max) {
             if (!t.persist) t.rto_at = 0;
         } else {
-            t.persist = false;
-            t.rto_at = now + t.rtt.rto();
+            arm_rto(t);
         }
         rearm(t);
         mark_output(t);
@@ -478,6 +479,8 @@ bool TcpCore::ack_processing(Tcb& t, const TcpView& seg) {
                    (uint32_t(seg.window) << t.snd_wscale) == old_wnd;
         if (dup || (t.sack_ok && newly_sacked > 0)) on_dupack(t);
     }
+    if (t.in_recovery && t.sack_ok && (ack > snd_una_before || newly_sacked > 0))
+        detect_lost_retransmits(t);
     update_window(t, seg);
 
     switch (t.state) {
@@ -512,8 +515,11 @@ void TcpCore::on_dupack(Tcb& t) {
         mark_output(t);
         return;
     }
+    // RFC 8985 7.4 with 6.2: SACK news after a loss probe means the un-SACKed data sent
+    // before it, a PTO (2 SRTT) or more earlier, is lost — no three dupacks will come.
+    const bool probe_found = t.sack_ok && t.tlp_out;
     bool lost = t.dupacks >= SackScoreboard::kDupThresh ||
-                (t.sack_ok && t.sb.is_lost(t.snd_una, t.snd_mss));
+                (t.sack_ok && t.sb.is_lost(t.snd_una, t.snd_mss)) || probe_found;
     if (!lost) {
         // RFC 3042 limited transmit: the output loop may send new data against the
         // first two dupacks; pipe (SACK) already accounts for what left the network.
@@ -531,11 +537,36 @@ void TcpCore::on_dupack(Tcb& t) {
     t.recover = t.snd_max;
     t.high_rxt = t.snd_una;
     t.rescue_valid = false;
+    rxt_marks_reset(t);
     t.cc.on_enter_recovery(static_cast<uint32_t>(t.snd_max - t.snd_una), now);
     if (!t.sack_ok) {
         for (uint32_t i = 0; i < SackScoreboard::kDupThresh; ++i) t.cc.on_recovery_dupack();
         retransmit_head(t);
+    } else if (probe_found && !t.sb.is_lost(t.snd_una, t.snd_mss)) {
+        // NextSeg() would not yet call the head lost: send it now.
+        t.tlp_out = false;
+        retransmit_head(t);
+        rxt_mark(t);
     }
+    mark_output(t);
+}
+
+// RFC 8985 6.2 (RACK) for retransmissions only: an ACK that SACKs or acknowledges new
+// data arriving RTT + reo_wnd after a batch of retransmissions left finds those still
+// un-SACKed lost again; sack_recovery_send() re-sends them, and pipe stops counting them.
+// Without this a lost retransmission waits for the RTO.
+void TcpCore::detect_lost_retransmits(Tcb& t) {
+    const TimeNs rtt = t.rtt.srtt() ? t.rtt.srtt() : t.rtt.rto();
+    const TimeNs wait = rtt + std::max<TimeNs>(rtt / 4, 1'000'000);   // RFC 8985 6.2.1 reo_wnd
+    Seq lost = t.snd_una;
+    while (t.rxt_mark_count && t.rxt_marks[t.rxt_mark_first].at + wait <= now) {
+        lost = seq_max(lost, t.rxt_marks[t.rxt_mark_first].end);
+        t.rxt_mark_first = (t.rxt_mark_first + 1) % Tcb::kRxtMarks;
+        --t.rxt_mark_count;
+    }
+    if (!(lost > t.snd_una)) return;
+    if (t.rxt_again < t.snd_una || !(t.rxt_again < t.rxt_lost_end)) t.rxt_again = t.snd_una;
+    t.rxt_lost_end = seq_max(t.rxt_lost_end, lost);
     mark_output(t);
 }
 

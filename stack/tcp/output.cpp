@@ -157,11 +157,7 @@ int TcpCore::send_segment(Tcb& t, uint8_t flags, Seq seq, uint32_t len, bool rex
         }
         if (syn && !rexmit) t.rtt_sent = now;
         // RFC 6298 5.1: start the timer if it is not running.
-        if (!t.rto_at || t.persist) {
-            t.persist = false;
-            t.rto_at = now + t.rtt.rto();
-            rearm(t);
-        }
+        if (!t.rto_at || t.persist) arm_rto(t);
         t.last_send = now;
     }
     if (flags & kTcpAck) {
@@ -231,16 +227,59 @@ void TcpCore::retransmit_head(Tcb& t) {
     if (t.high_rxt < t.snd_una + len) t.high_rxt = t.snd_una + len;
 }
 
+void TcpCore::rxt_marks_reset(Tcb& t) {
+    t.rxt_mark_first = t.rxt_mark_count = 0;
+    t.rxt_again = t.rxt_lost_end = t.snd_una;
+}
+
+// Remembers when high_rxt passed its current value; retransmissions sent within an
+// eighth of an RTT share a mark (RFC 8985 6.2 compares send times with RTT/4 slack).
+void TcpCore::rxt_mark(Tcb& t) {
+    const TimeNs batch = std::max<TimeNs>(t.rtt.srtt() / 8, 1'000'000);
+    if (t.rxt_mark_count) {
+        Tcb::RxtMark& last =
+            t.rxt_marks[(t.rxt_mark_first + t.rxt_mark_count - 1) % Tcb::kRxtMarks];
+        if (now - last.at < batch) {
+            last.end = seq_max(last.end, t.high_rxt);
+            return;
+        }
+    }
+    if (t.rxt_mark_count == Tcb::kRxtMarks) {
+        // Full: fold the oldest into the next one (later time, so detected later).
+        Tcb::RxtMark& next = t.rxt_marks[(t.rxt_mark_first + 1) % Tcb::kRxtMarks];
+        next.end = seq_max(next.end, t.rxt_marks[t.rxt_mark_first].end);
+        t.rxt_mark_first = (t.rxt_mark_first + 1) % Tcb::kRxtMarks;
+        --t.rxt_mark_count;
+    }
+    t.rxt_marks[(t.rxt_mark_first + t.rxt_mark_count) % Tcb::kRxtMarks] = {t.high_rxt, now};
+    ++t.rxt_mark_count;
+}
+
 bool TcpCore::sack_recovery_send(Tcb& t) {
     // RFC 6675 5 (C): while cwnd - pipe >= SMSS, send NextSeg().
     for (int guard = 0; guard < 1024; ++guard) {
-        uint32_t pipe = t.sb.pipe(t.snd_una, t.snd_max, t.high_rxt, t.snd_mss);
+        if (t.rxt_again < t.snd_una) t.rxt_again = t.snd_una;
+        uint32_t pipe = t.sb.pipe(t.snd_una, t.snd_max, t.high_rxt, t.snd_mss, t.rxt_again,
+                                  t.rxt_lost_end);
         if (pipe + t.snd_mss > t.cc.cwnd()) break;
         Seq data_end = t.snd_data_end();
         uint32_t rwnd_room = (t.snd_una + t.snd_wnd) > t.snd_max
                                  ? static_cast<uint32_t>((t.snd_una + t.snd_wnd) - t.snd_max) : 0;
         bool can_new = data_end > t.snd_max && rwnd_room > 0 && t.snd_nxt == t.snd_max;
-        SackScoreboard::Next n = t.sb.next_seg(t.snd_una, t.snd_max, t.high_rxt, t.snd_mss, can_new);
+        SackScoreboard::Next n;
+        bool again = false;
+        if (t.rxt_again < t.rxt_lost_end) {
+            // RFC 8985 6.2 / 7.1: lost retransmissions go first, lowest first.
+            n = t.sb.next_seg(t.snd_una, t.snd_max, t.rxt_again, t.snd_mss, false);
+            if (n.kind == SackScoreboard::Next::Retransmit && n.seq < t.rxt_lost_end) {
+                again = true;
+                n.len = std::min<uint32_t>(n.len, t.rxt_lost_end - n.seq);
+            } else {
+                t.rxt_again = t.rxt_lost_end;
+            }
+        }
+        if (!again)
+            n = t.sb.next_seg(t.snd_una, t.snd_max, t.high_rxt, t.snd_mss, can_new);
         if (n.kind == SackScoreboard::Next::None) break;
         if (n.kind == SackScoreboard::Next::Retransmit) {
             uint32_t len = std::min<uint32_t>(n.len, t.snd_mss);
@@ -257,7 +296,12 @@ bool TcpCore::sack_recovery_send(Tcb& t) {
             int sent = send_segment(t, flags, n.seq, len, true);
             if (sent < 0) return false;
             Seq e = n.seq + static_cast<uint32_t>(sent) + ((flags & kTcpFin) ? 1 : 0);
-            if (t.high_rxt < e) t.high_rxt = e;
+            if (again) {
+                t.rxt_again = e;
+            } else if (t.high_rxt < e) {
+                t.high_rxt = e;
+                rxt_mark(t);
+            }
             if (sent == 0 && !(flags & kTcpFin)) break;
         } else {
             uint32_t avail = static_cast<uint32_t>(data_end - t.snd_max);

@@ -90,7 +90,8 @@ bool SackScoreboard::is_lost(Seq seq, uint32_t mss) const {
     return s >= kDupThresh || b > (kDupThresh - 1) * mss;
 }
 
-uint32_t SackScoreboard::pipe(Seq snd_una, Seq snd_nxt, Seq high_rxt, uint32_t mss) const {
+uint32_t SackScoreboard::pipe(Seq snd_una, Seq snd_nxt, Seq high_rxt, uint32_t mss,
+                              Seq lost_lo, Seq lost_hi) const {
     // Walk the holes from the top down, carrying the SACKed bytes/segments above: every
     // byte of a hole has the same SACKed data above it, so a hole is lost or not as a
     // whole (IsLost). RFC 6675 SetPipe counts a byte once if not lost and once more if
@@ -103,7 +104,11 @@ uint32_t SackScoreboard::pipe(Seq snd_una, Seq snd_nxt, Seq high_rxt, uint32_t m
         if (!(a < b)) return;
         if (above_s < kDupThresh && above_b <= lost_bytes) pipe += b - a;
         Seq rx_end = seq_min(b, high_rxt);
-        if (a < rx_end) pipe += rx_end - a;
+        if (a < rx_end) {
+            pipe += rx_end - a;
+            Seq gl = seq_max(a, lost_lo), gh = seq_min(rx_end, lost_hi);
+            if (gl < gh) pipe -= gh - gl;
+        }
     };
     Seq top = snd_nxt;                        // upper end of the hole above range i
     for (size_t i = n_; i-- > 0;) {

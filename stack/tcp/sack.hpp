@@ -32,7 +32,13 @@ public:
     // RFC 6675 SetPipe(): bytes between snd_una and snd_nxt that are not SACKed and not
     // lost, plus those at or below high_rxt that were retransmitted. high_rxt is one
     // past the highest retransmitted byte (set it to snd_una on entering recovery).
-    uint32_t pipe(Seq snd_una, Seq snd_nxt, Seq high_rxt, uint32_t mss) const;
+    // Retransmissions in [lost_lo, lost_hi) were themselves found lost (RFC 8985 6.2)
+    // and are not counted as in flight.
+    uint32_t pipe(Seq snd_una, Seq snd_nxt, Seq high_rxt, uint32_t mss, Seq lost_lo,
+                  Seq lost_hi) const;
+    uint32_t pipe(Seq snd_una, Seq snd_nxt, Seq high_rxt, uint32_t mss) const {
+        return pipe(snd_una, snd_nxt, high_rxt, mss, snd_una, snd_una);
+    }
 
     struct Next {
         enum Kind : uint8_t { None, Retransmit, NewData } kind = None;

@@ -108,6 +108,20 @@ struct Tcb {
     Seq high_rxt;                   // RFC 6675 HighRxt
     Seq rescue_rxt;                 // RFC 6675 RescueRxt
     bool rescue_valid = false;
+    // Lost retransmissions (RFC 8985 6.2, RACK, with one send time per batch instead of
+    // per segment): a retransmission still un-SACKed RTT + reo_wnd after it left is lost
+    // again. rxt_marks remember when high_rxt passed each point, oldest first;
+    // [rxt_again, rxt_lost_end) holds retransmissions found lost and not yet re-sent.
+    struct RxtMark { Seq end; TimeNs at; };
+    static constexpr uint32_t kRxtMarks = 8;
+    RxtMark rxt_marks[kRxtMarks];
+    uint32_t rxt_mark_first = 0, rxt_mark_count = 0;
+    Seq rxt_again, rxt_lost_end;
+    // Tail loss probe (RFC 8985 7): rto_at runs as the probe timeout (PTO) while
+    // tlp_armed; tlp_out until an ACK passes tlp_end (TLP.end_seq), one probe per episode.
+    bool tlp_armed = false;
+    bool tlp_out = false;
+    Seq tlp_end;
     // Eifel detection (RFC 3522) with timestamps: a fast retransmit answered with an
     // echo older than the retransmission was spurious (reordering); undo the reduction.
     Congestion cc_prior;

@@ -47,6 +47,7 @@ void TcpCore::on_timer(Tcb& t) {
     if (t.rto_at && t.rto_at <= now) {
         t.rto_at = 0;
         if (t.persist) on_persist(t);
+        else if (t.tlp_armed) on_pto(t);
         else on_rto(t);
         if (!alive()) return;
     }
@@ -102,8 +103,64 @@ void TcpCore::on_rto(Tcb& t) {
     t.recover = t.snd_max;   // RFC 6582 4: no fast retransmit for these old dupacks
     t.snd_nxt = t.snd_una;
     t.high_rxt = t.snd_una;
+    rxt_marks_reset(t);
+    t.tlp_out = false;
     t.rtt_timing = false;
     mark_output(t);
+}
+
+// RFC 6298 5.1/5.3 (re)start of the retransmission timer; with SACK, outside recovery,
+// it first runs as RFC 8985 7.2's probe timeout.
+void TcpCore::arm_rto(Tcb& t) {
+    t.persist = false;
+    TimeNs rto = t.rtt.rto();
+    t.tlp_armed = false;
+    const TimeNs srtt = t.rtt.srtt();
+    if (t.sack_ok && srtt && !t.in_recovery && !t.tlp_out && t.retransmits == 0 &&
+        t.snd_nxt == t.snd_max && (t.state == TcpState::Established ||
+                                   t.state == TcpState::CloseWait)) {
+        // RFC 8985 7.2: PTO = 2*SRTT; one segment in flight may wait for a delayed ACK.
+        TimeNs pto = 2 * srtt;
+        if (t.snd_max - t.snd_una <= t.snd_mss) pto = std::max(pto, srtt * 3 / 2 + cfg.delack);
+        if (pto < rto) {
+            rto = pto;
+            t.tlp_armed = true;
+        }
+    }
+    t.rto_at = now + rto;
+    rearm(t);
+}
+
+// RFC 8985 7.3: the probe is new data if the peer's window has room, else the last
+// segment again; the RTO then takes over.
+void TcpCore::on_pto(Tcb& t) {
+    t.tlp_armed = false;
+    if (t.snd_una == t.snd_max || t.snd.capacity() == 0) return;
+    Seq data_end = t.snd_data_end();
+    uint32_t room = (t.snd_una + t.snd_wnd) > t.snd_max
+                        ? static_cast<uint32_t>((t.snd_una + t.snd_wnd) - t.snd_max) : 0;
+    t.tlp_out = true;   // before sending: send_segment() must not arm another PTO
+    int sent = -1;
+    if (data_end > t.snd_max && !t.fin_sent && room > 0) {
+        uint32_t len = std::min({static_cast<uint32_t>(data_end - t.snd_max), room,
+                                 static_cast<uint32_t>(t.snd_mss)});
+        uint8_t flags = kTcpAck;
+        if (t.snd_max + len == data_end) {
+            flags |= kTcpPsh;
+            if (t.fin_queued) flags |= kTcpFin;
+        }
+        sent = send_segment(t, flags, t.snd_max, len, false);
+    } else {
+        Seq top = t.fin_sent ? t.fin_seq : seq_min(t.snd_max, data_end);
+        uint32_t len = top > t.snd_una ? std::min<uint32_t>(top - t.snd_una, t.snd_mss) : 0;
+        uint8_t flags = kTcpAck;
+        if (t.fin_sent) flags |= kTcpFin;
+        sent = send_segment(t, flags, top - len, len, true);
+    }
+    t.tlp_out = sent >= 0;
+    t.tlp_end = t.snd_max;
+    t.tlp_armed = false;
+    t.rto_at = now + t.rtt.rto();
 }
 
 void TcpCore::on_persist(Tcb& t) {
