@@ -45,8 +45,11 @@ Tcb* TcpCore::new_child(Tcb& l, uint32_t local_ip, uint32_t remote_ip, const Tcp
 }
 
 void TcpCore::listen_input(Tcb& l, const TcpView& seg, uint32_t src_ip, uint32_t dst_ip) {
-    // RFC 9293 3.10.7.2, LISTEN.
-    if (seg.has(kTcpRst)) return;
+    // RFC 9293 3.10.7.2, LISTEN: a RST is ignored, but counted like every other drop.
+    if (seg.has(kTcpRst)) {
+        stats.drops[static_cast<int>(Drop::Other)]++;
+        return;
+    }
     const FourTuple k{dst_ip, src_ip, seg.dst_port, seg.src_port};
     if (seg.has(kTcpAck)) {
         if (!seg.has(kTcpSyn)) {
