@@ -106,6 +106,9 @@ void TcpCore::on_rto(Tcb& t) {
     rxt_marks_reset(t);
     t.tlp_out = false;
     t.rtt_timing = false;
+    // RFC 6298 5.6: restart the timer now; output only restarts it when a segment goes
+    // out, and behind a zero window none may, which left orphans with no timer at all.
+    t.rto_at = now + t.rtt.rto();
     mark_output(t);
 }
 
@@ -165,10 +168,20 @@ void TcpCore::on_pto(Tcb& t) {
 
 void TcpCore::on_persist(Tcb& t) {
     t.persist = false;
-    if (!t.synchronized() || t.snd.capacity() == 0) return;
+    // Linux tcp_probe_timer: an orphan stops probing a closed window after
+    // tcp_orphan_retries (8 when unset); otherwise a silent peer pins it for ever.
+    if (t.user_closed && t.persist_backoff >= 8) {
+        conn_error(t, ETIMEDOUT);
+        return;
+    }
     Seq data_end = t.snd_data_end();
     uint32_t avail = data_end > t.snd_nxt ? static_cast<uint32_t>(data_end - t.snd_nxt) : 0;
-    if (avail == 0) return;
+    if (!t.synchronized() || t.snd.capacity() == 0 || avail == 0) {
+        // Nothing to probe with, but a SYN or FIN still unacknowledged: that is the
+        // retransmission timer's (which gives up on it in time).
+        if (t.snd_una != t.snd_max) t.rto_at = now + t.rtt.rto();
+        return;
+    }
     int32_t usable = static_cast<int32_t>((t.snd_una + t.snd_wnd) - t.snd_nxt);
     if (usable > 0) {
         // The SWS override timeout (RFC 9293 3.8.6.2.1): send what fits now.
