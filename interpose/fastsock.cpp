@@ -281,6 +281,7 @@ int accept(int fd, Entry* en, sockaddr* addr, socklen_t* len, int flags) {
             child->eng = en->eng;
             child->sid = static_cast<SockId>(sid);
             child->state = SockState::Connected;
+            child->steered_port = bound_port(en);
             t.install(cfd, child);
             en->accept_kernel_first = true;   // next time the kernel side goes first
             if (addr && len) endpoint_to_sockaddr(en->family, peer, addr, len);
@@ -349,12 +350,23 @@ int shutdown(Entry* en, int how) {
 
 void release(Entry* en) {
     if (en->items) epoll_forget(en);
-    bool listening = en->state == SockState::Listening;
+    uint16_t port = en->state == SockState::Listening ? bound_port(en) : en->steered_port;
+    bool port_in_use = false;
     with_engine(en, [&](Engine& eng) {
         en->eng->sockets.erase(en->sid);
+        if (port != 0) {
+            for (const auto& [sid, other] : en->eng->sockets) {
+                (void)sid;
+                if (other->steered_port == port ||
+                    (other->state == SockState::Listening && bound_port(other) == port)) {
+                    port_in_use = true;
+                    break;
+                }
+            }
+        }
         return eng.close(en->sid);
     });
-    if (listening) Runtime::get().unlisten_port(bound_port(en), en->eng);
+    if (port != 0 && !port_in_use) Runtime::get().unlisten_port(port, en->eng);
     if (en->shadow >= 0) real().close(en->shadow);
     en->shadow = -1;
 }

@@ -49,6 +49,10 @@ struct Entry {
     bool accept_kernel_first = false;        // alternates so neither side starves
     sockaddr_storage bound{};
     socklen_t bound_len = 0;
+    // Accepted sockets: the listener's port. Steering keeps the port on this engine while
+    // the listener or any connection accepted on it is open (a closed listener must not
+    // send its live connections' segments to the kernel, which would answer RST).
+    uint16_t steered_port = 0;
     timeval rcvtimeo{}, sndtimeo{};
     int linger_onoff = 0, linger_secs = 0;
     SavedOpt opts[12];
