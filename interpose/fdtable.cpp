@@ -74,7 +74,7 @@ Entry* FdTable::alloc() {
         std::lock_guard g(free_mu_);
         if (free_) {
             e = free_;
-            free_ = reinterpret_cast<Entry*>(e->items);
+            free_ = e->free_next;
         }
     }
     if (!e) return new (std::nothrow) Entry();
@@ -85,7 +85,7 @@ Entry* FdTable::alloc() {
 void FdTable::release(Entry* e) {
     std::lock_guard g(free_mu_);
     e->state = SockState::Closed;
-    e->items = reinterpret_cast<EpItem*>(free_);
+    e->free_next = free_;
     free_ = e;
 }
 

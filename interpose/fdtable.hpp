@@ -64,7 +64,10 @@ struct Entry {
     EpollSet* ep = nullptr;
 
     // Memberships in user-space epoll sets (guarded by the epoll registry lock).
+    // Never reused for anything else: an engine thread may still hold this entry in its
+    // readiness list after the fd was closed, and walks items under that lock.
     EpItem* items = nullptr;
+    Entry* free_next = nullptr;              // FdTable's free list
 
     void remember_opt(int level, int name, const void* val, socklen_t len);
 };

@@ -353,7 +353,7 @@ void RtEngine::on_events(SockId sock, uint32_t) {
 
 void RtEngine::poll_locked(uint64_t now) {
     engine->poll(now);
-    last_poll = now;
+    __atomic_store_n(&last_poll, now, __ATOMIC_RELAXED);   // pump() reads it unlocked
     State& s = st();
     EngineBox* box = s.boxes[slot];
     box->nb.poll_updates(now);

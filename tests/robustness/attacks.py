@@ -455,9 +455,11 @@ def case_blind_scripted():
         if expect_challenge:
             # RFC 5961 4.2 answers any SYN with an ACK; RFC 9293's sequence check comes
             # first and answers an out-of-window one with the same ACK, counted as such.
+            # Challenge ACKs go out one per segment; the out-of-window ACKs of segments
+            # that arrive in one receive batch are one ACK (Linux rate-limits them too).
             dch = delta(before, after, "challenge_acks")
             doow = delta(before, after, "drop_out_of_window")
-            check(len(challenges) >= n and dch + doow >= n,
+            check(len(challenges) >= max(dch, 1) and dch + doow >= n,
                   f"{name} x{n}: challenge ACKs ({len(challenges)} on the wire, "
                   f"challenge_acks +{dch}, drop_out_of_window +{doow})")
         else:

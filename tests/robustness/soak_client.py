@@ -1,20 +1,23 @@
 #!/usr/bin/python3
 """Short-connection load for the soak: WORKERS concurrent asyncio clients, each looping
-connect → send 64 bytes → read the 64-byte echo → close, until SECONDS pass. Every
+connect → send 64 bytes → read the 64-byte echo → close, until COUNT connections were
+started (all workers together; 0 = no limit) or SECONDS pass. Every
 connection must echo byte-exact; connect/IO errors and timeouts are counted, never hidden.
 Prints "soak connections=N failed=F bytes_lost=L seconds=S conn_per_s=R"."""
 import asyncio, sys, time
 
 host, port = sys.argv[1], int(sys.argv[2])
 seconds, workers = float(sys.argv[3]), int(sys.argv[4])
-ok = failed = lost = 0
+count = int(sys.argv[5]) if len(sys.argv) > 5 else 0
+ok = failed = lost = started = 0
 errors = {}
 
 
 async def worker(wid, end):
-    global ok, failed, lost
+    global ok, failed, lost, started
     n = 0
-    while time.monotonic() < end:
+    while time.monotonic() < end and (count == 0 or started < count):
+        started += 1
         msg = f"{wid:05d}-{n:09d}-".encode().ljust(64, b".")
         n += 1
         w = None
