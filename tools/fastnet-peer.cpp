@@ -357,6 +357,7 @@ int run_client(Peer& p, const Options& o) {
         if (now_ns() > deadline) { fprintf(stderr, "fastnet-peer: timeout\n"); break; }
         bool busy = false;
         while (started < o.conns && conns.size() < o.parallel) {
+            e.set_time(now_ns());   // the SYN's timestamp and send time read the clock
             int s = e.socket();
             if (s < 0) die("socket: %s", strerror(-s));
             int r = e.connect(SockId(s), o.remote);

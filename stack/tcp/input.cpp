@@ -360,11 +360,17 @@ void TcpCore::input_syn_sent(Tcb& t, const TcpView& seg) {
     if (!seg.opts.wscale) t.rcv_wscale = 0;
     if (ack_ok) {
         // Karn: only a SYN sent once is timed by the clock; timestamps are always fine.
+        // A sample beyond the SYN's (backed-off) RTO cannot be a round trip of this
+        // handshake (a SYN sent before the engine's clock was set reads as the uptime):
+        // taken, it would hold the RTO at its maximum for the connection's life.
+        TimeNs d = ~TimeNs(0);
         if (t.ts_ok && seg.opts.ts && seg.opts.ts->tsecr)
-            t.rtt.sample(TimeNs(tsval(t) - seg.opts.ts->tsecr) * 1'000'000);
+            d = TimeNs(tsval(t) - seg.opts.ts->tsecr) * 1'000'000;
         else if (t.syn_retries == 0)
-            t.rtt.sample(now - t.rtt_sent);
-        else
+            d = now - t.rtt_sent;
+        if (d <= t.rtt.rto())
+            t.rtt.sample(d);
+        else if (t.syn_retries)
             t.rtt.reset_after_syn_retransmit();
         t.snd_una = seg.ack;
         t.snd_wnd = seg.window;   // RFC 7323 2.2: never scaled in a SYN

@@ -173,6 +173,34 @@ TEST_CASE("the active handshake completes on a SYN-ACK and the socket becomes wr
     f.leak_check();
 }
 
+TEST_CASE("a SYN-ACK echoing a timestamp older than the SYN's RTO gives no RTT sample", "[tcp][syn-sent][rtt]") {
+    // A SYN stamped before the engine's clock was set (or a corrupt echo) must not pin
+    // the RTO at its maximum for the connection's life: the sample is refused.
+    Fixture f;
+    int s = f.eng->socket();
+    REQUIRE(f.eng->connect(SockId(s), Endpoint{kRemoteIp, 80}) == -EINPROGRESS);
+    Seg syn = f.expect_segment(kTcpSyn, {}, {}, 0);
+    REQUIRE(syn.opts.ts);
+    f.run_until(f.now + 10 * kMs);
+    f.remote_port = 80;
+    f.local_port = syn.src_port;
+    f.rseq = 5000;
+    f.lseq = syn.seq + 1;
+    // Echo a TSval 500 s older than the SYN's.
+    f.send_segment(kTcpSyn | kTcpAck, f.rseq, f.lseq, {},
+                   SegOpts().with_ts(Timestamps{77, syn.opts.ts->tsval - 500'000}));
+    f.rseq += 1;
+    f.expect_segment(kTcpAck, f.lseq, f.rseq, 0);
+    struct tcp_info ti;
+    socklen_t len = sizeof ti;
+    REQUIRE(f.eng->getsockopt(SockId(s), IPPROTO_TCP, TCP_INFO, &ti, &len) == 0);
+    CHECK(ti.tcpi_rtt == 0);                 // no sample taken
+    CHECK(ti.tcpi_rto <= 1'000'000);         // still the initial 1 s, not 120 s
+    f.eng->abort(SockId(s));
+    f.expect_segment(kTcpRst | kTcpAck, f.lseq, f.rseq);
+    f.leak_check();
+}
+
 TEST_CASE("the SYN is retransmitted with exponential backoff and connect times out with ETIMEDOUT", "[tcp][syn-sent]") {
     Fixture f;
     int s = f.eng->socket();
