@@ -37,7 +37,9 @@ struct SharedCounters {
     std::atomic<uint64_t> handovers;             // fastnet sockets moved to the kernel
     std::atomic<uint64_t> passthrough_calls;     // intercepted calls that went to libc
     std::atomic<uint64_t> engines_started;
-    uint64_t reserved[8];
+    std::atomic<uint64_t> slots_reaped;          // slots of dead processes reclaimed
+    std::atomic<uint64_t> frames_reclaimed;      // UMEM frames they held, back in the pool
+    uint64_t reserved[6];
     EngineSlot engines[kMaxEngineSlots];
 };
 

@@ -43,7 +43,7 @@ int epoll_ctl(int epfd, int op, int fd, struct epoll_event* ev) noexcept {
     if (!c.active()) return real().epoll_ctl(epfd, op, fd, ev);
     FdTable& t = FdTable::get();
     Entry* ep = t.lookup(epfd);
-    Entry* target = t.lookup(fd);
+    Entry* target = t.lookup(fd, op != EPOLL_CTL_DEL);
     if (ep && ep->kind != Kind::Epoll) return c.finish(-EINVAL);   // a fastnet socket is no epoll fd
     if (!target) {
         count_passthrough();

@@ -228,6 +228,7 @@ int epoll_ctl(int epfd, Entry* ep, int op, int fd, Entry* target, epoll_event* e
     if (target->kind == Kind::Epoll && target->ep == nullptr) return real().epoll_ctl(epfd, op, fd, ev) == 0 ? 0 : -errno;
     if ((op == EPOLL_CTL_ADD || op == EPOLL_CTL_MOD) && !ev) return -EFAULT;
     if (op != EPOLL_CTL_ADD && op != EPOLL_CTL_MOD && op != EPOLL_CTL_DEL) return -EINVAL;
+    if (op != EPOLL_CTL_DEL && target->kind == Kind::Socket) rejoin_port(target);
     std::lock_guard g(g_reg);
     if (!ep) {
         // Is epfd an epoll fd at all? Answer as the kernel would (EBADF / EINVAL).
@@ -395,7 +396,7 @@ int poll(pollfd* fds, nfds_t nfds, const timespec* timeout, const sigset_t* mask
     std::vector<Entry*> socks(nfds, nullptr);
     std::vector<RtEngine*> engines;
     for (nfds_t i = 0; i < nfds; ++i) {
-        Entry* en = fds[i].fd >= 0 ? t.lookup(fds[i].fd) : nullptr;
+        Entry* en = fds[i].fd >= 0 ? t.lookup(fds[i].fd, true) : nullptr;
         if (en && en->kind == Kind::Socket) {
             socks[i] = en;
             if (std::find(engines.begin(), engines.end(), en->eng) == engines.end()) engines.push_back(en->eng);

@@ -209,6 +209,7 @@ int bind(int fd, Entry* en, const sockaddr* addr, socklen_t len) {
 
 int listen(int fd, Entry* en, int backlog) {
     if (en->state == SockState::Listening) {
+        en->backlog = backlog;
         with_engine(en, [&](Engine& eng) { return eng.listen(en->sid, backlog); });
         return real().listen(en->shadow, backlog) == 0 ? 0 : -errno;
     }
@@ -220,6 +221,7 @@ int listen(int fd, Entry* en, int backlog) {
         if (FdTable::get().lookup(fd) != en) return real().listen(fd, backlog);   // handed over
     }
     if (en->state != SockState::Bound) return -EINVAL;
+    en->backlog = backlog;
     int r = with_engine(en, [&](Engine& eng) { return eng.listen(en->sid, backlog); });
     if (r < 0) return r;
     if (real().listen(en->shadow, backlog) != 0) return -errno;
@@ -231,9 +233,59 @@ int listen(int fd, Entry* en, int backlog) {
     return 0;
 }
 
+bool adopt_listener(int fd, Entry* en) {
+    RtEngine* e = Runtime::get().thread_engine();
+    if (!e) return false;
+    Endpoint ep;
+    bool mapped = false;
+    if (!sockaddr_to_endpoint(reinterpret_cast<const sockaddr*>(&en->bound), en->bound_len, &ep, &mapped))
+        return false;
+    ep.port = bound_port(en);
+    en->eng = e;
+    int sid = with_engine(en, [&](Engine& eng) {
+        int s = eng.socket();
+        if (s < 0) return s;
+        int r = eng.bind(static_cast<SockId>(s), ep);
+        if (r == 0) r = eng.listen(static_cast<SockId>(s), en->backlog);
+        if (r < 0) {
+            eng.abort(static_cast<SockId>(s));
+            return r;
+        }
+        e->sockets[static_cast<SockId>(s)] = en;
+        return s;
+    });
+    if (sid < 0) {
+        log(LogLevel::Warn, "inherited listener on port %u stays with the kernel: %s", ep.port, strerror(-sid));
+        return false;
+    }
+    en->sid = static_cast<SockId>(sid);
+    en->dormant = false;
+    // The number becomes a dup of the anchor again, as every fastnet socket's is.
+    const RealLibc& r = real();
+    int fdflags = r.fcntl(fd, F_GETFD);
+    r.dup3(FdTable::get().anchor(), fd, (fdflags & FD_CLOEXEC) ? O_CLOEXEC : 0);
+    if (int rc = Runtime::get().listen_port(ep.port, e); rc < 0)
+        log(LogLevel::Warn, "cannot steer port %u to this process (%s)", ep.port, strerror(-rc));
+    log(LogLevel::Info, "inherited listener on port %u: this process's engine serves it too", ep.port);
+    return true;
+}
+
+void leave_port(Entry* en) {
+    if (en->state != SockState::Listening || en->dormant) return;
+    en->dormant = true;
+    Runtime::get().unlisten_port(bound_port(en), en->eng);
+}
+
+void rejoin_port(Entry* en) {
+    if (!en->dormant) return;
+    en->dormant = false;
+    Runtime::get().listen_port(bound_port(en), en->eng);
+}
+
 int accept(int fd, Entry* en, sockaddr* addr, socklen_t* len, int flags) {
     (void)fd;
     if (en->state != SockState::Listening) return -EINVAL;
+    rejoin_port(en);
     if (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) return -EINVAL;
     uint64_t deadline = deadline_from(en->rcvtimeo);
     FdTable& t = FdTable::get();

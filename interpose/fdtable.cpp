@@ -82,6 +82,16 @@ Entry* FdTable::alloc() {
     return new (e) Entry();
 }
 
+Entry* FdTable::adopt_orphan(int fd, Entry* e) const {
+    std::lock_guard g(adopt_mu_);
+    uint8_t st = e->inherited.load(std::memory_order_acquire);
+    if (st == Entry::Orphan) {
+        st = orphan_hook && orphan_hook(fd, e) ? Entry::Own : Entry::KernelOnly;
+        e->inherited.store(st, std::memory_order_release);
+    }
+    return st == Entry::Own ? e : nullptr;
+}
+
 void FdTable::release(Entry* e) {
     std::lock_guard g(free_mu_);
     e->state = SockState::Closed;

@@ -58,7 +58,13 @@ struct Entry {
     SavedOpt opts[12];
     int nopts = 0;
     std::atomic<int> waiters{0};             // threads blocked on this socket
-    bool orphan = false;                     // inherited through fork(): see FdTable
+    int backlog = 0;                         // listen()'s, for a forked child's engine
+    bool dormant = false;                    // listener out of its port's slots (fork)
+    // A listener inherited through fork() (see FdTable::lookup): Orphan until this
+    // process accepts or waits on it, then Adopted by its engine or left KernelOnly.
+    enum Inherit : uint8_t { Own, Orphan, KernelOnly };
+    std::atomic<uint8_t> inherited{Own};
+    bool orphan() const { return inherited.load(std::memory_order_acquire) != Own; }
 
     // --- epoll sets ---
     EpollSet* ep = nullptr;
@@ -79,15 +85,17 @@ public:
     bool init();                     // anchor fd + table sized to RLIMIT_NOFILE
     bool ready() const { return slots_ != nullptr; }
 
-    Entry* lookup(int fd) const {
+    // A listener inherited by a forked child is, in the child, a kernel listening socket
+    // on its fd number (the shadow's) until the child accepts or waits on it: then
+    // (adopt = true) orphan_hook lets this process's engine listen on the port too
+    // (runtime.cpp). Other calls on it (setsockopt, close ...) are the kernel's.
+    Entry* lookup(int fd, bool adopt = false) const {
         if (static_cast<unsigned>(fd) >= size_) return nullptr;
         Entry* e = slots_[fd].load(std::memory_order_acquire);
-        if (__builtin_expect(e && e->orphan, 0)) return adopt_orphan(fd, e);
+        if (__builtin_expect(e && e->orphan(), 0)) return adopt ? adopt_orphan(fd, e) : nullptr;
         return e;
     }
-    // A listener inherited by a forked child is a kernel socket there; the first time
-    // the child touches it, the runtime hands its port back to the kernel (runtime.cpp).
-    void (*orphan_hook)(int fd, Entry* e) = nullptr;
+    bool (*orphan_hook)(int fd, Entry* e) = nullptr;
     Entry* raw(int fd) const { return slots_[fd].load(std::memory_order_acquire); }
     // A fresh fd number for a fastnet socket (dup of the anchor), or -errno. The number
     // is checked to fit the table; it is closed and -EMFILE returned otherwise.
@@ -100,7 +108,10 @@ public:
     // The highest fd number ever installed (bounds scans of the table).
     int high_water() const { return high_water_.load(std::memory_order_acquire); }
     // In a forked child: locks another thread may have held at fork() start free.
-    void after_fork() { new (&free_mu_) std::mutex(); }
+    void after_fork() {
+        new (&free_mu_) std::mutex();
+        new (&adopt_mu_) std::mutex();
+    }
     Entry* remove(int fd) {
         if (static_cast<unsigned>(fd) >= size_) return nullptr;
         return slots_[fd].exchange(nullptr, std::memory_order_acq_rel);
@@ -115,11 +126,7 @@ public:
     int anchor() const { return anchor_; }
 
 private:
-    Entry* adopt_orphan(int fd, Entry* e) const {
-        if (orphan_hook) orphan_hook(fd, e);
-        slots_[fd].store(nullptr, std::memory_order_release);
-        return nullptr;
-    }
+    Entry* adopt_orphan(int fd, Entry* e) const;
 
     std::atomic<Entry*>* slots_ = nullptr;
     unsigned size_ = 0;
@@ -127,6 +134,7 @@ private:
     std::atomic<int> high_water_{-1};
     std::mutex free_mu_;
     Entry* free_ = nullptr;
+    mutable std::mutex adopt_mu_;
 };
 
 // In-place handover: replaces fastnet socket `fd` by a kernel socket with the same

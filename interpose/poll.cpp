@@ -18,7 +18,7 @@ bool any_fastnet(const Call& c, const pollfd* fds, nfds_t n) {
     if (!c.active()) return false;
     FdTable& t = FdTable::get();
     for (nfds_t i = 0; i < n; ++i)
-        if (fds[i].fd >= 0 && t.lookup(fds[i].fd)) return true;
+        if (fds[i].fd >= 0 && t.lookup(fds[i].fd, true)) return true;
     count_passthrough();
     return false;
 }
@@ -28,7 +28,7 @@ bool any_fastnet(const Call& c, int nfds, const fd_set* rd, const fd_set* wr, co
     FdTable& t = FdTable::get();
     for (int fd = 0; fd < nfds && fd < FD_SETSIZE; ++fd) {
         if ((rd && FD_ISSET(fd, rd)) || (wr && FD_ISSET(fd, wr)) || (ex && FD_ISSET(fd, ex)))
-            if (t.lookup(fd)) return true;
+            if (t.lookup(fd, true)) return true;
     }
     count_passthrough();
     return false;

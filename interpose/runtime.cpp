@@ -21,6 +21,7 @@
 #include "interpose/accel.hpp"
 #include "interpose/config.hpp"
 #include "interpose/counters.hpp"
+#include "interpose/fastsock.hpp"
 #include "interpose/libc.hpp"
 #include "stack/net/interface.hpp"
 #include "stack/net/neighbour.hpp"
@@ -33,9 +34,14 @@ namespace fastnet::ipose {
 
 namespace {
 
-// Engines share the active-open port range by slot (EngineConfig::nslots): more engines
-// would each get fewer ports. Threads beyond this share engines (under the engine lock).
+// Engines of one process; threads beyond this share engines (under the engine lock).
 constexpr int kMaxEngines = 8;
+// Slots (XSKMAP indexes) of all processes on the interface: forked workers each claim
+// theirs from the shared UMEM. The active-open port range is split by slot.
+constexpr uint32_t kSlots = 16;
+static_assert(kSlots <= kUmemSlots && kSlots <= FASTNET_MAX_SLOTS);
+// How often the progress thread looks for slots of processes that died.
+constexpr uint64_t kReapNs = 250'000'000;
 // How long an engine may go unpolled before the progress thread polls it.
 constexpr uint64_t kProgressNs = 2'000'000;
 constexpr uint64_t kPublishNs = 10'000'000;
@@ -59,6 +65,7 @@ struct State {
     std::atomic<int> nboxes{0};
     unsigned next_share = 0;
     std::mutex steer_mu;               // map edits
+    bool progress_running = false;     // in this process (a forked child starts its own)
     pthread_t progress{};
 };
 
@@ -94,17 +101,52 @@ void reserve_ports(uint16_t base, uint16_t count) {
     if (fd >= 0) real().close(fd);
 }
 
+// Slots whose process died (a killed worker): their frames back to the pool, their
+// ports and flows no longer steered to a socket nobody reads.
+void reap_dead_slots() {
+    State& s = st();
+    uint32_t dead[kSlots];
+    uint32_t frames = 0;
+    uint32_t n = s.umem.reap_dead_slots(kSlots, dead, &frames);
+    if (n)
+        if (SharedCounters* c = counters()) c->frames_reclaimed.fetch_add(frames, std::memory_order_relaxed);
+    for (uint32_t i = 0; i < n; ++i) {
+        {
+            std::lock_guard g(s.steer_mu);
+            s.steering.forget_slot(dead[i]);
+        }
+        if (SharedCounters* c = counters()) c->slots_reaped.fetch_add(1, std::memory_order_relaxed);
+        log(LogLevel::Info, "slot %u: its process is gone; slot, %u frames and steering reclaimed",
+            dead[i], frames);
+    }
+}
+
 void* progress_main(void*) {
     // This thread is fastnet's own: everything it calls goes straight to libc.
     ++detail::depth;
+    uint64_t last_reap = 0;
     for (;;) {
         timespec ts{0, static_cast<long>(kProgressNs)};
         nanosleep(&ts, nullptr);
         State& s = st();
         int n = s.nboxes.load(std::memory_order_acquire);
         for (int i = 0; i < n; ++i) pump(&s.boxes[i]->rt, false);
+        if (uint64_t now = now_ns(); now - last_reap > kReapNs) {
+            last_reap = now;
+            reap_dead_slots();
+        }
     }
     return nullptr;
+}
+
+// Started with the process's first engine (in a forked child too).
+void start_progress(State& s) {
+    if (s.progress_running) return;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);   // signals stay with the application's threads
+    s.progress_running = pthread_create(&s.progress, nullptr, progress_main, nullptr) == 0;
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
 }
 
 int fail_start(const char* why, int err) {
@@ -153,7 +195,7 @@ bool Runtime::start() {
         return fail_start("the interface has no IPv4 address or no Ethernet address", -r);
     s.base.port_base = cfg.port_base;
     s.base.port_count = cfg.port_count;
-    s.base.nslots = kMaxEngines;
+    s.base.nslots = kSlots;
     s.base.sndbuf = cfg.sndbuf;
     s.base.rcvbuf = cfg.rcvbuf;
     if (getrandom(s.base.isn_secret, sizeof s.base.isn_secret, GRND_NONBLOCK) != sizeof s.base.isn_secret)
@@ -172,7 +214,7 @@ bool Runtime::start() {
                                      : fail_start("cannot attach the XDP program", -r);
     }
     s.steering.set_local_ip(htonl(s.base.ip));
-    s.steering.set_active_range(cfg.port_base, cfg.port_count, kMaxEngines);
+    s.steering.set_active_range(cfg.port_base, cfg.port_count, kSlots);
     reserve_ports(cfg.port_base, cfg.port_count);
 
     s.started = 1;
@@ -183,11 +225,6 @@ bool Runtime::start() {
     counters_set_state("accelerated on %s (%s), XDP %s mode", s.ifc.name, ip,
                        s.steering.attached_native() ? "native" : "generic");
     log(LogLevel::Info, "accelerating TCP on %s (%s)", s.ifc.name, ip);
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);   // signals stay with the application's threads
-    pthread_create(&s.progress, nullptr, progress_main, nullptr);
-    pthread_sigmask(SIG_SETMASK, &old, nullptr);
     return true;
 }
 
@@ -202,9 +239,21 @@ RtEngine* Runtime::thread_engine() {
     }
     auto* box = new (std::nothrow) EngineBox();
     if (!box) return nullptr;
+    reap_dead_slots();
+    int slot = s.umem.claim_slot(kSlots);
+    if (slot < 0) {
+        delete box;
+        if (n > 0) {
+            log(LogLevel::Warn, "all %u slots are taken; this thread shares engine 0", kSlots);
+            return tl_engine = &s.boxes[0]->rt;
+        }
+        fail_start("all XSK slots of the interface are taken by other processes", 0);
+        return nullptr;
+    }
     XskConfig xc;
     xc.ifname = s.ifc.name;
     xc.queue = 0;
+    xc.owner = static_cast<uint8_t>(slot + 1);
     const Config& cfg = config();
     xc.zerocopy = cfg.zerocopy == ZeroCopy::On ? ZeroCopyMode::On
                 : cfg.zerocopy == ZeroCopy::Off ? ZeroCopyMode::Off : ZeroCopyMode::Auto;
@@ -215,6 +264,7 @@ RtEngine* Runtime::thread_engine() {
         snprintf(why, sizeof why, "cannot open the neighbour cache: %s", strerror(-r));
     if (r < 0) {
         delete box;
+        s.umem.release_slot(static_cast<uint32_t>(slot));
         if (n > 0) {
             log(LogLevel::Warn, "%s; this thread shares engine 0", why);
             return tl_engine = &s.boxes[0]->rt;
@@ -224,22 +274,24 @@ RtEngine* Runtime::thread_engine() {
         return nullptr;
     }
     EngineConfig ec = s.base;
-    ec.slot = static_cast<uint16_t>(n);
+    ec.slot = static_cast<uint16_t>(slot);
     box->engine = std::make_unique<Engine>(ec, box->dev, box->nb);
     box->rt.engine = box->engine.get();
     box->rt.wait_fd = box->dev.wait_fd();
     box->rt.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    box->rt.slot = n;
+    box->rt.slot = slot;
+    box->rt.index = n;
     box->rt.stats_slot = counters_claim_slot();
     box->engine->set_event_sink(&box->rt);
     {
         std::lock_guard sg(s.steer_mu);
-        s.steering.set_xsk(static_cast<uint32_t>(n), box->dev.fd());
+        s.steering.set_xsk(static_cast<uint32_t>(slot), box->dev.fd());
     }
     s.boxes[n] = box;
     s.nboxes.store(n + 1, std::memory_order_release);
+    start_progress(s);
     if (SharedCounters* c = counters()) c->engines_started.fetch_add(1, std::memory_order_relaxed);
-    log(LogLevel::Info, "engine %d: AF_XDP socket in %s mode", n, to_string(box->dev.mode()));
+    log(LogLevel::Info, "engine %d: slot %d, AF_XDP socket in %s mode", n, slot, to_string(box->dev.mode()));
     tl_engine = &box->rt;
     return tl_engine;
 }
@@ -277,11 +329,12 @@ void Runtime::unlisten_port(uint16_t port, RtEngine* e) {
 
 void Runtime::after_fork_in_child() {
     // The parent's engines, XSKs and epoll sets stay the parent's: two processes must
-    // never drive one XSK's rings. So a forked child runs on the kernel: new sockets go
-    // to the kernel, and an inherited listener becomes its kernel side (the shadow, same
-    // port) in place, with the port handed back to the kernel by the steering program —
-    // pre-fork servers (nginx workers) then keep working, unaccelerated. Other inherited
-    // fastnet sockets are not usable in the child (README: limits).
+    // never drive one XSK's rings. The child builds its own engines (slots claimed from
+    // the shared UMEM, XSKs bound to the same UMEM), and an inherited listener becomes
+    // a kernel listener (its shadow) until the child accepts or waits on it, when its
+    // engine listens on the port too and joins the port's slots (fastsock.cpp
+    // adopt_listener). Other inherited fastnet sockets are not usable in the child
+    // (README: limits).
     tl_engine = nullptr;
     State& s = st();
     new (&s.mu) std::mutex();
@@ -289,36 +342,68 @@ void Runtime::after_fork_in_child() {
     epoll_after_fork();
     FdTable& t = FdTable::get();
     t.after_fork();
-    bool was_running = s.started > 0;
-    s.started = -1;
-    counters_set_state("kernel: forked from an accelerated process");
-    if (!was_running) return;
+    if (s.started <= 0) return;
     const RealLibc& r = real();
-    t.orphan_hook = [](int, Entry* en) {
-        State& st_ = st();
-        std::lock_guard g(st_.steer_mu);
-        uint16_t port = en->bound.ss_family == AF_INET
-                            ? ntohs(reinterpret_cast<sockaddr_in*>(&en->bound)->sin_port)
-                            : ntohs(reinterpret_cast<sockaddr_in6*>(&en->bound)->sin6_port);
-        st_.steering.remove_listen_slot(port, static_cast<uint32_t>(en->eng->slot));
-        log(LogLevel::Info, "forked child uses port %u: the kernel serves it from now on", port);
-    };
+    // Close the child's copies of the parent's XSKs (a dead parent's socket must not
+    // stay bound through them), except the UMEM's own fd: new sockets bind to it.
+    int n = s.nboxes.load(std::memory_order_relaxed);
+    for (int i = 0; i < n; ++i) {
+        EngineBox* b = s.boxes[i];
+        if (b->dev.fd() != s.umem.fd()) r.close(b->dev.fd());
+        r.close(b->nb.fd());
+        r.close(b->rt.wake_fd);
+        s.boxes[i] = nullptr;    // abandoned: its destructor would touch the parent's rings
+    }
+    s.nboxes.store(0, std::memory_order_release);
+    s.next_share = 0;
+    s.progress_running = false;
+    s.umem.forget_sockets_after_fork();
+    counters_set_state("accelerated (forked child of %d)", getppid());
+    t.orphan_hook = [](int fd, Entry* en) { return fs::adopt_listener(fd, en); };
     for (int fd = 0; fd <= t.high_water(); ++fd) {
         if (static_cast<unsigned>(fd) >= t.size()) break;
         Entry* en = t.raw(fd);
         if (!en) continue;
         if (en->kind == Kind::Socket && en->state == SockState::Listening && en->shadow >= 0) {
-            int fdflags = r.fcntl(fd, F_GETFD);
-            r.dup3(en->shadow, fd, (fdflags & FD_CLOEXEC) ? O_CLOEXEC : 0);
-            int fl = r.fcntl(fd, F_GETFL);
-            r.fcntl(fd, F_SETFL, en->nonblock ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK));
-            // Only if the child really uses it does the port leave fastnet: a child that
-            // just execs (system(), CGI) must not take acceleration from its parent.
-            en->orphan = true;
+            if (!en->orphan()) {
+                int fdflags = r.fcntl(fd, F_GETFD);
+                r.dup3(en->shadow, fd, (fdflags & FD_CLOEXEC) ? O_CLOEXEC : 0);
+                int fl = r.fcntl(fd, F_GETFL);
+                r.fcntl(fd, F_SETFL, en->nonblock ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK));
+            }
+            en->eng = nullptr;
+            en->sid = kNoSock;
+            en->dormant = false;
+            en->inherited.store(Entry::Orphan, std::memory_order_release);
             continue;
         }
         // Other fastnet sockets stay the parent's; here the number is a bare placeholder.
         t.remove(fd);
+    }
+}
+
+void Runtime::after_fork_in_parent() {
+    State& s = st();
+    if (s.started <= 0) return;
+    FdTable& t = FdTable::get();
+    for (int fd = 0; fd <= t.high_water() && static_cast<unsigned>(fd) < t.size(); ++fd) {
+        Entry* en = t.raw(fd);
+        if (en && en->kind == Kind::Socket && !en->orphan() && en->state == SockState::Listening)
+            fs::leave_port(en);
+    }
+}
+
+void Runtime::before_privilege_drop() {
+    State& s = st();
+    if (__atomic_load_n(&s.started, __ATOMIC_ACQUIRE) <= 0) return;
+    // XSKs need CAP_NET_RAW: a worker about to drop root creates its engine now and
+    // adopts the listeners it inherited (map edits through inherited map fds need no
+    // privilege on this kernel; creating sockets does).
+    thread_engine();
+    FdTable& t = FdTable::get();
+    for (int fd = 0; fd <= t.high_water() && static_cast<unsigned>(fd) < t.size(); ++fd) {
+        Entry* en = t.raw(fd);
+        if (en && en->inherited.load(std::memory_order_acquire) == Entry::Orphan) t.lookup(fd, true);
     }
 }
 
@@ -334,7 +419,7 @@ void Runtime::at_exit() {
         if (!g.owns_lock()) continue;
         for (int fd = 0; fd <= t.high_water() && static_cast<unsigned>(fd) < t.size(); ++fd) {
             Entry* en = t.raw(fd);
-            if (en && en->kind == Kind::Socket && !en->orphan && en->eng == &e && en->sid != kNoSock) {
+            if (en && en->kind == Kind::Socket && !en->orphan() && en->eng == &e && en->sid != kNoSock) {
                 e.sockets.erase(en->sid);
                 e.engine->close(en->sid);
                 en->sid = kNoSock;
@@ -355,7 +440,7 @@ void RtEngine::poll_locked(uint64_t now) {
     engine->poll(now);
     __atomic_store_n(&last_poll, now, __ATOMIC_RELAXED);   // pump() reads it unlocked
     State& s = st();
-    EngineBox* box = s.boxes[slot];
+    EngineBox* box = s.boxes[index];
     box->nb.poll_updates(now);
     if (now - box->last_publish > kPublishNs) {
         box->last_publish = now;

@@ -24,7 +24,8 @@ public:
     Engine* engine = nullptr;
     int wait_fd = -1;                 // device fd: readable when frames arrive
     int wake_fd = -1;                 // eventfd: readiness produced by another thread
-    int slot = 0;                     // XSKMAP slot / engine index
+    int slot = 0;                     // XSKMAP slot (shared by the processes on the interface)
+    int index = 0;                    // this process's engine number
     int stats_slot = -1;
     std::unordered_map<SockId, Entry*> sockets;   // under mu
     std::vector<Entry*> changed;                   // under mu: readiness moved since last drain
@@ -59,6 +60,9 @@ public:
     void unlisten_port(uint16_t port, RtEngine* e);
 
     void after_fork_in_child();
+    void after_fork_in_parent();
+    // setuid() and friends: create what needs privilege while it is still there.
+    void before_privilege_drop();
     // Process exit: close every fastnet socket as the kernel would (FIN, or RST when
     // data is unread) and push the segments out, so peers learn the process is gone.
     void at_exit();

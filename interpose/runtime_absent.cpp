@@ -40,6 +40,8 @@ uint32_t Runtime::iface_ip() const { return 0; }
 int Runtime::listen_port(uint16_t, RtEngine*) { return -ENOSYS; }
 void Runtime::unlisten_port(uint16_t, RtEngine*) {}
 void Runtime::after_fork_in_child() {}
+void Runtime::after_fork_in_parent() {}
+void Runtime::before_privilege_drop() {}
 void Runtime::at_exit() {}
 
 void RtEngine::on_events(SockId, uint32_t) {}

@@ -22,10 +22,17 @@ namespace {
 
 // Drops one fd's reference to an entry already removed from the table.
 void drop_ref(Entry* e) {
-    if (e->orphan) return;   // the parent's socket, seen from a forked child: not ours to close
     if (e->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
-    if (e->kind == Kind::Epoll) fs::epoll_release(e);
-    else fs::release(e);
+    if (e->orphan()) {
+        // A listener inherited through fork() and never adopted: only its kernel side
+        // is this process's to close.
+        if (e->shadow >= 0) real().close(e->shadow);
+        e->shadow = -1;
+    } else if (e->kind == Kind::Epoll) {
+        fs::epoll_release(e);
+    } else {
+        fs::release(e);
+    }
     FdTable::get().release(e);
 }
 
@@ -78,14 +85,14 @@ int listen(int fd, int backlog) noexcept {
 
 int accept(int fd, struct sockaddr* addr, socklen_t* len) {
     Call c;
-    Entry* e = socket_entry(c, fd);
+    Entry* e = socket_entry(c, fd, true);
     if (!e) return real().accept(fd, addr, len);
     return guarded(c, [&] { return fs::accept(fd, e, addr, len, 0); });
 }
 
 int accept4(int fd, struct sockaddr* addr, socklen_t* len, int flags) {
     Call c;
-    Entry* e = socket_entry(c, fd);
+    Entry* e = socket_entry(c, fd, true);
     if (!e) return real().accept4(fd, addr, len, flags);
     return guarded(c, [&] { return fs::accept(fd, e, addr, len, flags); });
 }

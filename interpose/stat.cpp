@@ -26,6 +26,7 @@ struct Totals {
     std::string state;
     int engines = 0;
     uint64_t sockets_accelerated = 0, accepted_kernel = 0, handovers = 0, passthrough_calls = 0;
+    uint64_t slots_reaped = 0, frames_reclaimed = 0;
     EngineStats e{};
 };
 
@@ -61,6 +62,8 @@ bool read_one(int pid, Totals* t, std::string* err) {
     t->accepted_kernel = c->accepted_kernel.load(std::memory_order_relaxed);
     t->handovers = c->handovers.load(std::memory_order_relaxed);
     t->passthrough_calls = c->passthrough_calls.load(std::memory_order_relaxed);
+    t->slots_reaped = c->slots_reaped.load(std::memory_order_relaxed);
+    t->frames_reclaimed = c->frames_reclaimed.load(std::memory_order_relaxed);
     constexpr int ndrops = static_cast<int>(Drop::Count_) < kMaxDrops ? static_cast<int>(Drop::Count_) : kMaxDrops;
     for (int i = 0; i < kMaxEngineSlots; ++i) {
         const EngineSlot& s = c->engines[i];
@@ -89,6 +92,7 @@ bool read_one(int pid, Totals* t, std::string* err) {
 std::vector<std::pair<const char*, uint64_t>> fields(const Totals& t) {
     return {{"sockets_accelerated", t.sockets_accelerated}, {"accepted_kernel", t.accepted_kernel},
             {"handovers", t.handovers}, {"passthrough_calls", t.passthrough_calls},
+            {"slots_reaped", t.slots_reaped}, {"frames_reclaimed", t.frames_reclaimed},
             {"frames_rx", t.e.frames_rx}, {"frames_tx", t.e.frames_tx},
             {"bytes_rx", t.e.bytes_rx}, {"bytes_tx", t.e.bytes_tx},
             {"conn_opened", t.e.conn_opened}, {"conn_accepted", t.e.conn_accepted},

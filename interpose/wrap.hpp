@@ -10,9 +10,10 @@
 
 namespace fastnet::ipose {
 
-inline Entry* socket_entry(const Call& c, int fd) {
+// adopt: the call accepts or waits on fd (FdTable::lookup).
+inline Entry* socket_entry(const Call& c, int fd, bool adopt = false) {
     if (!c.active()) return nullptr;
-    Entry* e = FdTable::get().lookup(fd);
+    Entry* e = FdTable::get().lookup(fd, adopt);
     if (e && e->kind == Kind::Socket) return e;
     count_passthrough();
     return nullptr;

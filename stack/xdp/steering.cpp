@@ -232,6 +232,40 @@ int Steering::remove_listen_slot(uint16_t port, uint32_t slot)
     return 0;
 }
 
+int Steering::forget_slot(uint32_t slot)
+{
+    if (!skel_)
+        return fail(-ENOENT, "steering program not loaded");
+    int removed = 0;
+    // Collect first: deleting while walking with get_next_key restarts the walk.
+    uint16_t ports[FASTNET_MAX_LISTEN_PORTS];
+    size_t nports = 0;
+    uint16_t port = 0;
+    const uint16_t* prev = nullptr;
+    while (nports < FASTNET_MAX_LISTEN_PORTS && !bpf_map_get_next_key(map_fd(kListen), prev, &port)) {
+        ports[nports++] = port;
+        prev = &ports[nports - 1];
+    }
+    for (size_t i = 0; i < nports; i++)
+        if (remove_listen_slot(ports[i], slot) == 0)
+            removed++;
+    fastnet_flow_key key{}, next{};
+    const fastnet_flow_key* pk = nullptr;
+    while (!bpf_map_get_next_key(map_fd(kFlows), pk, &next)) {
+        uint32_t owner = 0;
+        key = next;
+        pk = &key;
+        if (!bpf_map_lookup_elem(map_fd(kFlows), &key, &owner) && owner == slot &&
+            !bpf_map_delete_elem(map_fd(kFlows), &key)) {
+            removed++;
+            pk = nullptr;   // the walk restarts from the beginning after a delete
+        }
+    }
+    clear_xsk(slot);
+    err_[0] = 0;
+    return removed;
+}
+
 int Steering::listen_slots(uint16_t port, uint32_t* out, size_t n) const
 {
     if (!skel_)

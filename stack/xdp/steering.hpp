@@ -74,6 +74,10 @@ public:
     int add_flow(const FlowTuple& flow, uint32_t slot);
     int remove_flow(const FlowTuple& flow);
 
+    // A slot's holder is gone: the slot leaves every listening port and every exact
+    // flow, and its XSKMAP entry is cleared. Returns the number of entries removed.
+    int forget_slot(uint32_t slot);
+
     // The XSKMAP: which socket receives a slot's frames.
     int set_xsk(uint32_t slot, int xsk_fd);
     int clear_xsk(uint32_t slot);

@@ -3,6 +3,7 @@
 // the completion ring and the free list; callers take it once per batch.
 #include "stack/xdp/umem.hpp"
 
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -25,9 +26,12 @@ struct UmemShared {
     uint32_t frame_count;
     uint32_t free_count;
     int32_t mode;
+    int32_t slot_pid[kUmemSlots];  // process holding each slot, 0 = free
 };
 
 namespace {
+
+bool alive(pid_t pid) { return pid > 0 && (kill(pid, 0) == 0 || errno != ESRCH); }
 
 size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
 bool pow2(uint32_t v) { return v && !(v & (v - 1)); }
@@ -83,8 +87,9 @@ int Umem::create(const UmemConfig& cfg)
 
     raise_memlock_limit();  // best effort: registration reports ENOBUFS if still short
 
-    size_t header = round_up(sizeof(UmemShared) + 64 + sizeof(uint64_t) * cfg.frame_count,
-                             static_cast<size_t>(page));
+    size_t free_off = round_up(sizeof(UmemShared), 64);
+    size_t owner_off = free_off + sizeof(uint64_t) * cfg.frame_count;
+    size_t header = round_up(owner_off + cfg.frame_count, static_cast<size_t>(page));
     size_t area = size_t(cfg.frame_count) * cfg.frame_size;
     map_len_ = header + area;
     void* m = mmap(nullptr, map_len_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -93,7 +98,8 @@ int Umem::create(const UmemConfig& cfg)
     map_ = static_cast<uint8_t*>(m);
     area_ = map_ + header;
     shared_ = new (map_) UmemShared{};
-    free_list_ = reinterpret_cast<uint64_t*>(map_ + round_up(sizeof(UmemShared), 64));
+    free_list_ = reinterpret_cast<uint64_t*>(map_ + free_off);
+    owner_ = map_ + owner_off;   // zero: every frame starts in the free list
 
     pthread_mutexattr_t attr;
     pthread_mutexattr_init(&attr);
@@ -123,6 +129,7 @@ int Umem::create(const UmemConfig& cfg)
         map_ = area_ = nullptr;
         shared_ = nullptr;
         free_list_ = nullptr;
+        owner_ = nullptr;
         return e;
     }
     sockets_ = 0;
@@ -148,8 +155,11 @@ int Umem::destroy()
     map_ = area_ = nullptr;
     shared_ = nullptr;
     free_list_ = nullptr;
+    owner_ = nullptr;
     return 0;
 }
+
+int Umem::fd() const { return umem_ ? xsk_umem__fd(umem_) : -1; }
 
 void Umem::lock() const
 {
@@ -185,7 +195,8 @@ bool Umem::needs_service() const
     return level + cfg_.fill_target / 4 < cfg_.fill_target;
 }
 
-void Umem::service(uint64_t* cache, uint32_t* count, uint32_t cap, uint32_t lo, uint32_t hi)
+void Umem::service(uint64_t* cache, uint32_t* count, uint32_t cap, uint32_t lo, uint32_t hi,
+                   uint8_t owner)
 {
     lock();
     uint32_t n = *count;
@@ -196,10 +207,12 @@ void Umem::service(uint64_t* cache, uint32_t* count, uint32_t cap, uint32_t lo, 
     uint32_t done = xsk_ring_cons__peek(comp, cfg_.comp_size, &idx);
     for (uint32_t i = 0; i < done; i++) {
         uint64_t addr = chunk(*xsk_ring_cons__comp_addr(comp, idx + i));
-        if (n < cap)
+        if (n < cap) {
             cache[n++] = addr;
-        else
+            tag(addr, owner);
+        } else {
             free_list_[shared_->free_count++] = addr;
+        }
     }
     if (done)
         xsk_ring_cons__release(comp, done);
@@ -215,6 +228,7 @@ void Umem::service(uint64_t* cache, uint32_t* count, uint32_t cap, uint32_t lo, 
         if (want && xsk_ring_prod__reserve(fill, want, &idx) == want) {
             for (uint32_t i = 0; i < want; i++) {
                 uint64_t addr = n ? cache[--n] : free_list_[--shared_->free_count];
+                tag(addr, 0);
                 *xsk_ring_prod__fill_addr(fill, idx + i) = addr;
             }
             xsk_ring_prod__submit(fill, want);
@@ -223,22 +237,28 @@ void Umem::service(uint64_t* cache, uint32_t* count, uint32_t cap, uint32_t lo, 
 
     uint32_t mid = (lo + hi) / 2;
     if (n < lo) {
-        while (n < mid && shared_->free_count)
-            cache[n++] = free_list_[--shared_->free_count];
+        while (n < mid && shared_->free_count) {
+            cache[n] = free_list_[--shared_->free_count];
+            tag(cache[n++], owner);
+        }
     } else if (n > hi) {
-        while (n > mid)
+        while (n > mid) {
             free_list_[shared_->free_count++] = cache[--n];
+            tag(cache[n], 0);
+        }
     }
     *count = n;
     unlock();
 }
 
-uint32_t Umem::take(uint64_t* out, uint32_t n)
+uint32_t Umem::take(uint64_t* out, uint32_t n, uint8_t owner)
 {
     lock();
     uint32_t got = 0;
-    while (got < n && shared_->free_count)
-        out[got++] = free_list_[--shared_->free_count];
+    while (got < n && shared_->free_count) {
+        out[got] = free_list_[--shared_->free_count];
+        tag(out[got++], owner);
+    }
     unlock();
     return got;
 }
@@ -246,8 +266,80 @@ uint32_t Umem::take(uint64_t* out, uint32_t n)
 void Umem::give(const uint64_t* in, uint32_t n)
 {
     lock();
-    for (uint32_t i = 0; i < n; i++)
+    for (uint32_t i = 0; i < n; i++) {
         free_list_[shared_->free_count++] = chunk(in[i]);
+        tag(in[i], 0);
+    }
+    unlock();
+}
+
+uint32_t Umem::reclaim(uint8_t owner)
+{
+    if (owner == 0)
+        return 0;
+    lock();
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < cfg_.frame_count; i++) {
+        if (owner_[i] != owner)
+            continue;
+        owner_[i] = 0;
+        free_list_[shared_->free_count++] = uint64_t(i) * cfg_.frame_size;
+        n++;
+    }
+    unlock();
+    return n;
+}
+
+int Umem::claim_slot(uint32_t nslots)
+{
+    if (nslots > kUmemSlots)
+        nslots = kUmemSlots;
+    lock();
+    int got = -ENOSPC;
+    for (uint32_t i = 0; i < nslots && got < 0; i++)
+        if (shared_->slot_pid[i] == 0)
+            got = static_cast<int>(i);
+    if (got >= 0)
+        shared_->slot_pid[got] = getpid();
+    unlock();
+    return got;
+}
+
+uint32_t Umem::reap_dead_slots(uint32_t nslots, uint32_t* out, uint32_t* frames)
+{
+    if (nslots > kUmemSlots)
+        nslots = kUmemSlots;
+    pid_t pids[kUmemSlots];
+    lock();
+    for (uint32_t i = 0; i < nslots; i++)
+        pids[i] = shared_->slot_pid[i];
+    unlock();
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < nslots; i++) {
+        if (pids[i] == 0 || alive(pids[i]))
+            continue;
+        // Frames first, then the slot: a new holder must not see the old one's tags.
+        uint32_t got = reclaim(static_cast<uint8_t>(i + 1));
+        if (frames)
+            *frames += got;
+        lock();
+        bool mine = shared_->slot_pid[i] == pids[i];
+        if (mine)
+            shared_->slot_pid[i] = 0;
+        unlock();
+        if (mine)
+            out[n++] = i;
+    }
+    return n;
+}
+
+void Umem::release_slot(uint32_t slot)
+{
+    if (slot >= kUmemSlots)
+        return;
+    lock();
+    if (shared_->slot_pid[slot] == getpid())
+        shared_->slot_pid[slot] = 0;
     unlock();
 }
 

@@ -15,6 +15,9 @@ struct xsk_ring_cons;
 
 namespace fastnet {
 
+// Slots a UMEM's processes can hold at once (tags are one byte: slot + 1).
+inline constexpr uint32_t kUmemSlots = 32;
+
 struct UmemConfig {
     uint32_t frame_count = 4096;
     uint32_t frame_size = 4096;  // power of two, 2048..page size (aligned chunk mode)
@@ -55,12 +58,35 @@ public:
     // Under one lock acquisition: drain the completion ring, top the fill ring up to its
     // target, then bring the caller's cache to between lo and hi frames.
     // cache[0..*count) is the caller's private stash of free frame addresses.
-    void service(uint64_t* cache, uint32_t* count, uint32_t cap, uint32_t lo, uint32_t hi);
+    // Frames entering the cache are tagged with owner (see reclaim()).
+    void service(uint64_t* cache, uint32_t* count, uint32_t cap, uint32_t lo, uint32_t hi,
+                 uint8_t owner = 0);
     // Cheap unlocked check whether service() has work (completions or a low fill ring).
     bool needs_service() const;
     // Frames from / to the shared free list, one lock each.
-    uint32_t take(uint64_t* out, uint32_t n);
+    uint32_t take(uint64_t* out, uint32_t n, uint8_t owner = 0);
     void give(const uint64_t* in, uint32_t n);
+
+    // Frame ownership, for a process that dies holding frames. Every frame an engine
+    // holds (cache, received, allocated for TX) carries its owner tag (slot + 1); frames
+    // in the free list and the kernel's rings carry 0. The owner tags its frames itself
+    // without the lock: each tag byte is written by one party at a time.
+    void tag(uint64_t addr, uint8_t owner) { owner_[addr / cfg_.frame_size] = owner; }
+    // Returns every frame tagged owner to the free list (its holder is gone). Frames the
+    // dead holder had in its own RX/TX rings are the kernel's and cannot be told apart.
+    uint32_t reclaim(uint8_t owner);
+
+    // Slots (XSKMAP indexes) across all processes sharing this UMEM: claim_slot() takes
+    // a free one for the calling process (-ENOSPC when none is). reap_dead_slots() frees
+    // the slots of processes that are gone, their frames back in the pool, and lists
+    // them in out[] (the caller clears their steering); returns how many.
+    int claim_slot(uint32_t nslots);
+    void release_slot(uint32_t slot);
+    uint32_t reap_dead_slots(uint32_t nslots, uint32_t* out, uint32_t* frames = nullptr);
+    // In a forked child: the parent's sockets are not this process's to close.
+    void forget_sockets_after_fork() { sockets_ = 0; parked_ = nullptr; }
+    // The fd of the UMEM's first socket: later sockets bind to it (XDP_SHARED_UMEM).
+    int fd() const;
 
     // Frames in the shared free list, in the fill ring, and awaiting completion
     // reclaim: for leak checks.
@@ -86,6 +112,7 @@ private:
     size_t map_len_ = 0;
     uint8_t* area_ = nullptr;  // frames
     uint64_t* free_list_ = nullptr;
+    uint8_t* owner_ = nullptr;  // one tag per frame, in the shared header
     xsk_umem* umem_ = nullptr;
     // Sockets of this process on the UMEM. libxdp unmaps the fill/completion rings when
     // the last one is deleted and cannot map them again on the bound UMEM socket, so the

@@ -222,7 +222,7 @@ void XskDevice::close()
 
 void XskDevice::service()
 {
-    umem_->service(cache_, &cache_count_, kCacheCap, kCacheLo, kCacheHi);
+    umem_->service(cache_, &cache_count_, kCacheCap, kCacheLo, kCacheHi, cfg_.owner);
 }
 
 void XskDevice::put_cache(const uint64_t* addrs, size_t n)
@@ -261,6 +261,7 @@ size_t XskDevice::rx_burst(Frame* out, size_t n)
         out[i].data = umem_->frame(d->addr);
         out[i].len = d->len;
         out[i].handle = d->addr;
+        umem_->tag(d->addr, cfg_.owner);
     }
     xsk_ring_cons__release(rx, got);
     stats_.rx_frames += got;
@@ -292,7 +293,7 @@ size_t XskDevice::tx_alloc(Frame* out, size_t n)
         service();
     if (cache_count_ < n)
         cache_count_ += umem_->take(cache_ + cache_count_,
-                                    static_cast<uint32_t>(n) - cache_count_);
+                                    static_cast<uint32_t>(n) - cache_count_, cfg_.owner);
     if (n > cache_count_)
         n = cache_count_;
     for (size_t i = 0; i < n; i++) {
@@ -320,6 +321,7 @@ void XskDevice::tx_submit(const Frame* frames, size_t n)
         d->addr = frames[i].handle;
         d->len = frames[i].len;
         d->options = 0;
+        umem_->tag(d->addr, 0);   // the kernel's until the completion ring returns it
     }
     xsk_ring_prod__submit(tx, got);
     stats_.tx_frames += got;

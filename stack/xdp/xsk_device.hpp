@@ -34,6 +34,8 @@ struct XskConfig {
     uint32_t tx_size = 1024;
     // Only the first socket on a UMEM chooses; later ones inherit its mode.
     ZeroCopyMode zerocopy = ZeroCopyMode::Auto;
+    // Tag on the frames this socket holds (Umem::reclaim); 0 = untracked.
+    uint8_t owner = 0;
 };
 
 struct XskStats {

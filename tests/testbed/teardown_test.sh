@@ -53,14 +53,15 @@ if id nobody >/dev/null 2>&1; then
     check "not root: says why ($msg)" bash -c "grep -q root <<< '$msg'"
 fi
 
-# Signals while the command runs. The background job gets default INT handling (a
-# non-interactive shell would start it with SIGINT ignored).
+# Signals while the command runs. The background job gets default handling of each
+# (a non-interactive shell starts it with SIGINT ignored, and a run under nohup has
+# SIGHUP ignored: a shell cannot trap a signal ignored at its start).
 for run in TERM INT HUP TERM:relay; do
     sig=${run%%:*}
     opts=()
     [[ $run == *:relay ]] && opts=(--netem-relay --netem-server "delay 1ms")
     rm -f "$work/prefix"
-    env --default-signal=INT,QUIT "$with" "${opts[@]}" -- bash -c '
+    env --default-signal=INT,QUIT,HUP,TERM "$with" "${opts[@]}" -- bash -c '
         echo "$TB_PREFIX" > '"$work"'/prefix
         ip netns exec "$TB_NS_SRV" sleep 31.7 &
         ip netns exec "$TB_NS_CLI" sleep 31.7 &
