@@ -394,11 +394,11 @@ void Runtime::after_fork_in_parent() {
 }
 
 void Runtime::before_privilege_drop() {
-    State& s = st();
-    if (__atomic_load_n(&s.started, __ATOMIC_ACQUIRE) <= 0) return;
-    // XSKs need CAP_NET_RAW: a worker about to drop root creates its engine now and
-    // adopts the listeners it inherited (map edits through inherited map fds need no
-    // privilege on this kernel; creating sockets does).
+    // The UMEM, the XDP program and XSKs need privilege: a server that drops root before
+    // its first socket (memcached -u) starts the runtime now, and a forked worker about
+    // to drop root creates its engine and adopts the listeners it inherited (map edits
+    // through inherited map fds need no privilege on this kernel; creating sockets does).
+    if (!start()) return;
     thread_engine();
     FdTable& t = FdTable::get();
     for (int fd = 0; fd <= t.high_water() && static_cast<unsigned>(fd) < t.size(); ++fd) {
