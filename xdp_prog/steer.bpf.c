@@ -162,6 +162,25 @@ int steer(struct xdp_md *ctx)
     /* Rule 3: a listening port spreads new flows over its engines by flow hash. */
     struct fastnet_listen_slots *ls = bpf_map_lookup_elem(&listen_ports, &dport);
     if (ls) {
+        /* A listening port is also listened on by the kernel (loopback clients, and any
+         * SYN that found no engine: an empty slot set while workers start, a dead
+         * slot). The kernel's connections on the port keep their packets: a segment
+         * other than a SYN goes to the kernel when it holds a connection for the flow
+         * (a TIME-WAIT left by one does not count: the 4-tuple may be fastnet's now). */
+        if (!tcp->syn || tcp->ack) {
+            struct bpf_sock_tuple t = {};
+            t.ipv4.saddr = ip->saddr;
+            t.ipv4.daddr = ip->daddr;
+            t.ipv4.sport = tcp->source;
+            t.ipv4.dport = tcp->dest;
+            struct bpf_sock *sk = bpf_skc_lookup_tcp(ctx, &t, sizeof(t.ipv4), BPF_F_CURRENT_NETNS, 0);
+            if (sk) {
+                __u32 state = sk->state;
+                bpf_sk_release(sk);
+                if (state != BPF_TCP_LISTEN && state != BPF_TCP_TIME_WAIT)
+                    return count(FASTNET_CNT_PASS_KERNEL_FLOW, XDP_PASS);
+            }
+        }
         __u32 n = ls->count;
         if (n == 0 || n > FASTNET_MAX_SLOTS)
             return count(FASTNET_CNT_PASS_NO_OWNER, XDP_PASS);

@@ -60,7 +60,8 @@ struct fastnet_config {
     X(PASS_BAD_HEADER, "pass: bad IPv4/TCP header length or version")             \
     X(PASS_TRUNC_ETH, "pass: truncated Ethernet/VLAN header")                     \
     X(PASS_TRUNC_IP, "pass: truncated IPv4 header")                                \
-    X(PASS_TRUNC_TCP, "pass: truncated TCP header")
+    X(PASS_TRUNC_TCP, "pass: truncated TCP header")                                \
+    X(PASS_KERNEL_FLOW, "pass: the kernel has a connection for the flow")
 
 enum fastnet_steer_counter {
 #define FASTNET_X_ENUM(name, text) FASTNET_CNT_##name,
