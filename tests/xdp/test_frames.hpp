@@ -22,6 +22,7 @@ struct FrameSpec {
     uint16_t sport = 40000;
     uint16_t dport = 80;
     uint8_t doff = 5;
+    uint8_t tcp_flags = 0x02;          // SYN
     size_t l4_len = 20;                // bytes after the IPv4 header
 };
 
@@ -61,7 +62,7 @@ inline std::vector<uint8_t> build_frame(const FrameSpec& s)
     put16(b, s.dport);
     for (int i = 0; i < 8; i++) b.push_back(0);     // seq, ack
     b.push_back(uint8_t(s.doff << 4));
-    b.push_back(0x02);                               // SYN
+    b.push_back(s.tcp_flags);
     put16(b, 65535);
     put16(b, 0);
     put16(b, 0);

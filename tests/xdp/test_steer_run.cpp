@@ -329,6 +329,57 @@ TEST_CASE("an owner slot without a socket falls back to the kernel", "[xdp][stee
     CHECK(Fixture::single_counter(fx.run(build_frame(f)).delta) == FASTNET_CNT_PASS_NO_XSK);
 }
 
+TEST_CASE("a segment of a connection the kernel holds on a listening port goes to the kernel",
+          "[xdp][steer][kernel]")
+{
+    // A real kernel connection on 127.0.0.1 in this namespace: test_run's frames arrive
+    // on its loopback device, where the program's socket lookup finds it.
+    auto sa = [](uint16_t port) {
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        a.sin_port = htons(port);
+        return a;
+    };
+    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a = sa(0);
+    socklen_t len = sizeof a;
+    REQUIRE(bind(l, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    REQUIRE(listen(l, 4) == 0);
+    REQUIRE(getsockname(l, reinterpret_cast<sockaddr*>(&a), &len) == 0);
+    const uint16_t port = ntohs(a.sin_port);
+    int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(connect(c, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    int acc = accept(l, nullptr, nullptr);
+    REQUIRE(acc >= 0);
+    sockaddr_in ca{};
+    len = sizeof ca;
+    REQUIRE(getsockname(c, reinterpret_cast<sockaddr*>(&ca), &len) == 0);
+
+    Fixture fx;
+    REQUIRE(fx.s.add_listen_slot(port, 3) == 0);
+    FrameSpec f;
+    f.saddr = f.daddr = htonl(INADDR_LOOPBACK);
+    f.sport = ntohs(ca.sin_port);
+    f.dport = port;
+    f.tcp_flags = 0x10;   // ACK
+    auto o = fx.run(build_frame(f));
+    CHECK(o.verdict == XDP_PASS);
+    CHECK(Fixture::single_counter(o.delta) == FASTNET_CNT_PASS_KERNEL_FLOW);
+    // A SYN is a new flow whatever the kernel holds: steered, no lookup.
+    f.tcp_flags = 0x02;
+    CHECK(Fixture::single_counter(fx.run(build_frame(f)).delta) == FASTNET_CNT_REDIRECT_LISTEN);
+    // An ACK of a flow the kernel does not hold (only its listener matches): steered.
+    f.tcp_flags = 0x10;
+    f.sport = static_cast<uint16_t>(f.sport == 65535 ? 1024 : f.sport + 1);
+    o = fx.run(build_frame(f));
+    CHECK(Fixture::single_counter(o.delta) == FASTNET_CNT_REDIRECT_LISTEN);
+    CHECK(Fixture::single_slot(o.delta) == 3);
+    close(acc);
+    close(c);
+    close(l);
+}
+
 TEST_CASE("with a local address set, frames to other addresses are not steered",
           "[xdp][steer]")
 {
