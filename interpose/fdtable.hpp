@@ -137,6 +137,9 @@ private:
     mutable std::mutex adopt_mu_;
 };
 
+// exec: every fastnet socket whose fd number is close-on-exec is closed (socket.cpp).
+void close_on_exec_sockets();
+
 // In-place handover: replaces fastnet socket `fd` by a kernel socket with the same
 // number, the options and bind the application asked for, and the same flags. The
 // caller has already unhooked the engine side. Returns 0 or -errno.

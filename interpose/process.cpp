@@ -1,7 +1,9 @@
-// Wrappers for the calls that drop root. A forked server worker (nginx) inherits its
-// listeners from a root master and then calls setuid(): AF_XDP sockets need CAP_NET_RAW,
-// so its engine is created and its listeners adopted just before the real call.
-// Only a change away from euid 0 triggers it; everything else goes straight to libc.
+// Process-level calls. setuid() and friends: a forked server worker (nginx) inherits its
+// listeners from a root master and then drops root, but AF_XDP sockets need CAP_NET_RAW,
+// so its engine is created and its listeners adopted just before the real call (only a
+// change away from euid 0 triggers it). exec: the kernel would close close-on-exec
+// sockets, sending FIN; fastnet's engine vanishes with the image, so it closes them
+// first. (execl/execle/execlp and posix_spawn reach execve inside libc, out of reach.)
 #include <unistd.h>
 
 #include "interpose/libc.hpp"
@@ -17,6 +19,14 @@ void prepare(const Call& c, uid_t target) {
             Runtime::get().before_privilege_drop();
         } catch (...) {
         }
+    }
+}
+
+void before_exec(const Call& c) {
+    if (!c.active()) return;
+    try {
+        Runtime::get().before_exec();
+    } catch (...) {
     }
 }
 
@@ -46,6 +56,30 @@ int setresuid(uid_t ruid, uid_t euid, uid_t suid) noexcept {
     Call c;
     prepare(c, euid);
     return real().setresuid(ruid, euid, suid);
+}
+
+int execve(const char* path, char* const argv[], char* const envp[]) {
+    Call c;
+    before_exec(c);
+    return real().execve(path, argv, envp);
+}
+
+int execv(const char* path, char* const argv[]) {
+    Call c;
+    before_exec(c);
+    return real().execv(path, argv);
+}
+
+int execvp(const char* file, char* const argv[]) {
+    Call c;
+    before_exec(c);
+    return real().execvp(file, argv);
+}
+
+int execvpe(const char* file, char* const argv[], char* const envp[]) {
+    Call c;
+    before_exec(c);
+    return real().execvpe(file, argv, envp);
 }
 
 }  // extern "C"

@@ -273,6 +273,12 @@ RtEngine* Runtime::thread_engine() {
         fail_start(why, 0);
         return nullptr;
     }
+    // libxdp opens XSKs without close-on-exec: an exec'd image would inherit them, keep
+    // the queue bound to this UMEM and fail to bind its own.
+    for (int fd : {box->dev.fd(), box->nb.fd()}) {
+        int fl = real().fcntl(fd, F_GETFD);
+        if (fl >= 0) real().fcntl(fd, F_SETFD, fl | FD_CLOEXEC);
+    }
     EngineConfig ec = s.base;
     ec.slot = static_cast<uint16_t>(slot);
     box->engine = std::make_unique<Engine>(ec, box->dev, box->nb);
@@ -405,6 +411,14 @@ void Runtime::before_privilege_drop() {
         Entry* en = t.raw(fd);
         if (en && en->inherited.load(std::memory_order_acquire) == Entry::Orphan) t.lookup(fd, true);
     }
+}
+
+void Runtime::before_exec() {
+    State& s = st();
+    if (__atomic_load_n(&s.started, __ATOMIC_ACQUIRE) <= 0) return;
+    close_on_exec_sockets();
+    int n = s.nboxes.load(std::memory_order_acquire);
+    for (int i = 0; i < n; ++i) pump(&s.boxes[i]->rt, true);
 }
 
 void Runtime::at_exit() {

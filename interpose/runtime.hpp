@@ -63,6 +63,9 @@ public:
     void after_fork_in_parent();
     // setuid() and friends: create what needs privilege while it is still there.
     void before_privilege_drop();
+    // exec: close-on-exec fastnet sockets close as the kernel would close them (FIN, or
+    // RST with unread data) and the segments leave before the image is replaced.
+    void before_exec();
     // Process exit: close every fastnet socket as the kernel would (FIN, or RST when
     // data is unread) and push the segments out, so peers learn the process is gone.
     void at_exit();

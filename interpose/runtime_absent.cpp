@@ -42,6 +42,7 @@ void Runtime::unlisten_port(uint16_t, RtEngine*) {}
 void Runtime::after_fork_in_child() {}
 void Runtime::after_fork_in_parent() {}
 void Runtime::before_privilege_drop() {}
+void Runtime::before_exec() {}
 void Runtime::at_exit() {}
 
 void RtEngine::on_events(SockId, uint32_t) {}

@@ -46,6 +46,22 @@ int share(int newfd, Entry* e) {
 
 }  // namespace
 
+namespace fastnet::ipose {
+
+void close_on_exec_sockets() {
+    FdTable& t = FdTable::get();
+    const RealLibc& r = real();
+    for (int fd = 0; fd <= t.high_water() && static_cast<unsigned>(fd) < t.size(); ++fd) {
+        Entry* e = t.raw(fd);
+        if (!e || e->orphan()) continue;
+        int fl = r.fcntl(fd, F_GETFD);
+        if (fl < 0 || !(fl & FD_CLOEXEC)) continue;
+        if ((e = t.remove(fd)) != nullptr) drop_ref(e);
+    }
+}
+
+}  // namespace fastnet::ipose
+
 extern "C" {
 
 int socket(int domain, int type, int protocol) noexcept {
@@ -216,7 +232,8 @@ int ioctl(int fd, unsigned long req, ...) noexcept {
     va_end(ap);
     Call c;
     Entry* e = socket_entry(c, fd);
-    if (!e) return real().ioctl(fd, req, arg);
+    // Close-on-exec belongs to the number (Python's set_inheritable uses these).
+    if (!e || req == FIOCLEX || req == FIONCLEX) return real().ioctl(fd, req, arg);
     return guarded(c, [&] { return fs::ioctl(e, req, arg); });
 }
 
