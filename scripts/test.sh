@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: install what is missing, build, run every meson suite, then
-# the sanitizer build (ASan + UBSan) of the suites that run without a network.
+# the sanitizer builds: ASan + UBSan for the suites that run without a network, and
+# ThreadSanitizer for the multi-threaded runtime (tests/robustness/tsan.sh: a preloaded
+# server whose engine the application thread and the progress thread share).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
@@ -12,5 +14,15 @@ if [[ $# -eq 0 && ${FASTNET_SKIP_SANITIZE:-0} != 1 ]]; then
   BUILD_DIR=build-asan bash scripts/build.sh -Db_sanitize=address,undefined -Db_lundef=false
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     meson test -C build-asan --print-errorlogs --suite wire --suite tcp || status=1
+  # Only what the TSan run needs: the library, fastnet-stat and the example server.
+  log=$(mktemp)
+  if { [[ -f build-tsan/build.ninja ]] || meson setup build-tsan -Db_sanitize=thread -Dfuzz=disabled; } > "$log" 2>&1 &&
+     ninja -C build-tsan interpose/libfastnet.so interpose/fastnet-stat examples/epoll_echo >> "$log" 2>&1; then
+    echo "=== ThreadSanitizer: tests/robustness/tsan.sh"
+    bash tests/robustness/tsan.sh "$PWD/build-tsan" "$PWD" 15 || status=1
+  else
+    tail -40 "$log"; status=1
+  fi
+  rm -f "$log"
 fi
 exit $status

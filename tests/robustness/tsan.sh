@@ -3,7 +3,7 @@
 # with -Db_sanitize=thread, preloaded with that build's libfastnet.so (the application
 # thread and the progress thread share each engine), driven by a streaming client and a
 # burst of short connections. Any "WARNING: ThreadSanitizer" in the servers' stderr fails.
-# Not in CI (needs its own build); run by hand:
+# scripts/test.sh runs it after the other suites, on a build of its own; by hand:
 #   meson setup /work/build-tsan /work/main -Db_sanitize=thread -Dfuzz=disabled
 #   ninja -C /work/build-tsan interpose/libfastnet.so interpose/fastnet-stat examples/epoll_echo examples/http_server
 #   tests/robustness/tsan.sh /work/build-tsan /work/main [SECONDS]
