@@ -1,8 +1,12 @@
-// The kernel's side of bench/interop.sh's short-connection rate: the same loop as
-// `fastnet-peer client --request B`, on kernel sockets. PARALLEL non-blocking connections
+// The kernel's side of bench/interop.sh, the same loops as fastnet-peer's client on
+// kernel sockets.
+// Short connections (`fastnet-peer client --request B`): PARALLEL non-blocking connections
 // at a time, each: connect, send B bytes, read B bytes back, close; CONNS in all.
 // Prints "kernel short conns=N failed=F seconds=S conn_per_s=R".
-// usage: kclient HOST PORT CONNS PARALLEL BYTES
+// Bulk (`fastnet-peer client --send FILE`): one connection sends MIB MiB from memory,
+// shuts down its write side and waits for the peer's close.
+// Prints "kernel bulk bytes=N seconds=S gbit_per_s=R".
+// usage: kclient HOST PORT CONNS PARALLEL BYTES  |  kclient --bulk HOST PORT MIB
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -14,6 +18,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 #include <vector>
 
 namespace {
@@ -31,7 +36,43 @@ double now() {
 
 }  // namespace
 
+int bulk(const char* host, int port, long mib) {
+    sockaddr_in dst{};
+    dst.sin_family = AF_INET;
+    dst.sin_port = htons(static_cast<uint16_t>(port));
+    if (inet_pton(AF_INET, host, &dst.sin_addr) != 1 || mib < 1) {
+        fprintf(stderr, "kclient: bad address or size\n");
+        return 2;
+    }
+    std::vector<char> data(static_cast<size_t>(mib) << 20);
+    for (size_t i = 0; i < data.size(); i++) data[i] = static_cast<char>(i * 131);
+    const double t0 = now();
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, reinterpret_cast<sockaddr*>(&dst), sizeof dst) < 0) {
+        perror("kclient: connect");
+        return 1;
+    }
+    size_t off = 0;
+    while (off < data.size()) {
+        ssize_t w = send(fd, data.data() + off, data.size() - off, MSG_NOSIGNAL);
+        if (w <= 0) {
+            perror("kclient: send");
+            return 1;
+        }
+        off += static_cast<size_t>(w);
+    }
+    shutdown(fd, SHUT_WR);
+    char b[256];
+    while (recv(fd, b, sizeof b, 0) > 0) {}
+    close(fd);
+    const double secs = now() - t0;
+    printf("kernel bulk bytes=%zu seconds=%.3f gbit_per_s=%.3f\n", data.size(), secs,
+           static_cast<double>(data.size()) * 8 / secs / 1e9);
+    return 0;
+}
+
 int main(int argc, char** argv) {
+    if (argc == 5 && std::string(argv[1]) == "--bulk") return bulk(argv[2], atoi(argv[3]), atol(argv[4]));
     if (argc != 6) {
         fprintf(stderr, "usage: kclient HOST PORT CONNS PARALLEL BYTES\n");
         return 2;
@@ -55,16 +96,17 @@ int main(int argc, char** argv) {
     long started = 0, done = 0, failed = 0;
     auto start = [&](size_t i) {
         Conn& c = conns[i];
-        c = Conn{};
-        if (started >= total) return;
-        started++;
-        c.fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (c.fd < 0 || (connect(c.fd, reinterpret_cast<sockaddr*>(&dst), sizeof dst) < 0 &&
-                         errno != EINPROGRESS)) {
+        for (;;) {   // a connect that fails at once counts, and the slot tries the next
+            c = Conn{};
+            if (started >= total) return;
+            started++;
+            c.fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+            if (c.fd >= 0 && (connect(c.fd, reinterpret_cast<sockaddr*>(&dst), sizeof dst) == 0 ||
+                              errno == EINPROGRESS))
+                break;
             if (c.fd >= 0) close(c.fd);
             c.fd = -1;
             failed++;
-            return;
         }
         epoll_event ev{};
         ev.events = EPOLLOUT | EPOLLIN;
