@@ -8,14 +8,6 @@
 
 namespace fastnet {
 
-MacAddr MacAddr::from(const uint8_t* p) {
-    MacAddr m;
-    std::memcpy(m.b.data(), p, 6);
-    return m;
-}
-
-void MacAddr::store(uint8_t* p) const { std::memcpy(p, b.data(), 6); }
-
 bool MacAddr::is_broadcast() const { return *this == kBroadcastMac; }
 
 MacAddr::Text MacAddr::format() const {

@@ -6,6 +6,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 
 namespace fastnet {
@@ -23,8 +24,13 @@ inline constexpr size_t kVlanTagLen = 4;
 struct MacAddr {
     std::array<uint8_t, 6> b{};
 
-    static MacAddr from(const uint8_t* p);
-    void store(uint8_t* p) const;
+    // Inline: both run for every frame sent (a call showed as 1.5 % of a busy server).
+    static MacAddr from(const uint8_t* p) {
+        MacAddr m;
+        std::memcpy(m.b.data(), p, 6);
+        return m;
+    }
+    void store(uint8_t* p) const { std::memcpy(p, b.data(), 6); }
     bool is_broadcast() const;
     bool is_multicast() const { return (b[0] & 1) != 0; }   // I/G bit; broadcast included
     friend bool operator==(const MacAddr&, const MacAddr&) = default;
