@@ -179,7 +179,60 @@ void TcpCore::reap_now(Tcb& t) {
     flow_remove(t);
     release_buffers(t);
     if (t.bound && t.local.port && port_refs[t.local.port]) port_refs[t.local.port]--;
+    if (t.moved_in && sink) sink->on_moved_flow_released(t.local, t.remote);
     pool.free(t.id);
+}
+
+void TcpCore::unlink_work(Tcb& t) {
+    auto strip = [&t](Tcb*& head, TcbLink Tcb::*link) {
+        if (!(t.*link).linked) return;
+        for (Tcb** pp = &head; *pp; pp = &((*pp)->*link).next) {
+            if (*pp == &t) {
+                *pp = (t.*link).next;
+                break;
+            }
+        }
+        (t.*link) = TcbLink{};
+    };
+    strip(out_first, &Tcb::out_link);
+    strip(ev_first, &Tcb::ev_link);
+    if (t.retry_linked) {
+        for (Tcb** pp = &retry_first; *pp; pp = &(*pp)->retry_next) {
+            if (*pp == &t) {
+                *pp = t.retry_next;
+                break;
+            }
+        }
+        t.retry_linked = false;
+        t.retry_next = nullptr;
+    }
+}
+
+// A frame of a flow moved away since it was steered here: the new owner runs it at its
+// next poll (its lock is not ours to take; the inbox has its own).
+bool TcpCore::forward_moved(const FourTuple& k, const uint8_t* data, size_t len) {
+    for (const MovedFlow& m : moved) {
+        if (!(m.key == k) || m.until < now) continue;
+        {
+            std::lock_guard g(m.to->inbox_mu);
+            m.to->inbox.emplace_back(data, data + len);
+        }
+        m.to->inbox_full.store(true, std::memory_order_release);
+        stats.frames_forwarded++;
+        return true;
+    }
+    return false;
+}
+
+void TcpCore::run_inbox() {
+    if (!inbox_full.load(std::memory_order_acquire)) return;
+    std::vector<std::vector<uint8_t>> frames;
+    {
+        std::lock_guard g(inbox_mu);
+        frames.swap(inbox);
+        inbox_full.store(false, std::memory_order_relaxed);
+    }
+    for (const auto& f : frames) rx_frame(f.data(), f.size());
 }
 
 void TcpCore::run_output() {
@@ -213,27 +266,7 @@ void TcpCore::run_reap() {
     while (dead_first) {
         Tcb* t = dead_first;
         dead_first = t->dead_next;
-        if (t->out_link.linked || t->ev_link.linked) {
-            // Still on a work list: unlink by rebuilding the lists without it.
-            auto strip = [t](Tcb*& head, TcbLink Tcb::*link) {
-                for (Tcb** pp = &head; *pp; pp = &((*pp)->*link).next) {
-                    if (*pp == t) {
-                        *pp = (t->*link).next;
-                        break;
-                    }
-                }
-            };
-            strip(out_first, &Tcb::out_link);
-            strip(ev_first, &Tcb::ev_link);
-        }
-        if (t->retry_linked) {
-            for (Tcb** pp = &retry_first; *pp; pp = &(*pp)->retry_next) {
-                if (*pp == t) {
-                    *pp = t->retry_next;
-                    break;
-                }
-            }
-        }
+        unlink_work(*t);
         reap_now(*t);
     }
 }
@@ -287,6 +320,9 @@ void Engine::poll(TimeNs now) {
         t = n;
     }
     c.retry_first = nullptr;
+    c.run_inbox();
+    if (!c.moved.empty())
+        std::erase_if(c.moved, [&c](const TcpCore::MovedFlow& m) { return m.until < c.now; });
 
     Frame frames[32];
     for (int round = 0; round < 64; ++round) {
@@ -750,6 +786,50 @@ size_t Engine::unread(SockId s) const {
 size_t Engine::unsent(SockId s) const {
     const Tcb* t = impl_->get(s);
     return t ? t->snd.size() : 0;
+}
+
+int Engine::move_to(SockId s, Engine& other) {
+    TcpCore& c = *impl_;
+    TcpCore& d = *other.impl_;
+    Tcb* t = c.get(s);
+    if (!t) return -EBADF;
+    // Only accepted passive opens move: an active open holds a port of this engine's
+    // share (its replies are steered here by the port), a listener its port.
+    if (&d == &c || d.cfg.ip != c.cfg.ip || !t->accepted || t->bound || t->dead ||
+        t->listener != kNoSock || t->state == TcpState::Closed ||
+        t->state == TcpState::Listen || t->state == TcpState::SynReceived ||
+        t->state == TcpState::SynSent)
+        return -EINVAL;
+    const FourTuple k{t->local.ip, t->remote.ip, t->local.port, t->remote.port};
+    if (d.flows.find(k) != FlowTable::kEmpty) return -EEXIST;
+    if (d.pool.live() >= d.pool.capacity()) return -ENOBUFS;
+    if (d.now < c.now) d.now = c.now;
+
+    c.wheel.cancel(t->timer);
+    c.unlink_work(*t);
+    c.flow_remove(*t);
+    uint32_t h = d.pool.alloc(std::move(*t));
+    Tcb& n = *d.pool.get(h);
+    n.id = h;
+    n.timer.owner = &n;
+    n.moved_in = true;
+    if (!d.flow_insert(n)) {   // cannot happen: checked above, the table is as big as the pool
+        d.pool.free(h);
+        return -ENOBUFS;
+    }
+    if (n.snd.capacity()) {
+        c.buffers -= 2;
+        d.buffers += 2;
+    }
+    c.pool.free(s);
+    c.moved.push_back({k, &d, c.now + kMovedForwardNs});
+    c.stats.moved_out++;
+    d.stats.moved_in++;
+    d.rearm(n);
+    d.mark_output(n);
+    d.mark_events(n);
+    d.finish_api();
+    return static_cast<int>(h);
 }
 
 const EngineStats& Engine::stats() const { return impl_->stats; }

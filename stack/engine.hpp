@@ -64,6 +64,9 @@ class EventSink {
 public:
     virtual ~EventSink() = default;
     virtual void on_events(SockId sock, uint32_t events) = 0;
+    // A socket that came from another engine (Engine::move_to) is released: whatever
+    // steered its flow here can go.
+    virtual void on_moved_flow_released(Endpoint /*local*/, Endpoint /*remote*/) {}
 };
 
 // Counters are monotonic; fastnet-stat reads them. Drop reasons are named in
@@ -80,6 +83,9 @@ struct EngineStats {
     uint64_t retransmits = 0, syn_cookies_sent = 0, challenge_acks = 0;
     // Output held back for a later poll: next hop not resolved / no device TX buffer.
     uint64_t tx_unresolved = 0, tx_no_buffer = 0;
+    // Connections moved between engines (Engine::move_to), and frames of a moved flow
+    // that still reached the old engine and were handed to the new one.
+    uint64_t moved_out = 0, moved_in = 0, frames_forwarded = 0;
     uint64_t drops[static_cast<int>(Drop::Count_)] = {};
 };
 
@@ -115,6 +121,16 @@ public:
     int remote_endpoint(SockId s, Endpoint* out) const;
     size_t unread(SockId s) const;                         // FIONREAD
     size_t unsent(SockId s) const;                         // SIOCOUTQ
+
+    // Moves an accepted connection to `dst`, another engine on the same address (a
+    // socket the application serves from another thread follows that thread; DESIGN.md
+    // "cross-thread use"). The caller holds both engines and has already steered the
+    // flow to dst's device; frames of the flow that still reach this engine during
+    // kMovedForwardNs go to dst's inbox, in arrival order. Returns the socket's id in
+    // dst or -errno: -EINVAL for what cannot move (listeners, active opens — their port
+    // belongs to this engine's share —, half-open or closed sockets), -ENOBUFS, -EEXIST.
+    int move_to(SockId s, Engine& dst);
+    static constexpr TimeNs kMovedForwardNs = 1'000'000'000;
 
     const EngineStats& stats() const;
     // For leak checks: every one is 0 once all sockets are closed and TIME_WAIT is over.

@@ -4,7 +4,9 @@
 // listeners and SYN cookies in listener.cpp.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <mutex>
 #include <vector>
 
 #include "stack/engine.hpp"
@@ -61,6 +63,14 @@ struct TcpCore {
     Tcb* retry_first = nullptr;
     Tcb* dead_first = nullptr;
 
+    // Flows moved to another engine: frames that still arrive here are handed over.
+    struct MovedFlow { FourTuple key; TcpCore* to; TimeNs until; };
+    std::vector<MovedFlow> moved;
+    // Frames handed over by other engines (their lock held, not ours): run at poll().
+    std::mutex inbox_mu;
+    std::vector<std::vector<uint8_t>> inbox;
+    std::atomic<bool> inbox_full{false};
+
     // --- sockets (engine.cpp)
     Tcb* get(SockId s) const;
     void init_tcb(Tcb& t, SockId id);
@@ -77,6 +87,9 @@ struct TcpCore {
     void mark_events(Tcb& t);
     void reap(Tcb& t);                         // free at the end of the round
     void reap_now(Tcb& t);
+    void unlink_work(Tcb& t);                  // off the output, event and retry lists
+    bool forward_moved(const FourTuple& k, const uint8_t* data, size_t len);
+    void run_inbox();
     void run_output();
     void run_events();
     void run_reap();

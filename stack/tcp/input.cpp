@@ -46,6 +46,7 @@ void TcpCore::rx_frame(const uint8_t* data, size_t len) {
             return;
         }
     }
+    if (!moved.empty() && forward_moved(k, data, len)) return;
     if (Tcb* l = find_listener(seg.dst_port)) {
         listen_input(*l, seg, f.ip.src, f.ip.dst);
         return;

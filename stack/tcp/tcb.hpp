@@ -183,6 +183,8 @@ struct Tcb {
     Tcb* dead_next = nullptr;
     bool connected_once = false;    // connect() was called (or a passive child)
     bool in_syn_queue = false;      // passive child counted in the listener's SYN queue
+    bool moved_in = false;          // came from another engine (Engine::move_to): its
+                                    // steering entry goes when it is released
 
     bool synchronized() const { return fastnet::synchronized(state); }
     // End of the bytes the application has queued (sequence space).

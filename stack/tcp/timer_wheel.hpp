@@ -26,6 +26,8 @@ struct Timer : TimerLink {
     void* owner = nullptr;
 
     Timer() = default;
+    // A moved timer is unarmed (its owner moves to another wheel): cancel the source first.
+    Timer(Timer&& o) noexcept : kind(o.kind) {}
     Timer(const Timer&) = delete;
     Timer& operator=(const Timer&) = delete;
 };

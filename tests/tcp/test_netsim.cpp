@@ -64,7 +64,7 @@ private:
 // One endpoint's application: sends `total` bytes of its stream, reads and checks the
 // peer's, shuts down its write side when done.
 struct App {
-    Engine& eng;
+    Engine* eng;
     SockId sock = kNoSock;
     Stream tx, rx;
     size_t total, sent = 0, received = 0;
@@ -74,7 +74,7 @@ struct App {
     size_t chunk_len = 0, chunk_off = 0;
 
     App(Engine& e, uint64_t seed, int dir, size_t n)
-        : eng(e), tx(seed, dir), rx(seed, 1 - dir), total(n) {}
+        : eng(&e), tx(seed, dir), rx(seed, 1 - dir), total(n) {}
 
     void pump() {
         if (sock == kNoSock) return;
@@ -84,18 +84,18 @@ struct App {
                 tx.fill(chunk.data(), chunk_len);
                 chunk_off = 0;
             }
-            ssize_t n = eng.send(sock, chunk.data() + chunk_off, chunk_len - chunk_off, 0);
+            ssize_t n = eng->send(sock, chunk.data() + chunk_off, chunk_len - chunk_off, 0);
             if (n <= 0) break;
             chunk_off += size_t(n);
             sent += size_t(n);
         }
         if (sent == total && !shut) {
-            eng.shutdown(sock, SHUT_WR);
+            eng->shutdown(sock, SHUT_WR);
             shut = true;
         }
         uint8_t buf[16384];
         for (int i = 0; i < 256; ++i) {
-            ssize_t n = eng.recv(sock, buf, sizeof buf, 0);
+            ssize_t n = eng->recv(sock, buf, sizeof buf, 0);
             if (n > 0) {
                 size_t bad = rx.check(buf, size_t(n));
                 if (bad != size_t(n) && !corrupt) {
@@ -219,6 +219,119 @@ TEST_CASE("netsim: 8 MiB each way arrive byte-exact under loss, reordering and d
         CHECK(b.buffers_in_use() == 0);
         CHECK(a.timers_armed() == 0);
         CHECK(b.timers_armed() == 0);
+    }
+    CHECK(link.in_flight() == 0);
+    CHECK(link.buffers_in_use() == 0);
+}
+
+namespace {
+
+struct ReleaseSink final : EventSink {
+    int released = 0;
+    Endpoint local, remote;
+    void on_events(SockId, uint32_t) override {}
+    void on_moved_flow_released(Endpoint l, Endpoint r) override {
+        ++released;
+        local = l;
+        remote = r;
+    }
+};
+
+}  // namespace
+
+// Thread handoff (DESIGN.md "cross-thread use"): engines b and b2 share one device, as
+// two engines share a queue through their XSKs. After the move the frames first keep
+// reaching b (the stragglers the XDP program steered before its flow entry changed),
+// which hands them to b2; then only b2 reads the device, as steering would have it.
+TEST_CASE("netsim: a connection moved to another engine mid-transfer delivers every byte in order", "[tcp][netsim][move]") {
+    const uint64_t seed = 0x30e0;
+    const size_t kBytes = 4u << 20;
+    SimLinkParams p;
+    p.loss = 0.01;
+    p.reorder = 0.02;
+    p.delay = 2 * kMs;
+    p.rate_bps = 200'000'000;
+    SimLink link(p, p, seed);
+    AnyNeighbour na(2), nb(1);
+    EngineConfig ca = sim_config(kLocalIp, 1, seed), cb = sim_config(kRemoteIp, 2, seed);
+    ReleaseSink sink;
+    {
+        Engine a(ca, link.a(), na), b(cb, link.b(), nb), b2(cb, link.b(), nb);
+        b2.set_event_sink(&sink);
+        int l = b.socket();
+        REQUIRE(b.bind(SockId(l), Endpoint{0, 80}) == 0);
+        REQUIRE(b.listen(SockId(l), 8) == 0);
+        int c = a.socket();
+        REQUIRE(a.connect(SockId(c), Endpoint{kRemoteIp, 80}) == -EINPROGRESS);
+        App client(a, seed, 0, kBytes), server(b, seed, 1, kBytes);
+
+        // What cannot move is refused, and nothing changes.
+        CHECK(b.move_to(SockId(l), b2) == -EINVAL);
+        CHECK(a.move_to(SockId(c), b2) == -EINVAL);
+
+        TimeNs now = 0, moved_at = 0;
+        bool moved = false, b_reads = true;
+        while (now < 600 * kSec && !(client.done() && server.done())) {
+            link.advance(now);
+            a.poll(now);
+            if (b_reads) b.poll(now);
+            if (moved) b2.poll(now);   // before the move no frame of the flow is b2's
+            if (moved && now - moved_at > 20 * kMs) b_reads = false;
+            if (client.sock == kNoSock && (a.events(SockId(c)) & EPOLLOUT)) client.sock = SockId(c);
+            if (server.sock == kNoSock) {
+                int s = b.accept(SockId(l), nullptr);
+                if (s >= 0) server.sock = SockId(s);
+            }
+            if (!moved && server.received >= kBytes / 4 && server.sent >= kBytes / 4) {
+                b2.set_time(now);
+                int m = b.move_to(server.sock, b2);
+                REQUIRE(m >= 0);
+                CHECK(b.move_to(server.sock, b2) == -EBADF);   // the old id is gone
+                server.sock = SockId(m);
+                server.eng = &b2;
+                moved = true;
+                moved_at = now;
+            }
+            client.pump();
+            server.pump();
+            if (a.events(SockId(c)) & EPOLLERR) break;
+            TimeNs next = std::min({link.next_event(), a.next_deadline(), b.next_deadline(),
+                                    b2.next_deadline()});
+            now = next > now ? next : now + 1000;
+        }
+        REQUIRE(moved);
+        CHECK(client.done());
+        CHECK(server.done());
+        CHECK(client.received == kBytes);
+        CHECK(server.received == kBytes);
+        CAPTURE(client.first_bad, server.first_bad);
+        CHECK(!client.corrupt);
+        CHECK(!server.corrupt);
+        CHECK(b.stats().moved_out == 1);
+        CHECK(b2.stats().moved_in == 1);
+        CHECK(b.stats().frames_forwarded > 0);
+        CHECK(a.stats().conn_reset == 0);
+        CHECK(b.live_tcbs() == 1);   // the listener
+
+        a.close(SockId(c));
+        b2.close(server.sock);
+        b.close(SockId(l));
+        for (int i = 0; i < 1'000'000; ++i) {
+            TimeNs next = std::min({link.next_event(), a.next_deadline(), b2.next_deadline()});
+            if (next == ~0ull) break;
+            now = std::max(now, next);
+            link.advance(now);
+            a.poll(now);
+            b2.poll(now);
+        }
+        CHECK(sink.released == 1);
+        CHECK(sink.local == Endpoint{kRemoteIp, 80});
+        CHECK(sink.remote.ip == kLocalIp);
+        for (Engine* e : {&a, &b, &b2}) {
+            CHECK(e->live_tcbs() == 0);
+            CHECK(e->buffers_in_use() == 0);
+            CHECK(e->timers_armed() == 0);
+        }
     }
     CHECK(link.in_flight() == 0);
     CHECK(link.buffers_in_use() == 0);
