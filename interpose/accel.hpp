@@ -4,6 +4,7 @@
 // RtEngine::on_events → changed list → (engine lock released) → notify_changed().
 #pragma once
 
+#include <mutex>
 #include <vector>
 
 #include "interpose/fdtable.hpp"
@@ -26,6 +27,11 @@ uint64_t engine_deadline(RtEngine* e);
 void epoll_forget(Entry* en);
 // In a forked child: the epoll registry lock starts free.
 void epoll_after_fork();
+// The epoll registry lock: held while a socket changes engines (fastsock.cpp), so no
+// epoll set counts the socket's engine meanwhile. Then epoll_engine_moved() (under it)
+// moves the socket's epoll sets from waking on one engine's device to the other's.
+std::unique_lock<std::mutex> epoll_registry_lock();
+void epoll_engine_moved(Entry* en, RtEngine* from, RtEngine* to);
 
 namespace fs {
 // Readiness of a fastnet socket as EPOLL* bits: the engine's, plus EPOLLIN when the

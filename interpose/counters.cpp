@@ -115,6 +115,7 @@ void counters_publish(int slot, const EngineStats& s) {
     e.conn_closed = s.conn_closed; e.conn_reset = s.conn_reset;
     e.retransmits = s.retransmits; e.syn_cookies_sent = s.syn_cookies_sent;
     e.challenge_acks = s.challenge_acks;
+    e.moved_in = s.moved_in; e.frames_forwarded = s.frames_forwarded;
     constexpr int n = static_cast<int>(Drop::Count_) < kMaxDrops ? static_cast<int>(Drop::Count_) : kMaxDrops;
     for (int i = 0; i < n; ++i) e.drops[i] = s.drops[i];
     __atomic_store_n(&e.seq, seq + 2, __ATOMIC_RELEASE);

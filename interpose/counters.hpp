@@ -13,7 +13,7 @@
 namespace fastnet::ipose {
 
 inline constexpr uint64_t kCountersMagic = 0x74656e7473616621ull;   // "!fastnet"
-inline constexpr uint32_t kCountersVersion = 1;
+inline constexpr uint32_t kCountersVersion = 2;
 inline constexpr int kMaxEngineSlots = 64;
 inline constexpr int kMaxDrops = 16;
 
@@ -23,6 +23,7 @@ struct EngineSlot {
     uint64_t frames_rx, frames_tx, bytes_rx, bytes_tx;
     uint64_t conn_opened, conn_accepted, conn_closed, conn_reset;
     uint64_t retransmits, syn_cookies_sent, challenge_acks;
+    uint64_t moved_in, frames_forwarded;   // connections that moved to this engine
     uint64_t drops[kMaxDrops];
 };
 

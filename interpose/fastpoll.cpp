@@ -212,6 +212,23 @@ void notify_changed(RtEngine* e, const std::vector<Entry*>& changed) {
 
 void epoll_after_fork() { new (&g_reg) std::mutex(); }
 
+std::unique_lock<std::mutex> epoll_registry_lock() { return std::unique_lock(g_reg); }
+
+void epoll_engine_moved(Entry* en, RtEngine* from, RtEngine* to) {
+    for (EpItem* it = en->items; it; it = it->next_of_sock) {
+        EpollSet* s = it->set;
+        std::lock_guard sg(s->mu);
+        if (--s->engines[from] == 0) {
+            s->engines.erase(from);
+            aux_del(s, from->wait_fd);
+        }
+        if (s->engines[to]++ == 0)
+            aux_add(s, to->wait_fd, EPOLLIN, reinterpret_cast<uint64_t>(to) | kTagEngine);
+        queue_locked(it);
+        wake_set(s);
+    }
+}
+
 void epoll_forget(Entry* en) {
     std::lock_guard g(g_reg);
     while (EpItem* it = en->items) {

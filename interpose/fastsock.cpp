@@ -31,14 +31,26 @@ constexpr uint64_t kNoDeadline = ~0ull;
 // A sleeping thread re-checks at least this often, in case a wakeup raced with it.
 constexpr uint64_t kMaxSleepNs = 100'000'000;
 
+// Locks the engine serving en. The socket may move to another engine between the
+// read of en->eng and the lock (follow_caller): then look again.
+RtEngine* lock_engine(Entry* en, std::unique_lock<std::mutex>& g) {
+    for (;;) {
+        RtEngine* e = __atomic_load_n(&en->eng, __ATOMIC_ACQUIRE);
+        g = std::unique_lock(e->mu);
+        if (__atomic_load_n(&en->eng, __ATOMIC_ACQUIRE) == e) return e;
+        g.unlock();
+    }
+}
+
 // Runs f(Engine&) under the entry's engine lock, then dispatches readiness changes.
 template <class F>
 auto with_engine(Entry* en, F&& f) -> decltype(f(*en->eng->engine)) {
-    RtEngine* e = en->eng;
     thread_local std::vector<Entry*> changed;
-    decltype(f(*e->engine)) r;
+    decltype(f(*en->eng->engine)) r;
+    RtEngine* e;
     {
-        std::lock_guard g(e->mu);
+        std::unique_lock<std::mutex> g;
+        e = lock_engine(en, g);
         e->engine->set_time(now_ns());
         r = f(*e->engine);
         e->take_changed(changed);
@@ -65,8 +77,9 @@ uint32_t sock_events_locked(Entry* en, Engine& eng) {
 // A plain lock, no dispatch: callers may hold an epoll set's lock (collect), and
 // events() changes nothing that would need dispatching.
 uint32_t sock_events(Entry* en) {
-    std::lock_guard g(en->eng->mu);
-    return sock_events_locked(en, *en->eng->engine);
+    std::unique_lock<std::mutex> g;
+    RtEngine* e = lock_engine(en, g);
+    return sock_events_locked(en, *e->engine);
 }
 
 // Sleeps until the socket may have one of `want` (or an error), the engine needs a poll,
@@ -423,8 +436,65 @@ void release(Entry* en) {
     en->shadow = -1;
 }
 
+namespace {
+
+// Thread handoff (DESIGN.md "cross-thread use"; memcached's dispatcher accepts, a worker
+// serves): an accepted connection that the same other engine's thread reads or writes
+// twice in a row moves to that engine, and the XDP flow map sends its frames there. Twice,
+// so that a socket two threads take turns on stays where it is. Not while a thread is
+// blocked on it (it sleeps on the old engine's fds).
+void follow_caller(Entry* en) {
+    if (__atomic_load_n(&en->steered_port, __ATOMIC_RELAXED) == 0 || en->state != SockState::Connected) return;
+    RtEngine* to = Runtime::get().thread_engine();
+    RtEngine* from = __atomic_load_n(&en->eng, __ATOMIC_ACQUIRE);
+    if (!to || to == from) {
+        __atomic_store_n(&en->follow_hint, nullptr, __ATOMIC_RELAXED);
+        return;
+    }
+    if (__atomic_exchange_n(&en->follow_hint, to, __ATOMIC_RELAXED) != to) return;
+    if (en->waiters.load(std::memory_order_acquire) > 0) return;
+    thread_local std::vector<Entry*> changed_from, changed_to;
+    bool moved = false;
+    {
+        // Registry first, then the engines (the order epoll_wait takes them in).
+        auto reg = epoll_registry_lock();
+        {
+            std::scoped_lock g(from->mu, to->mu);
+            if (en->eng != from) return;
+            Endpoint local, remote;
+            if (from->engine->local_endpoint(en->sid, &local) < 0 ||
+                from->engine->remote_endpoint(en->sid, &remote) < 0)
+                return;
+            if (Runtime::get().steer_flow(local, remote, to) < 0) return;
+            uint64_t now = now_ns();
+            from->poll_locked(now);      // what already arrived for it is taken in here
+            to->engine->set_time(now);
+            int sid = from->engine->move_to(en->sid, *to->engine);
+            if (sid < 0) {
+                Runtime::get().unsteer_flow(local, remote);
+                log(LogLevel::Debug, "socket stays on engine %d: %s", from->index, strerror(-sid));
+            } else {
+                from->sockets.erase(en->sid);
+                to->sockets[static_cast<SockId>(sid)] = en;
+                __atomic_store_n(&en->sid, static_cast<SockId>(sid), __ATOMIC_RELAXED);
+                __atomic_store_n(&en->eng, to, __ATOMIC_RELEASE);
+                __atomic_store_n(&en->steered_port, 0, __ATOMIC_RELAXED);   // its own flow entry steers it now
+                moved = true;
+            }
+            from->take_changed(changed_from);
+            to->take_changed(changed_to);
+        }
+        if (moved) epoll_engine_moved(en, from, to);
+    }
+    if (!changed_from.empty()) notify_changed(from, changed_from);
+    if (!changed_to.empty()) notify_changed(to, changed_to);
+}
+
+}  // namespace
+
 ssize_t send(int fd, Entry* en, const iovec* iov, int iovcnt, int flags) {
     (void)fd;
+    follow_caller(en);
     if (iovcnt < 0 || iovcnt > IOV_MAX) return -EINVAL;
     bool dontwait = en->nonblock || (flags & MSG_DONTWAIT);
     uint64_t deadline = kNoDeadline;
@@ -460,6 +530,7 @@ ssize_t send(int fd, Entry* en, const iovec* iov, int iovcnt, int flags) {
 
 ssize_t recv(int fd, Entry* en, const iovec* iov, int iovcnt, int flags) {
     (void)fd;
+    follow_caller(en);
     if (iovcnt < 0 || iovcnt > IOV_MAX) return -EINVAL;
     if (flags & MSG_OOB) return -EINVAL;    // no urgent data (SO_OOBINLINE-less Linux says EINVAL)
     bool peek = flags & MSG_PEEK;

@@ -40,8 +40,12 @@ struct Entry {
     bool nonblock = false;
     bool v6only = false;             // AF_INET6 with IPV6_V6ONLY set
     SockState state = SockState::Fresh;
+    // The engine serving the socket and its id there. A connection served from another
+    // thread moves to that thread's engine (fastsock.cpp follow_caller): both change
+    // then, with both engines locked; read them under the engine lock (lock_engine).
     RtEngine* eng = nullptr;
     SockId sid = kNoSock;
+    RtEngine* follow_hint = nullptr;         // the other engine that used it last
     // Kernel socket bound to the same address and port: reserves the port in the kernel,
     // reports EADDRINUSE like the kernel, and (once listening) serves loopback clients.
     int shadow = -1;

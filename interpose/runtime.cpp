@@ -6,6 +6,7 @@
 #include "interpose/runtime.hpp"
 
 #include <arpa/inet.h>
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
@@ -64,6 +65,7 @@ struct State {
     EngineBox* boxes[kMaxEngines] = {};
     std::atomic<int> nboxes{0};
     unsigned next_share = 0;
+    int spare = 0;                     // the last `spare` boxes belong to no thread yet
     std::mutex steer_mu;               // map edits
     bool progress_running = false;     // in this process (a forked child starts its own)
     pthread_t progress{};
@@ -228,26 +230,21 @@ bool Runtime::start() {
     return true;
 }
 
-RtEngine* Runtime::thread_engine() {
-    if (tl_engine) return tl_engine;
-    State& s = st();
-    std::lock_guard g(s.mu);
+namespace {
+
+// A new engine with its own XSK and slot (under s.mu), or nullptr with `why` filled in.
+EngineBox* add_engine(State& s, char* why, size_t why_len) {
     int n = s.nboxes.load(std::memory_order_relaxed);
-    if (n == kMaxEngines) {
-        tl_engine = &s.boxes[s.next_share++ % kMaxEngines]->rt;
-        return tl_engine;
-    }
     auto* box = new (std::nothrow) EngineBox();
-    if (!box) return nullptr;
+    if (!box) {
+        snprintf(why, why_len, "out of memory");
+        return nullptr;
+    }
     reap_dead_slots();
     int slot = s.umem.claim_slot(kSlots);
     if (slot < 0) {
         delete box;
-        if (n > 0) {
-            log(LogLevel::Warn, "all %u slots are taken; this thread shares engine 0", kSlots);
-            return tl_engine = &s.boxes[0]->rt;
-        }
-        fail_start("all XSK slots of the interface are taken by other processes", 0);
+        snprintf(why, why_len, "all %u XSK slots of the interface are taken", kSlots);
         return nullptr;
     }
     XskConfig xc;
@@ -258,19 +255,12 @@ RtEngine* Runtime::thread_engine() {
     xc.zerocopy = cfg.zerocopy == ZeroCopy::On ? ZeroCopyMode::On
                 : cfg.zerocopy == ZeroCopy::Off ? ZeroCopyMode::Off : ZeroCopyMode::Auto;
     int r = box->dev.open(s.umem, xc);
-    char why[320] = {};
-    if (r < 0) snprintf(why, sizeof why, "cannot open an AF_XDP socket: %s", box->dev.error());
+    if (r < 0) snprintf(why, why_len, "cannot open an AF_XDP socket: %s", box->dev.error());
     else if ((r = box->nb.open(s.ifc.ifindex)) < 0)
-        snprintf(why, sizeof why, "cannot open the neighbour cache: %s", strerror(-r));
+        snprintf(why, why_len, "cannot open the neighbour cache: %s", strerror(-r));
     if (r < 0) {
         delete box;
         s.umem.release_slot(static_cast<uint32_t>(slot));
-        if (n > 0) {
-            log(LogLevel::Warn, "%s; this thread shares engine 0", why);
-            return tl_engine = &s.boxes[0]->rt;
-        }
-        // Without a first engine fastnet cannot start at all (strict: exit).
-        fail_start(why, 0);
         return nullptr;
     }
     // libxdp opens XSKs without close-on-exec: an exec'd image would inherit them, keep
@@ -298,8 +288,33 @@ RtEngine* Runtime::thread_engine() {
     start_progress(s);
     if (SharedCounters* c = counters()) c->engines_started.fetch_add(1, std::memory_order_relaxed);
     log(LogLevel::Info, "engine %d: slot %d, AF_XDP socket in %s mode", n, slot, to_string(box->dev.mode()));
-    tl_engine = &box->rt;
-    return tl_engine;
+    return box;
+}
+
+}  // namespace
+
+RtEngine* Runtime::thread_engine() {
+    if (tl_engine) return tl_engine;
+    State& s = st();
+    std::lock_guard g(s.mu);
+    int n = s.nboxes.load(std::memory_order_relaxed);
+    if (s.spare > 0) {   // made before the process dropped privilege
+        tl_engine = &s.boxes[n - s.spare--]->rt;
+        return tl_engine;
+    }
+    if (n == kMaxEngines) {
+        tl_engine = &s.boxes[s.next_share++ % kMaxEngines]->rt;
+        return tl_engine;
+    }
+    char why[320] = {};
+    if (EngineBox* box = add_engine(s, why, sizeof why)) return tl_engine = &box->rt;
+    if (n > 0) {
+        log(LogLevel::Warn, "%s; this thread shares engine 0", why);
+        return tl_engine = &s.boxes[0]->rt;
+    }
+    // Without a first engine fastnet cannot start at all (strict: exit).
+    fail_start(why, 0);
+    return nullptr;
 }
 
 std::vector<RtEngine*> Runtime::engines() {
@@ -333,6 +348,24 @@ void Runtime::unlisten_port(uint16_t port, RtEngine* e) {
     s.steering.remove_listen_slot(port, static_cast<uint32_t>(e->slot));
 }
 
+namespace {
+FlowTuple flow_tuple(Endpoint local, Endpoint remote) {
+    return FlowTuple{htonl(remote.ip), htonl(local.ip), remote.port, local.port};
+}
+}  // namespace
+
+int Runtime::steer_flow(Endpoint local, Endpoint remote, RtEngine* e) {
+    State& s = st();
+    std::lock_guard g(s.steer_mu);
+    return s.steering.add_flow(flow_tuple(local, remote), static_cast<uint32_t>(e->slot));
+}
+
+void Runtime::unsteer_flow(Endpoint local, Endpoint remote) {
+    State& s = st();
+    std::lock_guard g(s.steer_mu);
+    s.steering.remove_flow(flow_tuple(local, remote));
+}
+
 void Runtime::after_fork_in_child() {
     // The parent's engines, XSKs and epoll sets stay the parent's: two processes must
     // never drive one XSK's rings. The child builds its own engines (slots claimed from
@@ -362,6 +395,7 @@ void Runtime::after_fork_in_child() {
     }
     s.nboxes.store(0, std::memory_order_release);
     s.next_share = 0;
+    s.spare = 0;
     s.progress_running = false;
     s.umem.forget_sockets_after_fork();
     counters_set_state("accelerated (forked child of %d)", getppid());
@@ -406,6 +440,17 @@ void Runtime::before_privilege_drop() {
     // through inherited map fds need no privilege on this kernel; creating sockets does).
     if (!start()) return;
     thread_engine();
+    {
+        // Threads started after the drop cannot open XSKs: one engine per CPU now, for
+        // them to take (the sockets they serve follow them there).
+        State& s = st();
+        std::lock_guard g(s.mu);
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        char why[320];
+        while (s.nboxes.load(std::memory_order_relaxed) < std::min<long>(cpus, kMaxEngines) &&
+               add_engine(s, why, sizeof why))
+            ++s.spare;
+    }
     FdTable& t = FdTable::get();
     for (int fd = 0; fd <= t.high_water() && static_cast<unsigned>(fd) < t.size(); ++fd) {
         Entry* en = t.raw(fd);
@@ -443,6 +488,10 @@ void Runtime::at_exit() {
         e.engine->poll(now);
         counters_publish(e.stats_slot, e.engine->stats());
     }
+}
+
+void RtEngine::on_moved_flow_released(Endpoint local, Endpoint remote) {
+    Runtime::get().unsteer_flow(local, remote);
 }
 
 void RtEngine::on_events(SockId sock, uint32_t) {

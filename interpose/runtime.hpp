@@ -32,6 +32,7 @@ public:
     uint64_t last_poll = 0;
 
     void on_events(SockId sock, uint32_t events) override;
+    void on_moved_flow_released(Endpoint local, Endpoint remote) override;
 
     // Polls the engine once (the caller holds mu), publishing counters now and then.
     void poll_locked(uint64_t now);
@@ -58,6 +59,10 @@ public:
     // Steering: the XDP program sends new flows for this port to these engines.
     int listen_port(uint16_t port, RtEngine* e);
     void unlisten_port(uint16_t port, RtEngine* e);
+    // Steering: this flow's frames go to e (a connection that moved between engines),
+    // or no longer need an exact entry.
+    int steer_flow(Endpoint local, Endpoint remote, RtEngine* e);
+    void unsteer_flow(Endpoint local, Endpoint remote);
 
     void after_fork_in_child();
     void after_fork_in_parent();

@@ -83,6 +83,7 @@ bool read_one(int pid, Totals* t, std::string* err) {
         e.conn_closed += copy.conn_closed; e.conn_reset += copy.conn_reset;
         e.retransmits += copy.retransmits; e.syn_cookies_sent += copy.syn_cookies_sent;
         e.challenge_acks += copy.challenge_acks;
+        e.moved_in += copy.moved_in; e.frames_forwarded += copy.frames_forwarded;
         for (int d = 0; d < ndrops; ++d) e.drops[d] += copy.drops[d];
     }
     munmap(p, sizeof(SharedCounters));
@@ -98,7 +99,8 @@ std::vector<std::pair<const char*, uint64_t>> fields(const Totals& t) {
             {"conn_opened", t.e.conn_opened}, {"conn_accepted", t.e.conn_accepted},
             {"conn_closed", t.e.conn_closed}, {"conn_reset", t.e.conn_reset},
             {"retransmits", t.e.retransmits}, {"syn_cookies_sent", t.e.syn_cookies_sent},
-            {"challenge_acks", t.e.challenge_acks}};
+            {"challenge_acks", t.e.challenge_acks},
+            {"sockets_moved", t.e.moved_in}, {"frames_forwarded", t.e.frames_forwarded}};
 }
 
 std::string json_string(const std::string& s) {

@@ -47,9 +47,13 @@ wait_workers() {  # count, pids that must be gone
     if [[ $(wc -w <<< "$w") -eq $1 ]]; then
       local stale=0 p
       for p in ${2:-}; do grep -qx "$p" <<< "$w" && stale=1; done
-      # A new worker counts once it has adopted its listener (its engine started).
+      # A new worker counts once its runtime runs and it has left root (its engines,
+      # made just before setuid, and the listener it adopted are in place by then).
       local ready=1
-      for p in $w; do [[ $(jget state <<< "$(stat_json "$p")") == accelerated* ]] || ready=0; done
+      for p in $w; do
+        [[ $(jget state <<< "$(stat_json "$p")") == accelerated* ]] || ready=0
+        [[ $(ps -o user= -p "$p" | tr -d ' ') != root ]] || ready=0
+      done
       [[ $stale -eq 0 && $ready -eq 1 ]] && { WORKERS=$w; return 0; }
     fi
     sleep 0.1

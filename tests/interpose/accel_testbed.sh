@@ -157,7 +157,8 @@ rc=$?
 
 # 5. The libc contract of accelerated sockets (errors, blocking, epoll/poll/select).
 srv env LD_PRELOAD="$LIB" FASTNET_TEST_PEER="$TB_IP_CLI" FASTNET_TEST_LOCAL="$TB_IP_SRV" \
-  FASTNET_TEST_BASE=7100 FASTNET_TEST_CLI_NS="$TB_NS_CLI" "$B/tests/interpose/interpose_accel_test" \
+  FASTNET_TEST_BASE=7100 FASTNET_TEST_CLI_NS="$TB_NS_CLI" FASTNET_TEST_STAT="$STAT" \
+  "$B/tests/interpose/interpose_accel_test" \
   > "$TMP/accel.out" 2>&1 && pass "accelerated libc contract ($(grep -o 'All tests passed.*' "$TMP/accel.out"))" \
   || { cat "$TMP/accel.out" >&2; fail "accelerated libc contract"; }
 
