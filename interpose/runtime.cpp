@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fcntl.h>
+#include <linux/rtnetlink.h>
 #include <memory>
 #include <pthread.h>
 #include <sys/eventfd.h>
@@ -46,6 +47,8 @@ constexpr uint64_t kReapNs = 250'000'000;
 // How long an engine may go unpolled before the progress thread polls it.
 constexpr uint64_t kProgressNs = 2'000'000;
 constexpr uint64_t kPublishNs = 10'000'000;
+// How long a thread trusts a route lookup (Runtime::reaches).
+constexpr uint64_t kRouteCacheNs = 1'000'000'000;
 
 struct EngineBox {
     RtEngine rt;
@@ -328,9 +331,24 @@ std::vector<RtEngine*> Runtime::engines() {
 bool Runtime::reaches(uint32_t dst) const {
     State& s = st();
     if (dst == s.base.ip) return false;            // our own address: the kernel's loopback
+    // A lookup is a netlink round trip (socket, send, receive, close): each thread keeps
+    // its answers for a second, so a client opening thousands of connections a second
+    // asks once (a route change is seen within kRouteCacheNs).
+    struct Cached { uint32_t dst; bool reach; uint64_t until; };
+    thread_local Cached cache[16];
+    const uint64_t now = now_ns();
+    Cached& c = cache[(dst * 0x9e3779b1u) >> 28];
+    if (c.dst == dst && c.until > now) return c.reach;
     RouteInfo ri;
-    if (lookup_route(dst, &ri) < 0) return false;
-    return ri.oif == s.ifc.ifindex && ri.type == 1 /* RTN_UNICAST */;
+    int r = lookup_route(dst, &ri);
+    if (r < 0 && r != -EHOSTUNREACH && r != -EACCES && r != -EINVAL && r != -ENETUNREACH)
+        r = lookup_route(dst, &ri);                // a failed round trip, not an answer: once more
+    if (r < 0 && r != -EHOSTUNREACH && r != -EACCES && r != -EINVAL && r != -ENETUNREACH) {
+        log(LogLevel::Info, "route lookup failed (%s): this connection goes to the kernel", strerror(-r));
+        return false;                              // not remembered
+    }
+    c = {dst, r == 0 && ri.oif == s.ifc.ifindex && ri.type == RTN_UNICAST, now + kRouteCacheNs};
+    return c.reach;
 }
 
 bool Runtime::local_ip(uint32_t ip) const { return ip == 0 || ip == st().base.ip; }

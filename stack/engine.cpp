@@ -51,6 +51,8 @@ TcpCore::TcpCore(const EngineConfig& c, Device& d, Neighbours& n)
         secret[0] = (uint64_t(rd()) << 32) | rd();
         secret[1] = (uint64_t(rd()) << 32) | rd();
     }
+    // Peers choose the tuples: a hash key they cannot know keeps the chains short.
+    flows.reseed(secret[0] ^ (secret[1] << 1) ^ 0x666c6f7773ull);
     if (cfg.nslots == 0) cfg.nslots = 1;
     next_port = static_cast<uint32_t>(secret[0] % std::max<uint32_t>(cfg.port_count / cfg.nslots, 1));
 }

@@ -18,19 +18,16 @@ class ObjectPool {
 public:
     static constexpr uint32_t kInvalid = ~0u;
 
+    // The storage is reserved, not touched: a slot is built when it is first used, so a
+    // pool sized for 64 Ki sockets costs resident memory only for the sockets it had.
     explicit ObjectPool(uint32_t capacity) : cap_(capacity) {
         while ((1ull << bits_) < capacity) ++bits_;
         gen_limit_ = static_cast<uint32_t>((1ull << (32 - bits_)) - 1);   // generations 0..limit-1
         storage_.reset(static_cast<Slot*>(::operator new[](sizeof(Slot) * (cap_ ? cap_ : 1),
                                                            std::align_val_t(alignof(Slot)))));
-        for (uint32_t i = 0; i < cap_; ++i) {
-            new (&storage_[i]) Slot();
-            storage_[i].next_free = i + 1 < cap_ ? i + 1 : kInvalid;
-        }
-        free_head_ = cap_ ? 0 : kInvalid;
     }
     ~ObjectPool() {
-        for (uint32_t i = 0; i < cap_; ++i) {
+        for (uint32_t i = 0; i < used_; ++i) {
             if (storage_[i].live) obj(i)->~T();
             storage_[i].~Slot();
         }
@@ -41,10 +38,17 @@ public:
     // Constructs a T in a free slot; kInvalid when full.
     template <class... A>
     uint32_t alloc(A&&... args) {
-        if (free_head_ == kInvalid) return kInvalid;
-        uint32_t i = free_head_;
+        uint32_t i;
+        if (free_head_ != kInvalid) {
+            i = free_head_;
+            free_head_ = storage_[i].next_free;
+        } else if (used_ < cap_) {
+            i = used_++;
+            new (&storage_[i]) Slot();
+        } else {
+            return kInvalid;
+        }
         Slot& s = storage_[i];
-        free_head_ = s.next_free;
         new (s.mem) T(std::forward<A>(args)...);
         s.live = true;
         ++live_;
@@ -67,7 +71,7 @@ public:
     // The object for a live handle of this generation, else nullptr.
     T* get(uint32_t h) {
         uint32_t i = h & idx_mask();
-        if (h == kInvalid || i >= cap_) return nullptr;
+        if (h == kInvalid || i >= used_) return nullptr;
         Slot& s = storage_[i];
         if (!s.live || s.gen != gen_of(h)) return nullptr;
         return obj(i);
@@ -75,12 +79,13 @@ public:
     const T* get(uint32_t h) const { return const_cast<ObjectPool*>(this)->get(h); }
 
     // Slot-index access, for iteration (timers, leak checks): nullptr if the slot is free.
-    T* at_index(uint32_t i) { return i < cap_ && storage_[i].live ? obj(i) : nullptr; }
+    T* at_index(uint32_t i) { return i < used_ && storage_[i].live ? obj(i) : nullptr; }
     uint32_t handle_at(uint32_t i) const { return (storage_[i].gen << bits_) | i; }
     uint32_t index_of(uint32_t h) const { return h & idx_mask(); }
 
     size_t live() const { return live_; }
     size_t capacity() const { return cap_; }
+    size_t touched() const { return used_; }           // slots ever used (resident)
 
 private:
     struct Slot {
@@ -98,7 +103,8 @@ private:
     uint32_t cap_;
     uint32_t bits_ = 0;
     uint32_t gen_limit_ = 1;
-    uint32_t free_head_ = kInvalid;
+    uint32_t free_head_ = kInvalid;    // slots freed after use; never-used ones follow used_
+    uint32_t used_ = 0;
     size_t live_ = 0;
     std::unique_ptr<Slot[], Deleter> storage_;
 };

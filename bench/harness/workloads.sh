@@ -204,13 +204,15 @@ wl_nginx() {  # workload mode round
     stop_pid "$SRV_PID"; return
   fi
   # Forked workers: wait until each has adopted the listener (until then its share of
-  # new connections goes to the kernel, which the proof would count).
+  # new connections goes to the kernel, which the proof would count). A worker has by
+  # the time it runs engines of its own and has left root (it adopts just before setuid).
   if [[ $workers -gt 1 && $mode == fastnet ]]; then
     local _i _w _n
     for _i in $(seq 100); do
       _n=0
       for _w in $(pgrep -P "$SRV_PID"); do
-        [[ $("$STAT" --json "$_w" 2>/dev/null | jget state) == accelerated* ]] && _n=$((_n + 1))
+        [[ $("$STAT" --json "$_w" 2>/dev/null | jget engines) -ge 1 &&
+           $(ps -o user= -p "$_w" | tr -d ' ') != root ]] && _n=$((_n + 1))
       done
       [[ $_n -ge $workers ]] && break
       sleep 0.05

@@ -1,13 +1,15 @@
 // Fixed-capacity byte ring for a socket's send and receive buffers. Storage is taken
-// once, when the socket is created — never per packet. Send: app write() → TCB output
-// peek(offset from snd_una) → ACK consume(). Receive: TCB input write()/write_at() +
-// commit() → app read().
+// once, at the first byte written — never per packet, and never for a connection that
+// carries no data (10 000 idle connections cost no ring memory). Send: app write() →
+// TCB output peek(offset from snd_una) → ACK consume(). Receive: TCB input
+// write()/write_at() + commit() → app read().
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <new>
 
 namespace fastnet {
 
@@ -25,10 +27,11 @@ public:
     ByteRing(ByteRing&&) = default;
     ByteRing& operator=(ByteRing&&) = default;
 
-    // Allocates (once) capacity bytes of own storage; drops the contents.
+    // Sets the capacity and drops the contents and the storage; capacity bytes of own
+    // storage are allocated at the next write.
     void reset(size_t capacity) {
-        own_.reset(capacity ? new uint8_t[capacity] : nullptr);
-        buf_ = own_.get(); cap_ = capacity; head_ = size_ = 0;
+        own_.reset();
+        buf_ = nullptr; cap_ = capacity; head_ = size_ = 0;
     }
     // Uses caller-provided storage (e.g. a pool slab), which must outlive the ring.
     void attach(uint8_t* storage, size_t capacity) {
@@ -40,6 +43,7 @@ public:
     size_t free() const { return cap_ - size_; }
     size_t capacity() const { return cap_; }
     bool empty() const { return size_ == 0; }
+    bool has_storage() const { return buf_ != nullptr; }
 
     // Appends up to n bytes at the in-order end; returns how many fitted.
     size_t write(const void* src, size_t n) {
@@ -76,8 +80,12 @@ public:
     // readable (out-of-order data; pairs with Reassembly). Clipped to the free space;
     // returns how many bytes were placed.
     size_t write_at(size_t offset, const void* src, size_t n) {
-        if (offset >= free()) return 0;
+        if (offset >= free() || n == 0) return 0;
         if (n > free() - offset) n = free() - offset;
+        if (!buf_) {
+            own_.reset(new (std::nothrow) uint8_t[cap_]);
+            if (!(buf_ = own_.get())) return 0;    // out of memory: nothing taken
+        }
         size_t pos = wrap(head_ + size_ + offset);
         size_t first = n < cap_ - pos ? n : cap_ - pos;
         if (first) std::memcpy(buf_ + pos, src, first);

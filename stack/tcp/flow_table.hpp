@@ -69,6 +69,11 @@ public:
         return true;
     }
 
+    // A new hash key; only while the table is empty (placements depend on it).
+    void reseed(uint64_t seed) {
+        if (size_ == 0) seed_ = seed;
+    }
+
     size_t size() const { return size_; }
     size_t max_entries() const { return max_; }
     size_t slots() const { return mask_ + 1; }

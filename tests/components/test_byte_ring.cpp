@@ -127,3 +127,22 @@ TEST_CASE("placed out-of-order data survives the reader emptying the ring", "[tc
     CHECK(r.read(out, 8) == 4);
     CHECK(std::string(out, 4) == "efgh");
 }
+
+TEST_CASE("a ring takes its storage at the first byte written, not before", "[tcp][ring]") {
+    ByteRing r(1 << 20);
+    CHECK_FALSE(r.has_storage());
+    CHECK(r.capacity() == (1u << 20));
+    CHECK(r.free() == (1u << 20));
+    char out[4];
+    CHECK(r.read(out, sizeof out) == 0);
+    CHECK(r.peek(0, 10).size() == 0);
+    CHECK(r.write("", 0) == 0);
+    CHECK_FALSE(r.has_storage());
+    CHECK(r.write("abcd", 4) == 4);
+    CHECK(r.has_storage());
+    CHECK(r.read(out, 4) == 4);
+    CHECK(std::string(out, 4) == "abcd");
+    r.reset(16);
+    CHECK_FALSE(r.has_storage());
+    CHECK(r.empty());
+}

@@ -70,3 +70,19 @@ TEST_CASE("generations wrap without ever producing kNoSock", "[tcp][pool]") {
     }
     CHECK(p.live() == cap - 1);
 }
+
+TEST_CASE("a pool touches a slot only when it is first used, and reuses freed ones first", "[tcp][pool]") {
+    ObjectPool<Tracked> p(100000);
+    CHECK(p.touched() == 0);
+    uint32_t a = p.alloc(1), b = p.alloc(2), c = p.alloc(3);
+    CHECK(p.touched() == 3);
+    CHECK(p.at_index(5) == nullptr);
+    CHECK(p.get(p.index_of(c) + 1) == nullptr);   // a slot never used is no object
+    CHECK(p.free(b));
+    uint32_t d = p.alloc(4);
+    CHECK(p.index_of(d) == p.index_of(b));
+    CHECK(p.touched() == 3);
+    CHECK(p.get(a)->v == 1);
+    CHECK(p.get(c)->v == 3);
+    CHECK(p.get(d)->v == 4);
+}
