@@ -20,6 +20,12 @@ void notify_changed(RtEngine* e, const std::vector<Entry*>& changed);
 // thread's engine), then dispatches the readiness it produced.
 void pump(RtEngine* e, bool force);
 
+// The engine's socket calls defer their kicks to its next poll (one kick per event-loop
+// turn). A thread remembers the engines it left frames in (note_tx) and kicks them
+// before it sleeps (flush_deferred), so nothing waits for the progress thread.
+void note_tx(RtEngine* e);
+void flush_deferred();
+
 // The next time (CLOCK_MONOTONIC ns) the engine needs a poll; ~0 if none.
 uint64_t engine_deadline(RtEngine* e);
 

@@ -102,7 +102,7 @@ int counters_claim_slot() {
     return -1;
 }
 
-void counters_publish(int slot, const EngineStats& s) {
+void counters_publish(int slot, const EngineStats& s, uint32_t frames_cached) {
     SharedCounters* c = counters();
     if (!c || slot < 0) return;
     EngineSlot& e = c->engines[slot];
@@ -116,6 +116,7 @@ void counters_publish(int slot, const EngineStats& s) {
     e.retransmits = s.retransmits; e.syn_cookies_sent = s.syn_cookies_sent;
     e.challenge_acks = s.challenge_acks;
     e.moved_in = s.moved_in; e.frames_forwarded = s.frames_forwarded;
+    e.frames_cached = frames_cached;
     constexpr int n = static_cast<int>(Drop::Count_) < kMaxDrops ? static_cast<int>(Drop::Count_) : kMaxDrops;
     for (int i = 0; i < n; ++i) e.drops[i] = s.drops[i];
     __atomic_store_n(&e.seq, seq + 2, __ATOMIC_RELEASE);

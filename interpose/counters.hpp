@@ -24,6 +24,7 @@ struct EngineSlot {
     uint64_t conn_opened, conn_accepted, conn_closed, conn_reset;
     uint64_t retransmits, syn_cookies_sent, challenge_acks;
     uint64_t moved_in, frames_forwarded;   // connections that moved to this engine
+    uint64_t frames_cached;                // UMEM frames in this engine's private cache
     uint64_t drops[kMaxDrops];
 };
 
@@ -40,7 +41,12 @@ struct SharedCounters {
     std::atomic<uint64_t> engines_started;
     std::atomic<uint64_t> slots_reaped;          // slots of dead processes reclaimed
     std::atomic<uint64_t> frames_reclaimed;      // UMEM frames they held, back in the pool
-    uint64_t reserved[6];
+    // The UMEM (shared by the process tree): its frames, and those in the shared free
+    // list and the fill ring, sampled by the progress thread. At rest, free + fill + the
+    // engines' caches account for every frame: fastnet-stat's umem_frames_idle.
+    std::atomic<uint64_t> umem_frames;
+    std::atomic<uint64_t> umem_frames_free;
+    uint64_t reserved[4];
     EngineSlot engines[kMaxEngineSlots];
 };
 
@@ -56,7 +62,7 @@ inline void count_passthrough() {
 
 // The runtime's per-engine hooks.
 int counters_claim_slot();                          // -1 when all slots are taken
-void counters_publish(int slot, const EngineStats& s);
+void counters_publish(int slot, const EngineStats& s, uint32_t frames_cached);
 void counters_release_slot(int slot);
 
 // Path of a process's segment.

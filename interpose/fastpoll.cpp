@@ -357,6 +357,7 @@ int epoll_wait(int epfd, Entry* ep, epoll_event* evs, int maxevents, const times
         uint64_t now = now_ns();
         if (now >= deadline) return 0;
 
+        flush_deferred();   // what this thread sent on other engines leaves before it sleeps
         uint64_t until = min_deadline(engines, std::min(deadline, now + kMaxSleepNs));
         timespec ts = ns_to_ts(until > now ? until - now : 0);
         epoll_event aev[16];
@@ -445,6 +446,7 @@ int poll(pollfd* fds, nfds_t nfds, const timespec* timeout, const sigset_t* mask
             fds[i].revents = static_cast<short>(to_poll_bits(sock_events(socks[i])) & want);
             if (fds[i].revents) ++count;
         }
+        flush_deferred();
         now = now_ns();
         uint64_t until = count ? now : min_deadline(engines, std::min(deadline, now + kMaxSleepNs));
         timespec ts = ns_to_ts(until > now ? until - now : 0);

@@ -54,6 +54,7 @@ auto with_engine(Entry* en, F&& f) -> decltype(f(*en->eng->engine)) {
         e->engine->set_time(now_ns());
         r = f(*e->engine);
         e->take_changed(changed);
+        if (e->engine->tx_deferred()) note_tx(e);
     }
     if (!changed.empty()) notify_changed(e, changed);
     return r;
@@ -87,6 +88,7 @@ uint32_t sock_events(Entry* en) {
 int wait_once(Entry* en, uint32_t want, uint64_t deadline) {
     RtEngine* e = en->eng;
     pump(e, true);
+    flush_deferred();
     if (sock_events(en) & (want | EPOLLERR | EPOLLHUP)) return 0;
     uint64_t now = now_ns();
     if (deadline != kNoDeadline && now >= deadline) return -EAGAIN;

@@ -80,6 +80,9 @@ State& st() {
 }
 
 thread_local RtEngine* tl_engine __attribute__((tls_model("initial-exec"))) = nullptr;
+// Engines this thread left unkicked frames in (note_tx / flush_deferred).
+thread_local RtEngine* tl_dirty[kMaxEngines];
+thread_local int tl_ndirty = 0;
 
 // Keeps the kernel from handing fastnet's active-open ports to its own sockets: their
 // replies would be steered to an engine. Per network namespace; needs root.
@@ -139,6 +142,11 @@ void* progress_main(void*) {
         if (uint64_t now = now_ns(); now - last_reap > kReapNs) {
             last_reap = now;
             reap_dead_slots();
+            if (SharedCounters* c = counters()) {
+                c->umem_frames.store(s.umem.frame_count(), std::memory_order_relaxed);
+                c->umem_frames_free.store(s.umem.free_frames() + s.umem.fill_level(),
+                                          std::memory_order_relaxed);
+            }
         }
     }
     return nullptr;
@@ -274,6 +282,7 @@ EngineBox* add_engine(State& s, char* why, size_t why_len) {
     }
     EngineConfig ec = s.base;
     ec.slot = static_cast<uint16_t>(slot);
+    ec.flush_per_call = false;         // kicked at the next poll (pump) or flush_deferred()
     box->engine = std::make_unique<Engine>(ec, box->dev, box->nb);
     box->rt.engine = box->engine.get();
     box->rt.wait_fd = box->dev.wait_fd();
@@ -393,6 +402,7 @@ void Runtime::after_fork_in_child() {
     // adopt_listener). Other inherited fastnet sockets are not usable in the child
     // (README: limits).
     tl_engine = nullptr;
+    tl_ndirty = 0;                     // the parent's engines are not this process's
     State& s = st();
     new (&s.mu) std::mutex();
     new (&s.steer_mu) std::mutex();
@@ -504,7 +514,7 @@ void Runtime::at_exit() {
         }
         uint64_t now = now_ns();
         e.engine->poll(now);
-        counters_publish(e.stats_slot, e.engine->stats());
+        counters_publish(e.stats_slot, e.engine->stats(), s.boxes[i]->dev.cached_frames());
     }
 }
 
@@ -519,13 +529,14 @@ void RtEngine::on_events(SockId sock, uint32_t) {
 
 void RtEngine::poll_locked(uint64_t now) {
     engine->poll(now);
+    tx_dirty.store(false, std::memory_order_relaxed);
     __atomic_store_n(&last_poll, now, __ATOMIC_RELAXED);   // pump() reads it unlocked
     State& s = st();
     EngineBox* box = s.boxes[index];
     box->nb.poll_updates(now);
     if (now - box->last_publish > kPublishNs) {
         box->last_publish = now;
-        counters_publish(stats_slot, engine->stats());
+        counters_publish(stats_slot, engine->stats(), box->dev.cached_frames());
     }
 }
 
@@ -534,9 +545,29 @@ void RtEngine::take_changed(std::vector<Entry*>& out) {
     out.swap(changed);
 }
 
+void note_tx(RtEngine* e) {
+    e->tx_dirty.store(true, std::memory_order_relaxed);
+    for (int i = 0; i < tl_ndirty; ++i)
+        if (tl_dirty[i] == e) return;
+    if (tl_ndirty < kMaxEngines) tl_dirty[tl_ndirty++] = e;
+}
+
+void flush_deferred() {
+    for (int i = 0; i < tl_ndirty; ++i) {
+        RtEngine* e = tl_dirty[i];
+        if (!e->tx_dirty.load(std::memory_order_relaxed)) continue;   // polled meanwhile
+        std::lock_guard g(e->mu);
+        e->engine->flush();
+        e->tx_dirty.store(false, std::memory_order_relaxed);
+    }
+    tl_ndirty = 0;
+}
+
 void pump(RtEngine* e, bool force) {
     uint64_t now = now_ns();
-    if (!force && now - __atomic_load_n(&e->last_poll, __ATOMIC_RELAXED) < kProgressNs) return;
+    if (!force && !e->tx_dirty.load(std::memory_order_relaxed) &&
+        now - __atomic_load_n(&e->last_poll, __ATOMIC_RELAXED) < kProgressNs)
+        return;
     thread_local std::vector<Entry*> changed;
     {
         std::unique_lock g(e->mu, std::try_to_lock);

@@ -5,6 +5,7 @@
 // fs::socket() → Runtime::get().start() → thread_engine(); blocking calls → RtEngine::pump().
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <mutex>
 #include <unordered_map>
@@ -30,6 +31,9 @@ public:
     std::unordered_map<SockId, Entry*> sockets;   // under mu
     std::vector<Entry*> changed;                   // under mu: readiness moved since last drain
     uint64_t last_poll = 0;
+    // Socket calls left frames unkicked (the engine defers its kicks to the next poll):
+    // the progress thread polls such an engine at its next round.
+    std::atomic<bool> tx_dirty{false};
 
     void on_events(SockId sock, uint32_t events) override;
     void on_moved_flow_released(Endpoint local, Endpoint remote) override;

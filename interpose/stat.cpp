@@ -27,6 +27,7 @@ struct Totals {
     int engines = 0;
     uint64_t sockets_accelerated = 0, accepted_kernel = 0, handovers = 0, passthrough_calls = 0;
     uint64_t slots_reaped = 0, frames_reclaimed = 0;
+    uint64_t umem_frames = 0, umem_frames_free = 0, frames_cached = 0;
     EngineStats e{};
 };
 
@@ -64,6 +65,8 @@ bool read_one(int pid, Totals* t, std::string* err) {
     t->passthrough_calls = c->passthrough_calls.load(std::memory_order_relaxed);
     t->slots_reaped = c->slots_reaped.load(std::memory_order_relaxed);
     t->frames_reclaimed = c->frames_reclaimed.load(std::memory_order_relaxed);
+    t->umem_frames = c->umem_frames.load(std::memory_order_relaxed);
+    t->umem_frames_free = c->umem_frames_free.load(std::memory_order_relaxed);
     constexpr int ndrops = static_cast<int>(Drop::Count_) < kMaxDrops ? static_cast<int>(Drop::Count_) : kMaxDrops;
     for (int i = 0; i < kMaxEngineSlots; ++i) {
         const EngineSlot& s = c->engines[i];
@@ -84,6 +87,7 @@ bool read_one(int pid, Totals* t, std::string* err) {
         e.retransmits += copy.retransmits; e.syn_cookies_sent += copy.syn_cookies_sent;
         e.challenge_acks += copy.challenge_acks;
         e.moved_in += copy.moved_in; e.frames_forwarded += copy.frames_forwarded;
+        t->frames_cached += copy.frames_cached;
         for (int d = 0; d < ndrops; ++d) e.drops[d] += copy.drops[d];
     }
     munmap(p, sizeof(SharedCounters));
@@ -100,7 +104,9 @@ std::vector<std::pair<const char*, uint64_t>> fields(const Totals& t) {
             {"conn_closed", t.e.conn_closed}, {"conn_reset", t.e.conn_reset},
             {"retransmits", t.e.retransmits}, {"syn_cookies_sent", t.e.syn_cookies_sent},
             {"challenge_acks", t.e.challenge_acks},
-            {"sockets_moved", t.e.moved_in}, {"frames_forwarded", t.e.frames_forwarded}};
+            {"sockets_moved", t.e.moved_in}, {"frames_forwarded", t.e.frames_forwarded},
+            {"umem_frames", t.umem_frames},
+            {"umem_frames_idle", t.umem_frames_free + t.frames_cached}};
 }
 
 std::string json_string(const std::string& s) {

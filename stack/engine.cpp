@@ -277,7 +277,8 @@ void TcpCore::finish_api() {
     run_output();
     run_events();
     run_reap();
-    dev.tx_flush();
+    if (cfg.flush_per_call) dev.tx_flush();
+    else tx_deferred = true;
 }
 
 uint32_t TcpCore::events(const Tcb& t) const {
@@ -340,6 +341,14 @@ void Engine::poll(TimeNs now) {
     c.run_events();
     c.run_reap();
     c.dev.tx_flush();
+    c.tx_deferred = false;
+}
+
+bool Engine::tx_deferred() const { return impl_->tx_deferred; }
+
+void Engine::flush() {
+    impl_->dev.tx_flush();
+    impl_->tx_deferred = false;
 }
 
 TimeNs Engine::next_deadline() const {

@@ -48,6 +48,10 @@ struct EngineConfig {
     TimeNs delack = 40'000'000;
     CongestionControl cc = CongestionControl::Cubic;
     uint64_t isn_secret[2] = {};       // RFC 6528 key; 0,0 means "pick a random one"
+    // Whether a socket call kicks the device itself (one kick per call). false: its
+    // frames wait in the TX ring for the next poll() or flush(), so the output of a
+    // whole event loop turn leaves in one kick (the interposer's choice).
+    bool flush_per_call = true;
 };
 
 // Resolves an IPv4 next hop to a MAC. The AF_XDP runtime backs it with the kernel's
@@ -101,6 +105,9 @@ public:
     // Sets the clock socket calls between polls use (RTT stamps, timers); never backwards.
     void set_time(TimeNs now);
     TimeNs next_deadline() const;      // ~0ull when nothing is scheduled
+    // Output of socket calls not yet kicked out (flush_per_call = false), and the kick.
+    bool tx_deferred() const;
+    void flush();
     void set_event_sink(EventSink* sink);
 
     // Sockets (SOCK_STREAM, IPv4). All non-blocking: -EAGAIN / -EINPROGRESS.

@@ -51,6 +51,7 @@ struct TcpCore {
     std::vector<SockId> listen_by_port;        // local port → listener
     uint32_t next_port = 0;
     uint16_t ip_id = 0;
+    bool tx_deferred = false;                  // socket calls queued frames, not kicked
     uint64_t secret[2] = {};                   // RFC 6528 / SYN cookie key
 
     // RFC 5961 7: challenge ACKs per second, engine-wide.

@@ -43,6 +43,21 @@ start_echo() {
   [[ $st == accelerated* ]] || { fail "server not accelerated: $st"; cat "$TMP/srv.err"; finish; }
 }
 # stat_get KEY: a counter of the server (drops as drop_<reason>).
+# UMEM frames at rest: every frame is in the free list, the fill ring or an engine's
+# cache once traffic has stopped and the completions are drained (sampled every 250 ms).
+# A frame lost on any path (RX not released, TX not completed) shows as a shortfall.
+check_umem_frames() {  # what
+  local idle total
+  for _ in $(seq 20); do
+    idle=$(stat_get umem_frames_idle); total=$(stat_get umem_frames)
+    [[ -n $total && $total -gt 0 && $idle -eq $total ]] && break
+    sleep 0.25
+  done
+  [[ -n $total && $total -gt 0 && $idle -eq $total ]] &&
+    pass "$1: every UMEM frame is back ($idle of $total at rest)" ||
+    fail "$1: UMEM frames at rest $idle of $total (frames leaked)"
+}
+
 stat_get() {
   "$STAT" --json "$SP" 2>/dev/null | $PY -c '
 import json, sys

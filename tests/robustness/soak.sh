@@ -21,6 +21,7 @@ start_echo $port
 # Warm up (first connections allocate the engine's pools), then take the baseline.
 cli $PY "$H/soak_client.py" "$TB_IP_SRV" $port 2 8 > /dev/null
 sleep 2
+check_umem_frames "before the soak"
 fd0=$(fd_count "$SP"); rss0=$(rss_kb "$SP")
 acc0=$(stat_get conn_accepted); cl0=$(stat_get conn_closed); rs0=$(stat_get conn_reset)
 cli $PY "$H/soak_client.py" "$TB_IP_SRV" $port "$seconds" "$workers" "$count" > "$TMP/soak.out" 2>&1
@@ -41,6 +42,7 @@ fd1=$(fd_count "$SP"); rss1=$(rss_kb "$SP")
 echo "server: accepted=$((acc - acc0)) closed=$((cl - cl0)) reset=$((rs - rs0)) fds $fd0 -> $fd1, rss_kb $rss0 -> $rss1"
 [[ $open -le 0 ]] && pass "every accepted connection closed or reset (open 0)" || fail "$open connections still open"
 [[ $fd1 -eq $fd0 ]] && pass "fd count back to $fd0" || fail "fd count $fd0 -> $fd1"
+check_umem_frames "after the soak"
 (( rss1 - rss0 < 8192 )) && pass "RSS back within 8 MiB of the start (+$(( rss1 - rss0 )) kB)" ||
   fail "RSS grew from $rss0 kB to $rss1 kB"
 if kill -0 "$SP" 2>/dev/null; then pass "server alive (crashes 0)"

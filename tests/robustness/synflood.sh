@@ -76,6 +76,7 @@ cli $PY "$TMP/clients.py" "$TB_IP_SRV" $port 0.5 | grep -q 'legit_failed=0' && p
   fail "not serving after the flood"
 fd1=$(fd_count "$SP")
 [[ $fd1 -eq $fd0 ]] && pass "fd count back to $fd0" || fail "fd count $fd0 -> $fd1"
+check_umem_frames "after the flood"
 kill -0 "$SP" 2>/dev/null && pass "server alive (crashes 0)" || fail "server died"
 "$STAT" "$SP" | grep -E 'syn_cookies|accepted|drop_(backlog|no_buffer|other)' | sed 's/^/  /'
 echo "summary: syns_sent=$count legit_ok=${ok:-0} legit_failed=${bad:-?} cookies=$cookies rss_peak_growth_kb=$((peak - rss0))"

@@ -66,8 +66,9 @@ public:
         release(f, n);
     }
     void tx_abandon(const Frame* f, size_t n) override { release(f, n); }
-    void tx_flush() override {}
+    void tx_flush() override { ++flushes; }
     uint32_t tx_capacity() const override { return kCap; }
+    size_t flushes = 0;
 
 private:
     static constexpr uint32_t kCap = 2048;

@@ -466,3 +466,41 @@ TEST_CASE("a fast retransmit shown spurious by the timestamp echo is undone (RFC
     f.eng->abort(s);
     f.leak_check();
 }
+
+TEST_CASE("with flush_per_call off, socket calls leave the kick to the next poll or flush", "[tcp][established][batch]") {
+    EngineConfig c = test_config();
+    c.flush_per_call = false;
+    Fixture f(c);
+    SockId s = f.establish_active(SegOpts().with_mss(1000));
+    f.eng->poll(f.now);
+    CHECK_FALSE(f.eng->tx_deferred());
+    size_t k = f.dev.flushes;
+    int one = 1;
+    CHECK(f.eng->setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) == 0);
+    CHECK(f.eng->send(s, "a", 1, 0) == 1);
+    CHECK(f.eng->send(s, "b", 1, 0) == 1);
+    CHECK(f.dev.flushes == k);                 // queued, not kicked
+    CHECK(f.eng->tx_deferred());
+    f.expect_segment(kTcpAck | kTcpPsh, f.lseq, f.rseq, 1);
+    f.expect_segment(kTcpAck | kTcpPsh, f.lseq + 1, f.rseq, 1);
+    f.eng->flush();
+    CHECK(f.dev.flushes == k + 1);
+    CHECK_FALSE(f.eng->tx_deferred());
+    CHECK(f.eng->send(s, "c", 1, 0) == 1);
+    f.advance_by(1);                           // a poll kicks what the calls queued
+    CHECK(f.dev.flushes == k + 2);
+    CHECK_FALSE(f.eng->tx_deferred());
+    f.eng->abort(s);
+    f.leak_check();
+}
+
+TEST_CASE("by default every socket call kicks its output out", "[tcp][established][batch]") {
+    Fixture f;
+    SockId s = f.establish_active(SegOpts().with_mss(1000));
+    size_t k = f.dev.flushes;
+    CHECK(f.eng->send(s, "a", 1, 0) == 1);
+    CHECK(f.dev.flushes == k + 1);
+    CHECK_FALSE(f.eng->tx_deferred());
+    f.eng->abort(s);
+    f.leak_check();
+}
