@@ -50,6 +50,7 @@ struct Entry {
     // reports EADDRINUSE like the kernel, and (once listening) serves loopback clients.
     int shadow = -1;
     std::atomic<bool> shadow_ready{false};   // edge seen on the shadow, not yet drained
+    uint64_t shadow_tried = 0;               // last accept4() on the shadow (ns)
     bool accept_kernel_first = false;        // alternates so neither side starves
     sockaddr_storage bound{};
     socklen_t bound_len = 0;

@@ -196,7 +196,10 @@ wl_nginx() {  # workload mode round
   la=$(loadavg)
   if miss=$(have nginx wrk); then :; else emit "$wl" "$mode" "$round" ok=false loadavg="$la" "error=$miss is not installed"; return; fi
   dir=$TMP/nginx-$wl-$mode-$round
-  local P; P=$(mport 8080 "$mode")
+  # Ports of its own per workload too: the kernel clients of one workload leave TIME-WAIT
+  # sockets (60 s) that the client-side proof of the next must not count as its own.
+  local base=8080; [[ $wl == nginx_both ]] && base=9080; [[ $wl == scale ]] && base=13080
+  local P; P=$(mport $base "$mode")
   nginx_conf "$dir" $workers $P
   srv_start "$mode" "$wl-$mode-$round" nginx -p "$dir" -c "$dir/nginx.conf"
   if ! wait_listen $P; then
@@ -249,7 +252,7 @@ wl_nginx() {  # workload mode round
   local cli_left=""
   [[ ${#cli_pre[@]} -gt 0 ]] && cli_left=$(kernel_flows "$TB_NS_CLI" $P)
   after=$(stat_json "$SRV_PID")
-  cp "$TMP/wrk.out" "$LOG/$wl-$mode-$round.wrk"
+  cp "$TMP/wrk.out" "$LOG/$wl-$mode-$round.wrk"; cp "$TMP/wrk.err" "$LOG/$wl-$mode-$round.wrk.err"
   kill -0 "$SRV_PID" 2>/dev/null; local alive=$?
   stop_pid "$SRV_PID"
   cp "$dir/error.log" "$LOG/$wl-$mode-$round.nginx-error.log" 2>/dev/null
