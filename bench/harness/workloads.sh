@@ -98,8 +98,13 @@ wait_listen() {  # port [timeout s]
   return 1
 }
 
-# Kernel TCP sockets (any state but LISTEN) of a port in a namespace.
-kernel_flows() { ip netns exec "$1" ss -Htan "( sport = :$2 or dport = :$2 )" | grep -vc LISTEN; }
+# Kernel TCP sockets (any state but LISTEN) of the benchmark port in a namespace: the
+# server's local port, the client's remote one. (Matching either side would count an
+# earlier workload's client whose ephemeral port happens to be the number.)
+kernel_flows() {
+  local side=sport; [[ $1 == "$TB_NS_CLI" ]] && side=dport
+  ip netns exec "$1" ss -Htan "( $side = :$2 )" | grep -vc LISTEN
+}
 
 # A background sampler of kernel_flows during the load; its maximum lands in $TMP/ss.<ns>.
 sampler_start() {  # ns port
