@@ -3,7 +3,9 @@
 // byte-exact against a seeded pseudo-random stream, on simulated time.
 #include <sys/epoll.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <initializer_list>
 #include <cstring>
 #include <iostream>
 
@@ -112,6 +114,24 @@ struct App {
     bool done() const { return shut && eof; }
 };
 
+// Lets TIME_WAIT and everything in flight run out, then checks nothing is left.
+void drain_and_check(SimLink& link, TimeNs& now, std::initializer_list<Engine*> polled,
+                     std::initializer_list<Engine*> checked) {
+    for (int i = 0; i < 1'000'000; ++i) {
+        TimeNs next = link.next_event();
+        for (Engine* e : polled) next = std::min(next, e->next_deadline());
+        if (next == ~0ull) break;
+        now = std::max(now, next);
+        link.advance(now);
+        for (Engine* e : polled) e->poll(now);
+    }
+    for (Engine* e : checked) {
+        CHECK(e->live_tcbs() == 0);
+        CHECK(e->buffers_in_use() == 0);
+        CHECK(e->timers_armed() == 0);
+    }
+}
+
 EngineConfig sim_config(uint32_t ip, uint8_t mac_last, uint64_t seed) {
     EngineConfig c;
     const uint8_t m[6] = {0x02, 0, 0, 0, 0, mac_last};
@@ -204,21 +224,7 @@ TEST_CASE("netsim: 8 MiB each way arrive byte-exact under loss, reordering and d
         a.close(SockId(c));
         if (server.sock != kNoSock) b.close(server.sock);
         b.close(SockId(l));
-        // Let TIME_WAIT and everything in flight run out.
-        for (int i = 0; i < 1'000'000; ++i) {
-            TimeNs next = std::min({link.next_event(), a.next_deadline(), b.next_deadline()});
-            if (next == ~0ull) break;
-            now = std::max(now, next);
-            link.advance(now);
-            a.poll(now);
-            b.poll(now);
-        }
-        CHECK(a.live_tcbs() == 0);
-        CHECK(b.live_tcbs() == 0);
-        CHECK(a.buffers_in_use() == 0);
-        CHECK(b.buffers_in_use() == 0);
-        CHECK(a.timers_armed() == 0);
-        CHECK(b.timers_armed() == 0);
+        drain_and_check(link, now, {&a, &b}, {&a, &b});
     }
     CHECK(link.in_flight() == 0);
     CHECK(link.buffers_in_use() == 0);
@@ -316,22 +322,10 @@ TEST_CASE("netsim: a connection moved to another engine mid-transfer delivers ev
         a.close(SockId(c));
         b2.close(server.sock);
         b.close(SockId(l));
-        for (int i = 0; i < 1'000'000; ++i) {
-            TimeNs next = std::min({link.next_event(), a.next_deadline(), b2.next_deadline()});
-            if (next == ~0ull) break;
-            now = std::max(now, next);
-            link.advance(now);
-            a.poll(now);
-            b2.poll(now);
-        }
+        drain_and_check(link, now, {&a, &b2}, {&a, &b, &b2});
         CHECK(sink.released == 1);
         CHECK(sink.local == Endpoint{kRemoteIp, 80});
         CHECK(sink.remote.ip == kLocalIp);
-        for (Engine* e : {&a, &b, &b2}) {
-            CHECK(e->live_tcbs() == 0);
-            CHECK(e->buffers_in_use() == 0);
-            CHECK(e->timers_armed() == 0);
-        }
     }
     CHECK(link.in_flight() == 0);
     CHECK(link.buffers_in_use() == 0);
