@@ -114,6 +114,17 @@ struct App {
     bool done() const { return shut && eof; }
 };
 
+// Both ends sent all, received all, byte-exact, and saw the other's FIN.
+void check_exchange(const App& client, const App& server, size_t bytes) {
+    CHECK(client.done());
+    CHECK(server.done());
+    CHECK(client.received == bytes);
+    CHECK(server.received == bytes);
+    CAPTURE(client.first_bad, server.first_bad);
+    CHECK(!client.corrupt);
+    CHECK(!server.corrupt);
+}
+
 // Lets TIME_WAIT and everything in flight run out, then checks nothing is left.
 void drain_and_check(SimLink& link, TimeNs& now, std::initializer_list<Engine*> polled,
                      std::initializer_list<Engine*> checked) {
@@ -201,13 +212,7 @@ TEST_CASE("netsim: 8 MiB each way arrive byte-exact under loss, reordering and d
             ++steps;
         }
         INFO("loss " << loss << ", seed " << seed);
-        CHECK(client.done());
-        CHECK(server.done());
-        CHECK(client.received == kBytes);
-        CHECK(server.received == kBytes);
-        CAPTURE(client.first_bad, server.first_bad);
-        CHECK(!client.corrupt);
-        CHECK(!server.corrupt);
+        check_exchange(client, server, kBytes);
         const double secs = double(now - connected_at) / 1e9;
         std::cout << "netsim loss " << loss * 100 << " %: 2 x 8 MiB in " << secs
                   << " s simulated (" << (2.0 * kBytes * 8 / secs / 1e6) << " Mbit/s total), "
@@ -306,13 +311,7 @@ TEST_CASE("netsim: a connection moved to another engine mid-transfer delivers ev
             now = next > now ? next : now + 1000;
         }
         REQUIRE(moved);
-        CHECK(client.done());
-        CHECK(server.done());
-        CHECK(client.received == kBytes);
-        CHECK(server.received == kBytes);
-        CAPTURE(client.first_bad, server.first_bad);
-        CHECK(!client.corrupt);
-        CHECK(!server.corrupt);
+        check_exchange(client, server, kBytes);
         CHECK(b.stats().moved_out == 1);
         CHECK(b2.stats().moved_in == 1);
         CHECK(b.stats().frames_forwarded > 0);
