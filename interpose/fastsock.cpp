@@ -456,7 +456,9 @@ namespace {
 // so that a socket two threads take turns on stays where it is. Not while a thread is
 // blocked on it (it sleeps on the old engine's fds).
 void follow_caller(Entry* en) {
-    if (__atomic_load_n(&en->steered_port, __ATOMIC_RELAXED) == 0 || en->state != SockState::Connected) return;
+    if (__atomic_load_n(&en->steered_port, __ATOMIC_RELAXED) == 0 || en->state != SockState::Connected ||
+        __atomic_load_n(&en->stays, __ATOMIC_RELAXED))
+        return;
     RtEngine* to = Runtime::get().thread_engine();
     RtEngine* from = __atomic_load_n(&en->eng, __ATOMIC_ACQUIRE);
     if (!to || to == from) {
@@ -477,13 +479,17 @@ void follow_caller(Entry* en) {
             if (from->engine->local_endpoint(en->sid, &local) < 0 ||
                 from->engine->remote_endpoint(en->sid, &remote) < 0)
                 return;
-            if (Runtime::get().steer_flow(local, remote, to) < 0) return;
+            if (Runtime::get().steer_flow(local, remote, to) < 0) {   // flow map full
+                __atomic_store_n(&en->stays, true, __ATOMIC_RELAXED);
+                return;
+            }
             uint64_t now = now_ns();
             from->poll_locked(now);      // what already arrived for it is taken in here
             to->engine->set_time(now);
             int sid = from->engine->move_to(en->sid, *to->engine);
             if (sid < 0) {
                 Runtime::get().unsteer_flow(local, remote);
+                __atomic_store_n(&en->stays, true, __ATOMIC_RELAXED);   // not worth a lock round per call
                 log(LogLevel::Debug, "socket stays on engine %d: %s", from->index, strerror(-sid));
             } else {
                 from->sockets.erase(en->sid);

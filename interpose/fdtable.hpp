@@ -46,6 +46,7 @@ struct Entry {
     RtEngine* eng = nullptr;
     SockId sid = kNoSock;
     RtEngine* follow_hint = nullptr;         // the other engine that used it last
+    bool stays = false;                      // a move was refused: not tried again
     // Kernel socket bound to the same address and port: reserves the port in the kernel,
     // reports EADDRINUSE like the kernel, and (once listening) serves loopback clients.
     int shadow = -1;
