@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <initializer_list>
+#include <utility>
 #include <cstring>
 #include <iostream>
 
@@ -114,6 +115,16 @@ struct App {
     bool done() const { return shut && eof; }
 };
 
+// b listens on port 80 and a connects to it: the listener's and the client's ids.
+std::pair<int, int> listen_and_connect(Engine& a, Engine& b) {
+    int l = b.socket();
+    REQUIRE(b.bind(SockId(l), Endpoint{0, 80}) == 0);
+    REQUIRE(b.listen(SockId(l), 8) == 0);
+    int c = a.socket();
+    REQUIRE(a.connect(SockId(c), Endpoint{kRemoteIp, 80}) == -EINPROGRESS);
+    return {l, c};
+}
+
 // Both ends sent all, received all, byte-exact, and saw the other's FIN.
 void check_exchange(const App& client, const App& server, size_t bytes) {
     CHECK(client.done());
@@ -182,11 +193,7 @@ TEST_CASE("netsim: 8 MiB each way arrive byte-exact under loss, reordering and d
     ca.cc = cb.cc = cc;
     {
         Engine a(ca, link.a(), na), b(cb, link.b(), nb);
-        int l = b.socket();
-        REQUIRE(b.bind(SockId(l), Endpoint{0, 80}) == 0);
-        REQUIRE(b.listen(SockId(l), 8) == 0);
-        int c = a.socket();
-        REQUIRE(a.connect(SockId(c), Endpoint{kRemoteIp, 80}) == -EINPROGRESS);
+        auto [l, c] = listen_and_connect(a, b);
         App client(a, seed, 0, kBytes), server(b, seed, 1, kBytes);
 
         TimeNs now = 0, connected_at = 0;
@@ -269,11 +276,7 @@ TEST_CASE("netsim: a connection moved to another engine mid-transfer delivers ev
     {
         Engine a(ca, link.a(), na), b(cb, link.b(), nb), b2(cb, link.b(), nb);
         b2.set_event_sink(&sink);
-        int l = b.socket();
-        REQUIRE(b.bind(SockId(l), Endpoint{0, 80}) == 0);
-        REQUIRE(b.listen(SockId(l), 8) == 0);
-        int c = a.socket();
-        REQUIRE(a.connect(SockId(c), Endpoint{kRemoteIp, 80}) == -EINPROGRESS);
+        auto [l, c] = listen_and_connect(a, b);
         App client(a, seed, 0, kBytes), server(b, seed, 1, kBytes);
 
         // What cannot move is refused, and nothing changes.
