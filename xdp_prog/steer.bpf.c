@@ -1,7 +1,8 @@
 /* The XDP steering program: hands each fastnet TCP frame to the XSK of the engine that
  * owns its flow and passes everything else (ARP, ICMP, IPv6, other ports) to the kernel.
  * NIC/veth RX → steer() → bpf_redirect_map(&xsks, slot) → XskDevice::rx_burst().
- * Rules in order (DESIGN.md "Steering"): exact flow, active-open range, listening port. */
+ * Rules in order (docs/DESIGN.md "Steering"): exact flow, active-open range, listening
+ * port (the slot a flow was given at its SYN, recorded here; new flows by hash). */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/in.h>
@@ -25,6 +26,13 @@ struct {
     __type(key, struct fastnet_flow_key);
     __type(value, __u32);
 } flows SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, FASTNET_MAX_PASSIVE_FLOWS);
+    __type(key, struct fastnet_flow_key);
+    __type(value, __u32);
+} passive_flows SEC(".maps");
 
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
@@ -81,6 +89,55 @@ static __always_inline int redirect(__u32 slot, __u32 rule_counter)
     if (c)
         *c += 1;
     return count(rule_counter, verdict);
+}
+
+/* slots[hash(4-tuple) % n] of a listening port's set; n in 1..FASTNET_MAX_SLOTS. */
+static __always_inline __u32 hash_slot(struct fastnet_listen_slots *ls, __u32 n,
+                                       struct fastnet_flow_key *key, __u32 seed)
+{
+    __u32 h = fastnet_flow_hash(key->remote_ip, key->local_ip, key->remote_port,
+                                key->local_port, seed);
+    /* h % n < n <= FASTNET_MAX_SLOTS already, but the verifier does not follow a
+     * division and clang folds away a plain re-check: hide idx from the optimiser,
+     * then mask (FASTNET_MAX_SLOTS is a power of two). */
+    __u32 idx = h % n;
+    asm volatile("" : "+r"(idx));
+    idx &= FASTNET_MAX_SLOTS - 1;
+    return ls->slots[idx];
+}
+
+/* A SYN on a listening port. A retransmitted SYN keeps the slot recorded for its flow
+ * while that slot still serves the port (its engine may hold the half-open connection);
+ * otherwise the hash picks one. The choice is recorded only when an engine got the
+ * frame: a SYN the kernel takes leaves no record, and its flow stays the kernel's. */
+static __always_inline int new_passive_flow(struct fastnet_listen_slots *ls, __u32 n,
+                                            struct fastnet_flow_key *key, __u32 seed)
+{
+    if (n == 0 || n > FASTNET_MAX_SLOTS) {
+        bpf_map_delete_elem(&passive_flows, key);
+        return count(FASTNET_CNT_PASS_NO_OWNER, XDP_PASS);
+    }
+    __u32 slot = FASTNET_MAX_SLOTS;
+    __u32 *rec = bpf_map_lookup_elem(&passive_flows, key);
+    if (rec) {
+        __u32 want = *rec;
+        for (__u32 i = 0; i < FASTNET_MAX_SLOTS; i++) {
+            if (i >= n)
+                break;
+            if (ls->slots[i] == want) {
+                slot = want;
+                break;
+            }
+        }
+    }
+    if (slot == FASTNET_MAX_SLOTS)
+        slot = hash_slot(ls, n, key, seed);
+    int verdict = redirect(slot, FASTNET_CNT_REDIRECT_LISTEN);
+    if (verdict == XDP_REDIRECT)
+        bpf_map_update_elem(&passive_flows, key, &slot, BPF_ANY);
+    else
+        bpf_map_delete_elem(&passive_flows, key);
+    return verdict;
 }
 
 SEC("xdp")
@@ -159,40 +216,39 @@ int steer(struct xdp_md *ctx)
     if (nslots && dport >= cfg->ao_base && (__u32)dport - cfg->ao_base < cfg->ao_count)
         return redirect(((__u32)dport - cfg->ao_base) % nslots, FASTNET_CNT_REDIRECT_ACTIVE);
 
-    /* Rule 3: a listening port spreads new flows over its engines by flow hash. */
+    /* Rule 3: a listening port. A new flow (a SYN) goes to a slot of the port's set by
+     * flow hash, and the slot is recorded for the flow; its later segments follow the
+     * record, so a change of the set (a fork, a worker joining or leaving, a dead slot
+     * reaped) never moves a live connection. */
     struct fastnet_listen_slots *ls = bpf_map_lookup_elem(&listen_ports, &dport);
     if (ls) {
-        /* A listening port is also listened on by the kernel (loopback clients, and any
-         * SYN that found no engine: an empty slot set while workers start, a dead
-         * slot). The kernel's connections on the port keep their packets: a segment
-         * other than a SYN goes to the kernel when it holds a connection for the flow
-         * (a TIME-WAIT left by one does not count: the 4-tuple may be fastnet's now). */
-        if (!tcp->syn || tcp->ack) {
-            struct bpf_sock_tuple t = {};
-            t.ipv4.saddr = ip->saddr;
-            t.ipv4.daddr = ip->daddr;
-            t.ipv4.sport = tcp->source;
-            t.ipv4.dport = tcp->dest;
-            struct bpf_sock *sk = bpf_skc_lookup_tcp(ctx, &t, sizeof(t.ipv4), BPF_F_CURRENT_NETNS, 0);
-            if (sk) {
-                __u32 state = sk->state;
-                bpf_sk_release(sk);
-                if (state != BPF_TCP_LISTEN && state != BPF_TCP_TIME_WAIT)
-                    return count(FASTNET_CNT_PASS_KERNEL_FLOW, XDP_PASS);
-            }
-        }
         __u32 n = ls->count;
+        if (tcp->syn && !tcp->ack)
+            return new_passive_flow(ls, n, &key, cfg->hash_seed);
+        __u32 *rec = bpf_map_lookup_elem(&passive_flows, &key);
+        if (rec)
+            return redirect(*rec, FASTNET_CNT_REDIRECT_PASSIVE);
+        /* Not recorded. A listening port is also listened on by the kernel (loopback
+         * clients, and any SYN that found no engine: an empty set while workers start, a
+         * dead slot), and its connections keep their packets (a TIME-WAIT does not count:
+         * the 4-tuple may be fastnet's now). */
+        struct bpf_sock_tuple t = {};
+        t.ipv4.saddr = ip->saddr;
+        t.ipv4.daddr = ip->daddr;
+        t.ipv4.sport = tcp->source;
+        t.ipv4.dport = tcp->dest;
+        struct bpf_sock *sk = bpf_skc_lookup_tcp(ctx, &t, sizeof(t.ipv4), BPF_F_CURRENT_NETNS, 0);
+        if (sk) {
+            __u32 state = sk->state;
+            bpf_sk_release(sk);
+            if (state != BPF_TCP_LISTEN && state != BPF_TCP_TIME_WAIT)
+                return count(FASTNET_CNT_PASS_KERNEL_FLOW, XDP_PASS);
+        }
+        /* A record lost to eviction (the map is full of fresher flows): the hash still
+         * finds the owner unless the set changed since the SYN. Counted either way. */
         if (n == 0 || n > FASTNET_MAX_SLOTS)
             return count(FASTNET_CNT_PASS_NO_OWNER, XDP_PASS);
-        __u32 h = fastnet_flow_hash(ip->saddr, ip->daddr, tcp->source, tcp->dest,
-                                    cfg->hash_seed);
-        /* h % n < n <= FASTNET_MAX_SLOTS already, but the verifier does not follow a
-         * division and clang folds away a plain re-check: hide idx from the optimiser,
-         * then mask (FASTNET_MAX_SLOTS is a power of two). */
-        __u32 idx = h % n;
-        asm volatile("" : "+r"(idx));
-        idx &= FASTNET_MAX_SLOTS - 1;
-        return redirect(ls->slots[idx], FASTNET_CNT_REDIRECT_LISTEN);
+        return redirect(hash_slot(ls, n, &key, cfg->hash_seed), FASTNET_CNT_REDIRECT_LISTEN_MISS);
     }
 
     /* Rule 4: not ours. */

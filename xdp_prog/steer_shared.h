@@ -11,6 +11,10 @@
 #define FASTNET_MAX_SLOTS 64
 /* Exact-flow entries (flows moved between engines); preallocated by the kernel. */
 #define FASTNET_MAX_FLOWS 65536
+/* Passive flows: the slot each new flow on a listening port was given at its SYN.
+ * An LRU map written by the program itself: live flows refresh their entry with every
+ * segment, so a full map evicts dead flows (closed, never completed) first. */
+#define FASTNET_MAX_PASSIVE_FLOWS 131072
 /* Distinct listening ports. */
 #define FASTNET_MAX_LISTEN_PORTS 1024
 
@@ -48,7 +52,9 @@ struct fastnet_config {
 #define FASTNET_STEER_COUNTERS(X)                                                  \
     X(REDIRECT_FLOW, "redirect: exact flow")                                       \
     X(REDIRECT_ACTIVE, "redirect: active-open port range")                         \
-    X(REDIRECT_LISTEN, "redirect: listening port")                                 \
+    X(REDIRECT_LISTEN, "redirect: listening port, new flow (SYN)")                 \
+    X(REDIRECT_PASSIVE, "redirect: listening port, the flow's recorded slot")      \
+    X(REDIRECT_LISTEN_MISS, "redirect: listening port, flow not recorded (hashed)")\
     X(PASS_NO_XSK, "pass: owner slot has no socket")                               \
     X(PASS_NO_OWNER, "pass: no rule owns the port")                                \
     X(PASS_NOT_LOCAL, "pass: destination is not the configured address")           \

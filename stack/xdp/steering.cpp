@@ -28,7 +28,7 @@ const char* const kCounterNames[] = {
 #undef FASTNET_X_NAME
 };
 
-enum MapId { kXsks, kFlows, kListen, kConfig, kCounters, kSlotCounters };
+enum MapId { kXsks, kFlows, kPassive, kListen, kConfig, kCounters, kSlotCounters };
 
 }  // namespace
 
@@ -52,6 +52,7 @@ int Steering::map_fd(int which) const
     switch (which) {
     case kXsks: return bpf_map__fd(skel_->maps.xsks);
     case kFlows: return bpf_map__fd(skel_->maps.flows);
+    case kPassive: return bpf_map__fd(skel_->maps.passive_flows);
     case kListen: return bpf_map__fd(skel_->maps.listen_ports);
     case kConfig: return bpf_map__fd(skel_->maps.config);
     case kCounters: return bpf_map__fd(skel_->maps.counters);
@@ -308,6 +309,14 @@ int Steering::remove_flow(const FlowTuple& flow)
     if (bpf_map_delete_elem(map_fd(kFlows), &k))
         return fail(-errno, "removing a flow");
     return 0;
+}
+
+int Steering::passive_flow_slot(const FlowTuple& flow, uint32_t* slot) const
+{
+    if (!skel_)
+        return -ENOENT;
+    fastnet_flow_key k = flow_key(flow);
+    return bpf_map_lookup_elem(map_fd(kPassive), &k, slot) ? -errno : 0;
 }
 
 int Steering::set_xsk(uint32_t slot, int xsk_fd)

@@ -63,7 +63,8 @@ public:
     int set_hash_seed(uint32_t seed);
     uint32_t hash_seed() const;
 
-    // Rule 3: slot joins / leaves the set that serves a listening port. Adding a slot
+    // Rule 3: slot joins / leaves the set that serves a listening port (new flows only:
+    // a flow keeps the slot recorded at its SYN). Adding a slot
     // twice is a no-op; removing the last slot removes the port.
     int add_listen_slot(uint16_t port, uint32_t slot);
     int remove_listen_slot(uint16_t port, uint32_t slot);
@@ -74,8 +75,16 @@ public:
     int add_flow(const FlowTuple& flow, uint32_t slot);
     int remove_flow(const FlowTuple& flow);
 
+    // Rule 3's record: the slot a flow on a listening port was given at its SYN (the
+    // program writes it; nothing else needs to). 0, or -ENOENT when not recorded.
+    int passive_flow_slot(const FlowTuple& flow, uint32_t* slot) const;
+
     // A slot's holder is gone: the slot leaves every listening port and every exact
     // flow, and its XSKMAP entry is cleared. Returns the number of entries removed.
+    // Passive-flow records naming the slot stay until evicted or overwritten by a SYN:
+    // their segments find no socket (kernel fallback) or, once the slot is claimed again,
+    // an engine that does not know the flow; either answers with a RST, as a dead
+    // kernel socket's peer would get.
     int forget_slot(uint32_t slot);
 
     // The XSKMAP: which socket receives a slot's frames.

@@ -199,7 +199,7 @@ TEST_CASE("a listening port spreads flows over its slot set by the 4-tuple hash"
     }
 }
 
-TEST_CASE("the same flow always lands on the same slot, and a new seed moves flows",
+TEST_CASE("the same flow always lands on the same slot, and a new seed moves new flows",
           "[xdp][steer][listen]")
 {
     Fixture fx;
@@ -216,10 +216,17 @@ TEST_CASE("the same flow always lands on the same slot, and a new seed moves flo
         seed1.push_back(Fixture::single_slot(a.delta));
     }
     REQUIRE(fx.s.set_hash_seed(2) == 0);
+    // Flows seen under seed 1 keep their recorded slot; new flows follow the new seed.
+    const uint32_t set[] = {0, 1, 2, 3};
     int moved = 0;
     for (uint16_t p = 1000; p < 1032; p++) {
         f.sport = p;
-        moved += Fixture::single_slot(fx.run(build_frame(f)).delta) != seed1[p - 1000];
+        REQUIRE(Fixture::single_slot(fx.run(build_frame(f)).delta) == seed1[p - 1000]);
+        f.sport = static_cast<uint16_t>(p + 5000);
+        FlowTuple t{f.saddr, f.daddr, f.sport, f.dport};
+        int got = Fixture::single_slot(fx.run(build_frame(f)).delta);
+        REQUIRE(got == int(Steering::listen_slot_for(t, 2, set, 4)));
+        moved += got != int(Steering::listen_slot_for(t, 1, set, 4));
     }
     CHECK(moved > 8);
 }
@@ -373,11 +380,125 @@ TEST_CASE("a segment of a connection the kernel holds on a listening port goes t
     f.tcp_flags = 0x10;
     f.sport = static_cast<uint16_t>(f.sport == 65535 ? 1024 : f.sport + 1);
     o = fx.run(build_frame(f));
-    CHECK(Fixture::single_counter(o.delta) == FASTNET_CNT_REDIRECT_LISTEN);
+    CHECK(Fixture::single_counter(o.delta) == FASTNET_CNT_REDIRECT_LISTEN_MISS);
     CHECK(Fixture::single_slot(o.delta) == 3);
     close(acc);
     close(c);
     close(l);
+}
+
+TEST_CASE("a flow keeps the slot recorded at its SYN whatever happens to the port's slot set",
+          "[xdp][steer][listen][passive]")
+{
+    Fixture fx;
+    for (uint32_t slot : {1u, 2u, 3u}) REQUIRE(fx.s.add_listen_slot(6379, slot) == 0);
+    const uint32_t old_set[] = {1, 2, 3};
+    FrameSpec f;
+    f.dport = 6379;
+    std::map<uint16_t, int> owner;
+    for (uint16_t sport = 50000; sport < 50040; sport++) {
+        f.sport = sport;
+        f.tcp_flags = 0x02;
+        auto o = fx.run(build_frame(f));
+        REQUIRE(Fixture::single_counter(o.delta) == FASTNET_CNT_REDIRECT_LISTEN);
+        FlowTuple t{f.saddr, f.daddr, f.sport, f.dport};
+        REQUIRE(Fixture::single_slot(o.delta) ==
+                int(Steering::listen_slot_for(t, fx.s.hash_seed(), old_set, 3)));
+        uint32_t rec = 99;
+        REQUIRE(fx.s.passive_flow_slot(t, &rec) == 0);
+        CHECK(int(rec) == Fixture::single_slot(o.delta));
+        owner[sport] = Fixture::single_slot(o.delta);
+    }
+    // A fork, a worker leaving, another joining: the set is now {4, 5}.
+    for (uint32_t slot : {1u, 2u, 3u}) REQUIRE(fx.s.remove_listen_slot(6379, slot) == 0);
+    for (uint32_t slot : {4u, 5u}) REQUIRE(fx.s.add_listen_slot(6379, slot) == 0);
+    for (auto& [sport, slot] : owner) {
+        f.sport = sport;
+        f.tcp_flags = 0x18;   // PSH|ACK: data of the live connection
+        auto o = fx.run(build_frame(f));
+        CAPTURE(sport, slot);
+        CHECK(o.verdict == XDP_REDIRECT);
+        CHECK(Fixture::single_counter(o.delta) == FASTNET_CNT_REDIRECT_PASSIVE);
+        CHECK(Fixture::single_slot(o.delta) == slot);
+    }
+    // New flows use the new set.
+    for (uint16_t sport = 51000; sport < 51020; sport++) {
+        f.sport = sport;
+        f.tcp_flags = 0x02;
+        int got = Fixture::single_slot(fx.run(build_frame(f)).delta);
+        CAPTURE(sport);
+        CHECK((got == 4 || got == 5));
+    }
+}
+
+TEST_CASE("a retransmitted SYN keeps its slot while that slot serves the port",
+          "[xdp][steer][listen][passive]")
+{
+    Fixture fx;
+    REQUIRE(fx.s.add_listen_slot(8443, 2) == 0);
+    FrameSpec f;
+    f.dport = 8443;
+    REQUIRE(Fixture::single_slot(fx.run(build_frame(f)).delta) == 2);
+    REQUIRE(fx.s.add_listen_slot(8443, 6) == 0);
+    REQUIRE(fx.s.add_listen_slot(8443, 7) == 0);
+    // Whatever the hash says over {2, 6, 7}, the half-open connection is on slot 2.
+    for (int i = 0; i < 3; i++) CHECK(Fixture::single_slot(fx.run(build_frame(f)).delta) == 2);
+    // Slot 2 leaves: the next SYN of the flow is a new choice, and it is recorded.
+    REQUIRE(fx.s.remove_listen_slot(8443, 2) == 0);
+    int again = Fixture::single_slot(fx.run(build_frame(f)).delta);
+    CHECK((again == 6 || again == 7));
+    uint32_t rec = 99;
+    REQUIRE(fx.s.passive_flow_slot(FlowTuple{f.saddr, f.daddr, f.sport, f.dport}, &rec) == 0);
+    CHECK(int(rec) == again);
+}
+
+TEST_CASE("a SYN the kernel takes leaves no record, and clears an old one",
+          "[xdp][steer][listen][passive]")
+{
+    Fixture fx;
+    REQUIRE(fx.s.add_listen_slot(9100, 3) == 0);
+    FrameSpec f;
+    f.dport = 9100;
+    const FlowTuple t{f.saddr, f.daddr, f.sport, f.dport};
+    uint32_t rec = 99;
+    REQUIRE(Fixture::single_slot(fx.run(build_frame(f)).delta) == 3);
+    REQUIRE(fx.s.passive_flow_slot(t, &rec) == 0);
+    // The only engine's socket is gone: the SYN goes to the kernel listener.
+    REQUIRE(fx.s.clear_xsk(3) == 0);
+    auto o = fx.run(build_frame(f));
+    CHECK(o.verdict == XDP_PASS);
+    CHECK(Fixture::single_counter(o.delta) == FASTNET_CNT_PASS_NO_XSK);
+    CHECK(fx.s.passive_flow_slot(t, &rec) == -ENOENT);
+    // An empty set: also the kernel's, also no record.
+    REQUIRE(fx.s.remove_listen_slot(9100, 3) == 0);
+    REQUIRE(fx.s.set_xsk(3, fx.socks[3]) == 0);
+    REQUIRE(fx.s.add_listen_slot(9101, 3) == 0);
+    f.dport = 9101;
+    REQUIRE(Fixture::single_slot(fx.run(build_frame(f)).delta) == 3);
+    REQUIRE(fx.s.remove_listen_slot(9101, 3) == 0);
+    REQUIRE(fx.s.add_listen_slot(9101, 5) == 0);
+    REQUIRE(fx.s.remove_listen_slot(9101, 5) == 0);   // the port is gone from the map
+    CHECK(Fixture::single_counter(fx.run(build_frame(f)).delta) == FASTNET_CNT_PASS_NO_OWNER);
+}
+
+TEST_CASE("a segment of an unrecorded flow on a listening port is hashed and counted",
+          "[xdp][steer][listen][passive]")
+{
+    Fixture fx;
+    const uint32_t set[] = {0, 4};
+    for (uint32_t slot : set) REQUIRE(fx.s.add_listen_slot(7700, slot) == 0);
+    FrameSpec f;
+    f.dport = 7700;
+    f.tcp_flags = 0x10;
+    for (uint16_t sport = 2000; sport < 2010; sport++) {
+        f.sport = sport;
+        auto o = fx.run(build_frame(f));
+        FlowTuple t{f.saddr, f.daddr, f.sport, f.dport};
+        CHECK(Fixture::single_counter(o.delta) == FASTNET_CNT_REDIRECT_LISTEN_MISS);
+        CHECK(Fixture::single_slot(o.delta) == int(Steering::listen_slot_for(t, fx.s.hash_seed(), set, 2)));
+        uint32_t rec;
+        CHECK(fx.s.passive_flow_slot(t, &rec) == -ENOENT);   // only a SYN records
+    }
 }
 
 TEST_CASE("with a local address set, frames to other addresses are not steered",
