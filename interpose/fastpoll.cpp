@@ -417,6 +417,7 @@ int poll(pollfd* fds, nfds_t nfds, const timespec* timeout, const sigset_t* mask
         Entry* en = fds[i].fd >= 0 ? t.lookup(fds[i].fd, true) : nullptr;
         if (en && en->kind == Kind::Socket) {
             socks[i] = en;
+            if (en->state == SockState::Listening) rejoin_port(en);
             if (std::find(engines.begin(), engines.end(), en->eng) == engines.end()) engines.push_back(en->eng);
         }
     }

@@ -276,27 +276,46 @@ bool adopt_listener(int fd, Entry* en) {
         return false;
     }
     en->sid = static_cast<SockId>(sid);
-    en->dormant = false;
+    en->dormant.store(false, std::memory_order_relaxed);
     // The number becomes a dup of the anchor again, as every fastnet socket's is.
     const RealLibc& r = real();
     int fdflags = r.fcntl(fd, F_GETFD);
     r.dup3(FdTable::get().anchor(), fd, (fdflags & FD_CLOEXEC) ? O_CLOEXEC : 0);
     if (int rc = Runtime::get().listen_port(ep.port, e); rc < 0)
         log(LogLevel::Warn, "cannot steer port %u to this process (%s)", ep.port, strerror(-rc));
+    Runtime::get().adopted_listener(ep.port);
     log(LogLevel::Info, "inherited listener on port %u: this process's engine serves it too", ep.port);
     return true;
 }
 
 void leave_port(Entry* en) {
-    if (en->state != SockState::Listening || en->dormant) return;
-    en->dormant = true;
+    if (en->state != SockState::Listening || en->dormant.exchange(true)) return;
     Runtime::get().unlisten_port(bound_port(en), en->eng);
 }
 
 void rejoin_port(Entry* en) {
-    if (!en->dormant) return;
-    en->dormant = false;
+    if (!en->dormant.load(std::memory_order_relaxed) || !en->dormant.exchange(false)) return;
     Runtime::get().listen_port(bound_port(en), en->eng);
+}
+
+void listeners_displaced(RtEngine* e) {
+    // A forked child took some of this engine's ports. A listener this process still
+    // watches (an epoll set, a poll or accept in progress) goes back into its port's
+    // set; one it does not watch (a master that only supervises its workers) stays out
+    // until it is accepted on or waited on again (rejoin_port).
+    FdTable& t = FdTable::get();
+    for (int fd = 0; fd <= t.high_water() && static_cast<unsigned>(fd) < t.size(); ++fd) {
+        Entry* en = t.raw(fd);
+        if (!en || en->kind != Kind::Socket || en->orphan() || en->eng != e ||
+            en->state != SockState::Listening)
+            continue;
+        if (en->items || en->waiters.load(std::memory_order_acquire) > 0) {
+            en->dormant.store(false, std::memory_order_relaxed);
+            Runtime::get().listen_port(bound_port(en), e);
+        } else {
+            leave_port(en);
+        }
+    }
 }
 
 int accept(int fd, Entry* en, sockaddr* addr, socklen_t* len, int flags) {

@@ -29,13 +29,17 @@ int shutdown(Entry* e, int how);
 // The last reference to the socket went away (the fd is already out of the table).
 void release(Entry* e);
 
-// fork(): in the child, an inherited listener gets a listening socket in this process's
-// engine, whose slot joins the port (false: it stays the kernel's). In the parent,
-// leave_port() takes the parent's slot out of the port until it accepts again, so a
-// master that only forks workers (nginx) gets no connections it would never accept.
+// fork(): the parent keeps its ports. In the child, an inherited listener gets a
+// listening socket in this process's engine when the child accepts or waits on it; its
+// slot joins the port and the parent's slots leave it (false: it stays the kernel's).
+// The parent learns it through Umem::displaced(): listeners_displaced() puts back the
+// listeners it still watches, and leaves the others out (leave_port) until accepted on
+// or waited on again (rejoin_port), so a master that only forks workers (nginx) gets no
+// connections it would never accept.
 bool adopt_listener(int fd, Entry* e);
 void leave_port(Entry* e);
-void rejoin_port(Entry* e);   // the listener is accepted or waited on again
+void rejoin_port(Entry* e);
+void listeners_displaced(RtEngine* e);   // progress thread, on a change of displaced()
 
 ssize_t send(int fd, Entry* e, const iovec* iov, int iovcnt, int flags);
 ssize_t recv(int fd, Entry* e, const iovec* iov, int iovcnt, int flags);

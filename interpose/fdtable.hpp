@@ -65,7 +65,9 @@ struct Entry {
     int nopts = 0;
     std::atomic<int> waiters{0};             // threads blocked on this socket
     int backlog = 0;                         // listen()'s, for a forked child's engine
-    bool dormant = false;                    // listener out of its port's slots (fork)
+    // Listener out of its port's slot set: a forked child took the port and this process
+    // does not watch the listener (fs::listeners_displaced); back at accept/poll/epoll_ctl.
+    std::atomic<bool> dormant{false};
     // A listener inherited through fork() (see FdTable::lookup): Orphan until this
     // process accepts or waits on it, then Adopted by its engine or left KernelOnly.
     enum Inherit : uint8_t { Own, Orphan, KernelOnly };

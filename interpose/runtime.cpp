@@ -69,7 +69,11 @@ struct State {
     std::atomic<int> nboxes{0};
     unsigned next_share = 0;
     int spare = 0;                     // the last `spare` boxes belong to no thread yet
-    std::mutex steer_mu;               // map edits
+    // A forked child: the parent's pid and slots, which the child's engine displaces
+    // from a port when it adopts an inherited listener (Runtime::adopted_listener).
+    pid_t parent_pid = 0;
+    uint32_t parent_slots[kMaxEngines] = {};
+    int nparent_slots = 0;
     bool progress_running = false;     // in this process (a forked child starts its own)
     pthread_t progress{};
 };
@@ -78,6 +82,15 @@ State& st() {
     static State* s = new State();     // never destroyed: engines outlive static destructors
     return *s;
 }
+
+// Steering edits of all processes on the interface go through the UMEM's process-shared
+// control lock (a port's slot set is read, changed and written back).
+struct SteerLock {
+    SteerLock() { st().umem.control_lock(); }
+    ~SteerLock() { st().umem.control_unlock(); }
+    SteerLock(const SteerLock&) = delete;
+    SteerLock& operator=(const SteerLock&) = delete;
+};
 
 thread_local RtEngine* tl_engine __attribute__((tls_model("initial-exec"))) = nullptr;
 // Engines this thread left unkicked frames in (note_tx / flush_deferred).
@@ -120,7 +133,7 @@ void reap_dead_slots() {
         if (SharedCounters* c = counters()) c->frames_reclaimed.fetch_add(frames, std::memory_order_relaxed);
     for (uint32_t i = 0; i < n; ++i) {
         {
-            std::lock_guard g(s.steer_mu);
+            SteerLock g;
             s.steering.forget_slot(dead[i]);
         }
         if (SharedCounters* c = counters()) c->slots_reaped.fetch_add(1, std::memory_order_relaxed);
@@ -139,6 +152,14 @@ void* progress_main(void*) {
         State& s = st();
         int n = s.nboxes.load(std::memory_order_acquire);
         for (int i = 0; i < n; ++i) pump(&s.boxes[i]->rt, false);
+        for (int i = 0; i < n; ++i) {
+            RtEngine& e = s.boxes[i]->rt;
+            uint32_t d = s.umem.displaced(static_cast<uint32_t>(e.slot));
+            if (d != e.displaced_seen) {
+                e.displaced_seen = d;
+                fs::listeners_displaced(&e);
+            }
+        }
         if (uint64_t now = now_ns(); now - last_reap > kReapNs) {
             last_reap = now;
             reap_dead_slots();
@@ -289,10 +310,11 @@ EngineBox* add_engine(State& s, char* why, size_t why_len) {
     box->rt.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     box->rt.slot = slot;
     box->rt.index = n;
+    box->rt.displaced_seen = s.umem.displaced(static_cast<uint32_t>(slot));
     box->rt.stats_slot = counters_claim_slot();
     box->engine->set_event_sink(&box->rt);
     {
-        std::lock_guard sg(s.steer_mu);
+        SteerLock sg;
         s.steering.set_xsk(static_cast<uint32_t>(slot), box->dev.fd());
     }
     s.boxes[n] = box;
@@ -365,13 +387,13 @@ uint32_t Runtime::iface_ip() const { return st().base.ip; }
 
 int Runtime::listen_port(uint16_t port, RtEngine* e) {
     State& s = st();
-    std::lock_guard g(s.steer_mu);
+    SteerLock g;
     return s.steering.add_listen_slot(port, static_cast<uint32_t>(e->slot));
 }
 
 void Runtime::unlisten_port(uint16_t port, RtEngine* e) {
     State& s = st();
-    std::lock_guard g(s.steer_mu);
+    SteerLock g;
     s.steering.remove_listen_slot(port, static_cast<uint32_t>(e->slot));
 }
 
@@ -383,13 +405,13 @@ FlowTuple flow_tuple(Endpoint local, Endpoint remote) {
 
 int Runtime::steer_flow(Endpoint local, Endpoint remote, RtEngine* e) {
     State& s = st();
-    std::lock_guard g(s.steer_mu);
+    SteerLock g;
     return s.steering.add_flow(flow_tuple(local, remote), static_cast<uint32_t>(e->slot));
 }
 
 void Runtime::unsteer_flow(Endpoint local, Endpoint remote) {
     State& s = st();
-    std::lock_guard g(s.steer_mu);
+    SteerLock g;
     s.steering.remove_flow(flow_tuple(local, remote));
 }
 
@@ -405,7 +427,6 @@ void Runtime::after_fork_in_child() {
     tl_ndirty = 0;                     // the parent's engines are not this process's
     State& s = st();
     new (&s.mu) std::mutex();
-    new (&s.steer_mu) std::mutex();
     epoll_after_fork();
     FdTable& t = FdTable::get();
     t.after_fork();
@@ -414,8 +435,11 @@ void Runtime::after_fork_in_child() {
     // Close the child's copies of the parent's XSKs (a dead parent's socket must not
     // stay bound through them), except the UMEM's own fd: new sockets bind to it.
     int n = s.nboxes.load(std::memory_order_relaxed);
+    s.parent_pid = getppid();
+    s.nparent_slots = 0;
     for (int i = 0; i < n; ++i) {
         EngineBox* b = s.boxes[i];
+        s.parent_slots[s.nparent_slots++] = static_cast<uint32_t>(b->rt.slot);
         if (b->dev.fd() != s.umem.fd()) r.close(b->dev.fd());
         r.close(b->nb.fd());
         r.close(b->rt.wake_fd);
@@ -441,7 +465,7 @@ void Runtime::after_fork_in_child() {
             }
             en->eng = nullptr;
             en->sid = kNoSock;
-            en->dormant = false;
+            en->dormant.store(false, std::memory_order_relaxed);
             en->inherited.store(Entry::Orphan, std::memory_order_release);
             continue;
         }
@@ -450,14 +474,23 @@ void Runtime::after_fork_in_child() {
     }
 }
 
-void Runtime::after_fork_in_parent() {
+void Runtime::adopted_listener(uint16_t port) {
+    // A child that serves an inherited listener takes its parent's engines off the port:
+    // a parent that forks workers and then only supervises them (nginx's master) would
+    // otherwise keep a share of the new flows and never accept them. A parent that
+    // still watches the listener puts itself back (fs::listeners_displaced). Live flows
+    // are unaffected either way: they follow their recorded slot.
     State& s = st();
-    if (s.started <= 0) return;
-    FdTable& t = FdTable::get();
-    for (int fd = 0; fd <= t.high_water() && static_cast<unsigned>(fd) < t.size(); ++fd) {
-        Entry* en = t.raw(fd);
-        if (en && en->kind == Kind::Socket && !en->orphan() && en->state == SockState::Listening)
-            fs::leave_port(en);
+    if (s.nparent_slots == 0) return;
+    SteerLock g;
+    for (int i = 0; i < s.nparent_slots; ++i) {
+        uint32_t slot = s.parent_slots[i];
+        if (s.umem.slot_pid(slot) != s.parent_pid) continue;     // gone, or reused
+        if (s.steering.remove_listen_slot(port, slot) == 0) {
+            s.umem.displace(slot);
+            log(LogLevel::Info, "port %u: parent %d's slot %u leaves it to this worker", port,
+                s.parent_pid, slot);
+        }
     }
 }
 

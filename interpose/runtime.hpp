@@ -27,6 +27,7 @@ public:
     int wake_fd = -1;                 // eventfd: readiness produced by another thread
     int slot = 0;                     // XSKMAP slot (shared by the processes on the interface)
     int index = 0;                    // this process's engine number
+    uint32_t displaced_seen = 0;      // Umem::displaced(slot) last acted on (progress thread)
     int stats_slot = -1;
     std::unordered_map<SockId, Entry*> sockets;   // under mu
     std::vector<Entry*> changed;                   // under mu: readiness moved since last drain
@@ -69,7 +70,9 @@ public:
     void unsteer_flow(Endpoint local, Endpoint remote);
 
     void after_fork_in_child();
-    void after_fork_in_parent();
+    // A forked child's engine now serves an inherited listener on port: the parent's
+    // engines leave the port's slot set, and the parent is told (Umem::displace).
+    void adopted_listener(uint16_t port);
     // setuid() and friends: create what needs privilege while it is still there.
     void before_privilege_drop();
     // exec: close-on-exec fastnet sockets close as the kernel would close them (FIN, or

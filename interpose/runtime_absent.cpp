@@ -40,7 +40,7 @@ uint32_t Runtime::iface_ip() const { return 0; }
 int Runtime::listen_port(uint16_t, RtEngine*) { return -ENOSYS; }
 void Runtime::unlisten_port(uint16_t, RtEngine*) {}
 void Runtime::after_fork_in_child() {}
-void Runtime::after_fork_in_parent() {}
+void Runtime::adopted_listener(uint16_t) {}
 void Runtime::before_privilege_drop() {}
 void Runtime::before_exec() {}
 void Runtime::at_exit() {}

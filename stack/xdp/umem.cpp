@@ -27,6 +27,10 @@ struct UmemShared {
     uint32_t free_count;
     int32_t mode;
     int32_t slot_pid[kUmemSlots];  // process holding each slot, 0 = free
+    // Steering edits by several processes (a read-modify-write of a port's slot set)
+    // and the per-slot count of times another process took the slot off a port.
+    pthread_mutex_t control;
+    uint32_t displaced[kUmemSlots];
 };
 
 namespace {
@@ -107,6 +111,7 @@ int Umem::create(const UmemConfig& cfg)
     // A worker killed inside the critical section must not wedge the others.
     pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
     pthread_mutex_init(&shared_->lock, &attr);
+    pthread_mutex_init(&shared_->control, &attr);
     pthread_mutexattr_destroy(&attr);
 
     shared_->frame_count = cfg.frame_count;
@@ -168,6 +173,30 @@ void Umem::lock() const
 }
 
 void Umem::unlock() const { pthread_mutex_unlock(&shared_->lock); }
+
+void Umem::control_lock() const
+{
+    if (pthread_mutex_lock(&shared_->control) == EOWNERDEAD)
+        pthread_mutex_consistent(&shared_->control);
+}
+
+void Umem::control_unlock() const { pthread_mutex_unlock(&shared_->control); }
+
+uint32_t Umem::displaced(uint32_t slot) const
+{
+    return slot < kUmemSlots ? __atomic_load_n(&shared_->displaced[slot], __ATOMIC_ACQUIRE) : 0;
+}
+
+void Umem::displace(uint32_t slot)
+{
+    if (slot < kUmemSlots)
+        __atomic_fetch_add(&shared_->displaced[slot], 1, __ATOMIC_ACQ_REL);
+}
+
+int32_t Umem::slot_pid(uint32_t slot) const
+{
+    return slot < kUmemSlots ? __atomic_load_n(&shared_->slot_pid[slot], __ATOMIC_ACQUIRE) : 0;
+}
 
 xsk_ring_prod* Umem::fill_ring() const { return &shared_->fill; }
 xsk_ring_cons* Umem::comp_ring() const { return &shared_->comp; }

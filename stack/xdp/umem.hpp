@@ -83,6 +83,17 @@ public:
     int claim_slot(uint32_t nslots);
     void release_slot(uint32_t slot);
     uint32_t reap_dead_slots(uint32_t nslots, uint32_t* out, uint32_t* frames = nullptr);
+    // Steering edits by the processes sharing the UMEM are serialised by this
+    // process-shared lock (robust: a holder killed inside does not wedge the others).
+    void control_lock() const;
+    void control_unlock() const;
+    // How many times another process took `slot` off a listening port (a forked child
+    // that adopted a listener displaces its parent); the slot's holder compares it with
+    // the value it last saw.
+    uint32_t displaced(uint32_t slot) const;
+    void displace(uint32_t slot);
+    // The process holding a slot, 0 when free.
+    int32_t slot_pid(uint32_t slot) const;
     // In a forked child: the parent's sockets are not this process's to close.
     void forget_sockets_after_fork() { sockets_ = 0; parked_ = nullptr; }
     // The fd of the UMEM's first socket: later sockets bind to it (XDP_SHARED_UMEM).

@@ -97,7 +97,7 @@ for w in $WORKERS; do
 done
 prove_no_kernel_flows $PORT "nginx with two workers"
 m=$(accepted "$MASTER")
-[[ ${m:-0} -eq 0 ]] && pass "the master accepted no connection (its slot left the port at fork)" ||
+[[ ${m:-0} -eq 0 ]] && pass "the master accepted no connection (a worker that adopted the port displaced its slot)" ||
   fail "the master accepted $m connections it would never serve"
 
 # Phase 2: reload replaces both workers.
