@@ -262,6 +262,11 @@ bool adopt_listener(int fd, Entry* en) {
     int sid = with_engine(en, [&](Engine& eng) {
         int s = eng.socket();
         if (s < 0) return s;
+        // The options the application set (SO_REUSEPORT makes it one of a group here
+        // too; the accepted connections inherit TCP_NODELAY, keepalive ...).
+        for (int i = 0; i < en->nopts; ++i)
+            eng.setsockopt(static_cast<SockId>(s), en->opts[i].level, en->opts[i].name, en->opts[i].val,
+                           en->opts[i].len);
         int r = eng.bind(static_cast<SockId>(s), ep);
         if (r == 0) r = eng.listen(static_cast<SockId>(s), en->backlog);
         if (r < 0) {

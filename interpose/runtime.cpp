@@ -497,8 +497,8 @@ void Runtime::adopted_listener(uint16_t port) {
 void Runtime::before_privilege_drop() {
     // The UMEM, the XDP program and XSKs need privilege: a server that drops root before
     // its first socket (memcached -u) starts the runtime now, and a forked worker about
-    // to drop root creates its engine and adopts the listeners it inherited (map edits
-    // through inherited map fds need no privilege on this kernel; creating sockets does).
+    // to drop root creates its engines (map edits through inherited map fds need no
+    // privilege on this kernel; creating sockets does).
     if (!start()) return;
     thread_engine();
     {
@@ -512,11 +512,9 @@ void Runtime::before_privilege_drop() {
                add_engine(s, why, sizeof why))
             ++s.spare;
     }
-    FdTable& t = FdTable::get();
-    for (int fd = 0; fd <= t.high_water() && static_cast<unsigned>(fd) < t.size(); ++fd) {
-        Entry* en = t.raw(fd);
-        if (en && en->inherited.load(std::memory_order_acquire) == Entry::Orphan) t.lookup(fd, true);
-    }
+    // Inherited listeners are adopted later, when this process accepts or waits on them
+    // (adoption needs an engine, not privilege): a worker of an SO_REUSEPORT group
+    // inherits every member but serves only its own.
 }
 
 void Runtime::before_exec() {

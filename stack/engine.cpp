@@ -122,8 +122,10 @@ void TcpCore::flow_remove(Tcb& t) {
 }
 
 int TcpCore::bind_port(Tcb& t, uint16_t port) {
-    if (port_refs[port] && !t.reuseaddr) return -EADDRINUSE;
-    if (listen_by_port[port] != kNoSock && get(listen_by_port[port])) return -EADDRINUSE;
+    // The kernel judged the bind first (the socket's shadow); here only what the engine
+    // itself cannot share: a port with a listener, unless both are in an SO_REUSEPORT group.
+    if (port_refs[port] && !t.reuseaddr && !t.reuseport) return -EADDRINUSE;
+    if (Tcb* l = listen_head(port); l && !(t.reuseport && l->reuseport)) return -EADDRINUSE;
     port_refs[port]++;
     t.bound = true;
     t.local.port = port;
@@ -391,11 +393,20 @@ int Engine::listen(SockId s, int backlog) {
         t->local.ip = c.cfg.ip;
         if (int r = c.pick_port(*t, Endpoint{}); r < 0) return r;
     }
-    if (c.listen_by_port[t->local.port] != kNoSock && c.get(c.listen_by_port[t->local.port]))
-        return -EADDRINUSE;
+    Tcb* head = c.listen_head(t->local.port);
+    if (head && !(t->reuseport && head->reuseport)) return -EADDRINUSE;
     t->backlog = std::clamp(backlog, 1, 65535);
     t->state = TcpState::Listen;
-    c.listen_by_port[t->local.port] = s;
+    t->group_next = kNoSock;
+    if (!head) {
+        c.listen_by_port[t->local.port] = s;
+        return 0;
+    }
+    // SO_REUSEPORT: the port's listeners on this engine form a group; each new flow
+    // goes to one of them by its hash (TcpCore::find_listener).
+    Tcb* last = head;
+    while (Tcb* n = c.next_in_group(*last)) last = n;
+    last->group_next = s;
     return 0;
 }
 
@@ -660,9 +671,12 @@ int Engine::setsockopt(SockId s, int level, int name, const void* val, socklen_t
             (name == SO_RCVBUF ? t->rcvbuf : t->sndbuf) = static_cast<uint32_t>(v);
             return 0;
         case SO_REUSEADDR:
-        case SO_REUSEPORT:
             if (int r = get_int(val, len, &v)) return r;
             t->reuseaddr = v != 0;
+            return 0;
+        case SO_REUSEPORT:
+            if (int r = get_int(val, len, &v)) return r;
+            t->reuseport = v != 0;
             return 0;
         default: return -ENOPROTOOPT;
         }
@@ -714,8 +728,8 @@ int Engine::getsockopt(SockId s, int level, int name, void* val, socklen_t* len)
         case SO_TYPE: return put_opt(val, len, int(SOCK_STREAM));
         case SO_ACCEPTCONN: return put_opt(val, len, int(t->state == TcpState::Listen));
         case SO_KEEPALIVE: return put_opt(val, len, int(t->keepalive));
-        case SO_REUSEADDR:
-        case SO_REUSEPORT: return put_opt(val, len, int(t->reuseaddr));
+        case SO_REUSEADDR: return put_opt(val, len, int(t->reuseaddr));
+        case SO_REUSEPORT: return put_opt(val, len, int(t->reuseport));
         case SO_RCVBUF: return put_opt(val, len, int(t->rcvbuf));
         case SO_SNDBUF: return put_opt(val, len, int(t->sndbuf));
         case SO_LINGER: {

@@ -111,7 +111,12 @@ struct TcpCore {
     void send_challenge_ack(Tcb& t);
 
     // --- listener.cpp
-    Tcb* find_listener(uint16_t port) const;
+    // The listener a new flow from remote goes to: the port's listener, or one member of
+    // its SO_REUSEPORT group chosen by the remote address and port (stable for a flow,
+    // so a retransmitted SYN and a cookie's ACK find the same one).
+    Tcb* find_listener(uint16_t port, uint32_t remote_ip = 0, uint16_t remote_port = 0) const;
+    Tcb* next_in_group(const Tcb& l) const;
+    Tcb* listen_head(uint16_t port) const;   // the first listener of the port's group
     Tcb* new_child(Tcb& l, uint32_t local_ip, uint32_t remote_ip, const TcpView& seg);
     void listen_input(Tcb& l, const TcpView& seg, uint32_t src_ip, uint32_t dst_ip);
     void child_established(Tcb& c);

@@ -47,7 +47,7 @@ void TcpCore::rx_frame(const uint8_t* data, size_t len) {
         }
     }
     if (!moved.empty() && forward_moved(k, data, len)) return;
-    if (Tcb* l = find_listener(seg.dst_port)) {
+    if (Tcb* l = find_listener(seg.dst_port, f.ip.src, seg.src_port)) {
         listen_input(*l, seg, f.ip.src, f.ip.dst);
         return;
     }
@@ -135,7 +135,7 @@ void TcpCore::input(Tcb& t, const TcpView& seg) {
         bool newer = (t.ts_ok && seg.opts.ts)
                          ? static_cast<int32_t>(seg.opts.ts->tsval - t.ts_recent) > 0
                          : seg.seq > t.rcv_nxt;
-        Tcb* l = find_listener(t.local.port);
+        Tcb* l = find_listener(t.local.port, t.remote.ip, t.remote.port);
         if (newer && l) {
             tcb_closed(t);
             listen_input(*l, seg, t.remote.ip, t.local.ip);

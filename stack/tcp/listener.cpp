@@ -9,11 +9,29 @@
 
 namespace fastnet {
 
-Tcb* TcpCore::find_listener(uint16_t port) const {
+Tcb* TcpCore::next_in_group(const Tcb& l) const {
+    if (l.group_next == kNoSock) return nullptr;
+    Tcb* t = const_cast<ObjectPool<Tcb>&>(pool).get(l.group_next);
+    return t && t->state == TcpState::Listen ? t : nullptr;
+}
+
+Tcb* TcpCore::listen_head(uint16_t port) const {
     SockId id = listen_by_port[port];
     if (id == kNoSock) return nullptr;
-    Tcb* t = const_cast<ObjectPool<Tcb>&>(pool).get(id);
-    return t && t->state == TcpState::Listen ? t : nullptr;
+    Tcb* head = const_cast<ObjectPool<Tcb>&>(pool).get(id);
+    return head && head->state == TcpState::Listen ? head : nullptr;
+}
+
+Tcb* TcpCore::find_listener(uint16_t port, uint32_t remote_ip, uint16_t remote_port) const {
+    Tcb* head = listen_head(port);
+    if (!head || head->group_next == kNoSock) return head;
+    uint32_t n = 0;
+    for (const Tcb* t = head; t; t = next_in_group(*t)) ++n;
+    uint32_t h = (remote_ip ^ (uint32_t(remote_port) << 16 | remote_port)) * 0x9e3779b1u;
+    uint32_t pick = (h >> 16) % n;
+    Tcb* t = head;
+    while (pick--) t = next_in_group(*t);
+    return t;
 }
 
 Tcb* TcpCore::new_child(Tcb& l, uint32_t local_ip, uint32_t remote_ip, const TcpView& seg) {
@@ -206,7 +224,14 @@ void TcpCore::close_listener(Tcb& l) {
         if (c->state == TcpState::Closed) continue;
         abort_tcb(*c);
     }
-    if (listen_by_port[l.local.port] == l.id) listen_by_port[l.local.port] = kNoSock;
+    // Out of the port's SO_REUSEPORT group; the others go on serving.
+    if (listen_by_port[l.local.port] == l.id) {
+        listen_by_port[l.local.port] = l.group_next;
+    } else if (Tcb* p = listen_head(l.local.port)) {
+        while (p && p->group_next != l.id) p = next_in_group(*p);
+        if (p) p->group_next = l.group_next;
+    }
+    l.group_next = kNoSock;
 }
 
 }  // namespace fastnet

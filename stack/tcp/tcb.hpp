@@ -157,6 +157,7 @@ struct Tcb {
     bool nodelay = false;
     bool keepalive = false;
     bool reuseaddr = false;
+    bool reuseport = false;
     TimeNs keepidle = 7200'000'000'000ull;   // Linux tcp_keepalive_time
     TimeNs keepintvl = 75'000'000'000ull;    // Linux tcp_keepalive_intvl
     uint32_t keepcnt = 9;                    // Linux tcp_keepalive_probes
@@ -167,6 +168,7 @@ struct Tcb {
 
     // Listener state.
     int backlog = 0;
+    SockId group_next = kNoSock;    // the next listener of its SO_REUSEPORT group here
     uint32_t syn_queue_len = 0;     // half-open children in SynReceived
     uint32_t accept_queue_len = 0;
     TcbLink accept_link;            // child: position in the listener's accept queue

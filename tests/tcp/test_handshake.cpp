@@ -322,3 +322,65 @@ TEST_CASE("a full accept queue drops new SYNs", "[tcp][listen]") {
     f.eng->abort(a);
     f.leak_check();
 }
+
+namespace {
+SockId reuseport_listener(Fixture& f, bool reuseport) {
+    int l = f.eng->socket();
+    REQUIRE(l >= 0);
+    int one = reuseport ? 1 : 0;
+    REQUIRE(f.eng->setsockopt(SockId(l), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) == 0);
+    int r = f.eng->bind(SockId(l), Endpoint{0, f.local_port});
+    if (r == 0) r = f.eng->listen(SockId(l), 16);
+    if (r < 0) {
+        f.eng->close(SockId(l));
+        return kNoSock;
+    }
+    return SockId(l);
+}
+}  // namespace
+
+TEST_CASE("SO_REUSEPORT listeners on one port share its new flows; one closing leaves the others",
+          "[tcp][listen][reuseport]") {
+    Fixture f;
+    SockId a = reuseport_listener(f, true);
+    SockId b = reuseport_listener(f, true);
+    REQUIRE(a != kNoSock);
+    REQUIRE(b != kNoSock);
+    // Without SO_REUSEPORT a third listener cannot join the port.
+    CHECK(reuseport_listener(f, false) == kNoSock);
+    int got_a = 0, got_b = 0;
+    for (uint16_t i = 0; i < 32; ++i) {
+        f.remote_port = static_cast<uint16_t>(50000 + i * 7);
+        f.send_segment(kTcpSyn, 1000, 0);
+        Seg sa = f.expect_segment(kTcpSyn | kTcpAck, {}, 1001, 0);
+        f.send_segment(kTcpAck, 1001, sa.seq + 1);
+        f.expect_nothing();
+        int s = f.eng->accept(a, nullptr);
+        if (s >= 0) ++got_a;
+        else if ((s = f.eng->accept(b, nullptr)) >= 0) ++got_b;
+        REQUIRE(s >= 0);          // exactly one of the group has it
+        f.eng->abort(SockId(s));
+        f.drain();
+    }
+    CAPTURE(got_a, got_b);
+    CHECK(got_a >= 4);
+    CHECK(got_b >= 4);
+    int v = 0;
+    socklen_t vl = sizeof v;
+    REQUIRE(f.eng->getsockopt(a, SOL_SOCKET, SO_REUSEPORT, &v, &vl) == 0);
+    CHECK(v == 1);
+    // The first listener closes: every new flow goes to the other.
+    f.eng->close(a);
+    for (uint16_t i = 0; i < 8; ++i) {
+        f.remote_port = static_cast<uint16_t>(51000 + i * 7);
+        f.send_segment(kTcpSyn, 1000, 0);
+        Seg sa = f.expect_segment(kTcpSyn | kTcpAck, {}, 1001, 0);
+        f.send_segment(kTcpAck, 1001, sa.seq + 1);
+        int s = f.eng->accept(b, nullptr);
+        REQUIRE(s >= 0);
+        f.eng->abort(SockId(s));
+        f.drain();
+    }
+    f.eng->close(b);
+    f.leak_check();
+}
