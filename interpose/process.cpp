@@ -3,7 +3,7 @@
 // so its engine is created and its listeners adopted just before the real call (only a
 // change away from euid 0 triggers it). exec: the kernel would close close-on-exec
 // sockets, sending FIN; fastnet's engine vanishes with the image, so it closes them
-// first. (execl/execle/execlp and posix_spawn reach execve inside libc, out of reach.)
+// first. _exit/_Exit: what exit() does through the library's destructor. (execl/execle/execlp and posix_spawn reach execve inside libc, out of reach.)
 #include <unistd.h>
 
 #include "interpose/libc.hpp"
@@ -33,6 +33,32 @@ void before_exec(const Call& c) {
 }  // namespace
 
 extern "C" {
+
+// _exit() skips atexit handlers and destructors, where fastnet closes its sockets and
+// hands unfinished connections to the kernel: do that first. exit() runs it already.
+void _exit(int status) noexcept {
+    Call c;
+    if (c.active()) {
+        try {
+            Runtime::get().at_exit();
+        } catch (...) {
+        }
+    }
+    real()._exit(status);
+    __builtin_unreachable();
+}
+
+void _Exit(int status) noexcept {
+    Call c;
+    if (c.active()) {
+        try {
+            Runtime::get().at_exit();
+        } catch (...) {
+        }
+    }
+    real()._Exit(status);
+    __builtin_unreachable();
+}
 
 int setuid(uid_t uid) noexcept {
     Call c;

@@ -24,6 +24,7 @@
 #include "interpose/config.hpp"
 #include "interpose/counters.hpp"
 #include "interpose/fastsock.hpp"
+#include "interpose/handover.hpp"
 #include "interpose/libc.hpp"
 #include "stack/net/interface.hpp"
 #include "stack/net/neighbour.hpp"
@@ -528,6 +529,8 @@ void Runtime::before_exec() {
 void Runtime::at_exit() {
     State& s = st();
     if (s.started <= 0) return;
+    static std::atomic<bool> once{false};   // exit() runs it, and _exit() may follow
+    if (once.exchange(true)) return;
     FdTable& t = FdTable::get();
     int n = s.nboxes.load(std::memory_order_acquire);
     for (int i = 0; i < n; ++i) {
@@ -543,10 +546,45 @@ void Runtime::at_exit() {
                 en->sid = kNoSock;
             }
         }
+        hand_over_to_kernel(e);
         uint64_t now = now_ns();
         e.engine->poll(now);
         counters_publish(e.stats_slot, e.engine->stats(), s.boxes[i]->dev.cached_frames());
     }
+}
+
+void Runtime::hand_over_to_kernel(RtEngine& e) {
+    // Every connection with data or a FIN still to deliver (closed ones included) goes
+    // to a kernel socket, which finishes it after the process is gone. Without
+    // CAP_NET_ADMIN the engine sends what it can once, as before, and says so.
+    static bool warned = false;
+    State& s = st();
+    std::vector<SockId> ids(4096);
+    size_t n = e.engine->connections(ids.data(), ids.size());
+    size_t moved = 0;
+    for (size_t i = 0; i < n; ++i) {
+        Engine::HandoverState h;
+        if (e.engine->handover_state(ids[i], &h) < 0) continue;
+        const char* step = "";
+        int kfd = repair_into_kernel(h, &step);
+        if (kfd < 0) {
+            if (!warned)
+                log(LogLevel::Warn, "cannot hand connections over to the kernel at exit (%s: %s): "
+                                    "their last segments are sent once and not retransmitted", step,
+                    strerror(-kfd));
+            warned = true;
+            if (kfd == -EPERM) break;
+            continue;
+        }
+        {
+            SteerLock g;
+            s.steering.add_kernel_flow(flow_tuple(h.local, h.remote));
+        }
+        e.engine->detach(ids[i]);
+        real().close(kfd);      // the kernel delivers the queue, then its FIN
+        ++moved;
+    }
+    if (moved) log(LogLevel::Info, "exit: %zu connection(s) handed over to the kernel", moved);
 }
 
 void RtEngine::on_moved_flow_released(Endpoint local, Endpoint remote) {

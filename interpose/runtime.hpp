@@ -81,6 +81,9 @@ public:
     // Process exit: close every fastnet socket as the kernel would (FIN, or RST when
     // data is unread) and push the segments out, so peers learn the process is gone.
     void at_exit();
+    // Connections of e that still have something to deliver continue in kernel sockets
+    // (TCP_REPAIR); their flows are steered to the kernel. The caller holds e.mu.
+    void hand_over_to_kernel(RtEngine& e);
 };
 
 uint64_t now_ns();

@@ -44,6 +44,7 @@ void Runtime::adopted_listener(uint16_t) {}
 void Runtime::before_privilege_drop() {}
 void Runtime::before_exec() {}
 void Runtime::at_exit() {}
+void Runtime::hand_over_to_kernel(RtEngine&) {}
 
 void RtEngine::on_events(SockId, uint32_t) {}
 

@@ -217,6 +217,10 @@ void TcpCore::unlink_work(Tcb& t) {
 bool TcpCore::forward_moved(const FourTuple& k, const uint8_t* data, size_t len) {
     for (const MovedFlow& m : moved) {
         if (!(m.key == k) || m.until < now) continue;
+        if (!m.to) {                  // handed to the kernel: its socket answers now
+            stats.drops[static_cast<int>(Drop::Other)]++;
+            return true;
+        }
         {
             std::lock_guard g(m.to->inbox_mu);
             m.to->inbox.emplace_back(data, data + len);
@@ -811,6 +815,67 @@ size_t Engine::unread(SockId s) const {
 size_t Engine::unsent(SockId s) const {
     const Tcb* t = impl_->get(s);
     return t ? t->snd.size() : 0;
+}
+
+size_t Engine::connections(SockId* out, size_t cap) const {
+    TcpCore& c = *impl_;
+    size_t n = 0;
+    for (uint32_t i = 0; i < c.pool.capacity() && n < cap; ++i) {
+        Tcb* t = c.pool.at_index(i);
+        if (!t || t->state == TcpState::Listen || t->state == TcpState::TimeWait ||
+            !t->synchronized() || !t->accepted)
+            continue;
+        bool fin_unacked = t->fin_sent && !(t->snd_una > t->fin_seq);
+        bool fin_due = t->fin_queued && !t->fin_sent;
+        if (!t->snd.empty() || fin_unacked || fin_due) out[n++] = t->id;
+    }
+    return n;
+}
+
+int Engine::handover_state(SockId s, HandoverState* out) const {
+    TcpCore& c = *impl_;
+    Tcb* t = c.get(s);
+    if (!t || !t->synchronized() || t->state == TcpState::TimeWait) return -EINVAL;
+    if (!t->rcv.empty() || !t->ooo.empty()) return -EINVAL;   // the kernel would reset it
+    HandoverState& h = *out;
+    h.local = t->local;
+    h.remote = t->remote;
+    h.snd_una = t->snd_una.v;
+    Seq nxt = t->snd_nxt;
+    if (t->fin_sent && nxt > t->fin_seq) nxt = t->fin_seq;
+    h.snd_nxt = nxt.v;
+    h.rcv_nxt = t->rcv_nxt.v;
+    h.snd_wl1 = t->snd_wl1.v;
+    h.snd_wnd = t->snd_wnd;
+    h.max_window = std::max(t->max_snd_wnd, t->snd_wnd);
+    h.rcv_wnd = t->rcv_wnd;
+    h.rcv_wup = t->rcv_nxt.v;
+    h.mss = t->rcv_mss;
+    h.ws_ok = t->ws_ok;
+    h.snd_wscale = t->snd_wscale;
+    h.rcv_wscale = t->rcv_wscale;
+    h.sack_ok = t->sack_ok;
+    h.ts_ok = t->ts_ok;
+    h.tsval = c.tsval(*t);
+    h.fin = t->fin_queued || t->fin_sent;
+    // The ring holds [snd_buf_seq, snd_data_end); acknowledged bytes may still be in it.
+    uint32_t skip = static_cast<uint32_t>(t->snd_una - t->snd_buf_seq);
+    if (skip > t->snd.size()) skip = static_cast<uint32_t>(t->snd.size());
+    h.data.resize(t->snd.size() - skip);
+    t->snd.copy_out(skip, h.data.data(), h.data.size());
+    return 0;
+}
+
+void Engine::detach(SockId s) {
+    TcpCore& c = *impl_;
+    Tcb* t = c.get(s);
+    if (!t) return;
+    c.moved.push_back({FourTuple{t->local.ip, t->remote.ip, t->local.port, t->remote.port}, nullptr,
+                       c.now + kMovedForwardNs});
+    c.stats.handed_over++;
+    t->user_closed = true;
+    c.tcb_closed(*t);
+    c.finish_api();
 }
 
 int Engine::move_to(SockId s, Engine& other) {

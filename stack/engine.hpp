@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 #include <sys/socket.h>
 
 #include "stack/device.hpp"
@@ -90,6 +91,8 @@ struct EngineStats {
     // Connections moved between engines (Engine::move_to), and frames of a moved flow
     // that still reached the old engine and were handed to the new one.
     uint64_t moved_out = 0, moved_in = 0, frames_forwarded = 0;
+    // Connections handed to the kernel (Engine::detach after handover_state).
+    uint64_t handed_over = 0;
     uint64_t drops[static_cast<int>(Drop::Count_)] = {};
 };
 
@@ -138,6 +141,27 @@ public:
     // belongs to this engine's share —, half-open or closed sockets), -ENOBUFS, -EEXIST.
     int move_to(SockId s, Engine& dst);
     static constexpr TimeNs kMovedForwardNs = 1'000'000'000;
+
+    // Handover of a live connection to the kernel (TCP_REPAIR; interpose/handover.cpp):
+    // connections() lists the connections that still have something to deliver (data
+    // unsent or unacknowledged, or a FIN), closed ones included; handover_state() is
+    // what a kernel socket needs to continue one (-EINVAL when it cannot: not
+    // synchronized, unread data); detach() forgets it without a segment, and frames of
+    // its flow that still arrive are dropped and counted for kMovedForwardNs.
+    struct HandoverState {
+        Endpoint local, remote;
+        uint32_t snd_una = 0, snd_nxt = 0, rcv_nxt = 0;   // snd_nxt excludes a sent FIN
+        uint32_t snd_wl1 = 0, snd_wnd = 0, max_window = 0, rcv_wnd = 0, rcv_wup = 0;
+        uint16_t mss = 0;                  // the peer's MSS
+        uint8_t snd_wscale = 0, rcv_wscale = 0;
+        bool ws_ok = false, sack_ok = false, ts_ok = false;
+        uint32_t tsval = 0;                // this connection's timestamp clock now
+        bool fin = false;                  // a FIN follows the data (closed or SHUT_WR)
+        std::vector<uint8_t> data;         // from snd_una: sent first, then unsent
+    };
+    size_t connections(SockId* out, size_t cap) const;
+    int handover_state(SockId s, HandoverState* out) const;
+    void detach(SockId s);
 
     const EngineStats& stats() const;
     // For leak checks: every one is 0 once all sockets are closed and TIME_WAIT is over.

@@ -34,6 +34,15 @@ struct {
     __type(value, __u32);
 } passive_flows SEC(".maps");
 
+/* Flows a process handed over to the kernel (it exited with data still to deliver):
+ * the kernel's repaired socket gets their segments. LRU: nothing removes them. */
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, FASTNET_MAX_KERNEL_FLOWS);
+    __type(key, struct fastnet_flow_key);
+    __type(value, __u32);
+} kernel_flows SEC(".maps");
+
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
     __uint(max_entries, FASTNET_MAX_LISTEN_PORTS);
@@ -206,6 +215,17 @@ int steer(struct xdp_md *ctx)
         .remote_port = tcp->source,
         .local_port = tcp->dest,
     };
+    /* Rule 0: a flow handed over to the kernel. A SYN is a new incarnation of the
+     * 4-tuple and goes on to the other rules. */
+    if (cfg->handovers) {
+        __u32 *handed = bpf_map_lookup_elem(&kernel_flows, &key);
+        if (handed) {
+            if (!(tcp->syn && !tcp->ack))
+                return count(FASTNET_CNT_PASS_HANDED_OVER, XDP_PASS);
+            bpf_map_delete_elem(&kernel_flows, &key);
+        }
+    }
+
     __u32 *flow_slot = bpf_map_lookup_elem(&flows, &key);
     if (flow_slot)
         return redirect(*flow_slot, FASTNET_CNT_REDIRECT_FLOW);
@@ -221,13 +241,19 @@ int steer(struct xdp_md *ctx)
      * record, so a change of the set (a fork, a worker joining or leaving, a dead slot
      * reaped) never moves a live connection. */
     struct fastnet_listen_slots *ls = bpf_map_lookup_elem(&listen_ports, &dport);
+    if (tcp->syn && !tcp->ack) {
+        if (ls)
+            return new_passive_flow(ls, ls->count, &key, cfg->hash_seed);
+        return count(FASTNET_CNT_PASS_NO_OWNER, XDP_PASS);
+    }
+    /* The record outlives the port's listeners: a connection accepted on a listener
+     * that has since closed (socat without fork, a process finishing its transfers)
+     * still reaches its engine. */
+    __u32 *rec = bpf_map_lookup_elem(&passive_flows, &key);
+    if (rec)
+        return redirect(*rec, FASTNET_CNT_REDIRECT_PASSIVE);
     if (ls) {
         __u32 n = ls->count;
-        if (tcp->syn && !tcp->ack)
-            return new_passive_flow(ls, n, &key, cfg->hash_seed);
-        __u32 *rec = bpf_map_lookup_elem(&passive_flows, &key);
-        if (rec)
-            return redirect(*rec, FASTNET_CNT_REDIRECT_PASSIVE);
         /* Not recorded. A listening port is also listened on by the kernel (loopback
          * clients, and any SYN that found no engine: an empty set while workers start, a
          * dead slot), and its connections keep their packets (a TIME-WAIT does not count:

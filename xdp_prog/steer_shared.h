@@ -15,6 +15,8 @@
  * An LRU map written by the program itself: live flows refresh their entry with every
  * segment, so a full map evicts dead flows (closed, never completed) first. */
 #define FASTNET_MAX_PASSIVE_FLOWS 131072
+/* Flows handed over to the kernel (TCP_REPAIR) while the program stays attached. */
+#define FASTNET_MAX_KERNEL_FLOWS 16384
 /* Distinct listening ports. */
 #define FASTNET_MAX_LISTEN_PORTS 1024
 
@@ -46,6 +48,9 @@ struct fastnet_config {
     /* Network byte order; 0 = steer whatever destination address. */
     __u32 local_ip;
     __u32 hash_seed;
+    /* Non-zero once a flow was handed over to the kernel: only then does the program
+     * look flows up in kernel_flows. */
+    __u32 handovers;
 };
 
 /* One per-CPU counter per verdict. The loader sums them over CPUs. */
@@ -67,7 +72,8 @@ struct fastnet_config {
     X(PASS_TRUNC_ETH, "pass: truncated Ethernet/VLAN header")                     \
     X(PASS_TRUNC_IP, "pass: truncated IPv4 header")                                \
     X(PASS_TRUNC_TCP, "pass: truncated TCP header")                                \
-    X(PASS_KERNEL_FLOW, "pass: the kernel has a connection for the flow")
+    X(PASS_KERNEL_FLOW, "pass: the kernel has a connection for the flow")            \
+    X(PASS_HANDED_OVER, "pass: flow handed over to the kernel")
 
 enum fastnet_steer_counter {
 #define FASTNET_X_ENUM(name, text) FASTNET_CNT_##name,

@@ -28,7 +28,7 @@ const char* const kCounterNames[] = {
 #undef FASTNET_X_NAME
 };
 
-enum MapId { kXsks, kFlows, kPassive, kListen, kConfig, kCounters, kSlotCounters };
+enum MapId { kXsks, kFlows, kPassive, kKernel, kListen, kConfig, kCounters, kSlotCounters };
 
 }  // namespace
 
@@ -53,6 +53,7 @@ int Steering::map_fd(int which) const
     case kXsks: return bpf_map__fd(skel_->maps.xsks);
     case kFlows: return bpf_map__fd(skel_->maps.flows);
     case kPassive: return bpf_map__fd(skel_->maps.passive_flows);
+    case kKernel: return bpf_map__fd(skel_->maps.kernel_flows);
     case kListen: return bpf_map__fd(skel_->maps.listen_ports);
     case kConfig: return bpf_map__fd(skel_->maps.config);
     case kCounters: return bpf_map__fd(skel_->maps.counters);
@@ -317,6 +318,25 @@ int Steering::passive_flow_slot(const FlowTuple& flow, uint32_t* slot) const
         return -ENOENT;
     fastnet_flow_key k = flow_key(flow);
     return bpf_map_lookup_elem(map_fd(kPassive), &k, slot) ? -errno : 0;
+}
+
+int Steering::add_kernel_flow(const FlowTuple& flow)
+{
+    if (!skel_)
+        return fail(-ENOENT, "steering program not loaded");
+    fastnet_config cfg{};
+    if (int err = read_config(cfg))
+        return fail(err, "reading the steering config map");
+    if (!cfg.handovers) {
+        cfg.handovers = 1;
+        if (int err = write_config(cfg))
+            return err;
+    }
+    fastnet_flow_key k = flow_key(flow);
+    uint32_t one = 1;
+    if (bpf_map_update_elem(map_fd(kKernel), &k, &one, BPF_ANY))
+        return fail(-errno, "handing a flow over to the kernel");
+    return 0;
 }
 
 int Steering::set_xsk(uint32_t slot, int xsk_fd)

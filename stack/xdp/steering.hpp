@@ -79,6 +79,10 @@ public:
     // program writes it; nothing else needs to). 0, or -ENOENT when not recorded.
     int passive_flow_slot(const FlowTuple& flow, uint32_t* slot) const;
 
+    // Rule 0: the flow's segments go to the kernel (its connection was handed over with
+    // TCP_REPAIR); a SYN of the same 4-tuple clears it. Caller serialises like the others.
+    int add_kernel_flow(const FlowTuple& flow);
+
     // A slot's holder is gone: the slot leaves every listening port and every exact
     // flow, and its XSKMAP entry is cleared. Returns the number of entries removed.
     // Passive-flow records naming the slot stay until evicted or overwritten by a SYN:

@@ -1,0 +1,119 @@
+// Hands a live connection to the kernel: a kernel socket continues it where the engine
+// left off, with CRIU's TCP_REPAIR recipe (docs/DESIGN.md "Kernel handover"). Used at
+// process exit for connections that still have data or a FIN to deliver: the kernel
+// finishes them after the process is gone, as it would its own sockets.
+// Runtime::at_exit() → Engine::handover_state() → repair_into_kernel() → Engine::detach().
+#include "interpose/handover.hpp"
+
+#include <arpa/inet.h>
+#include <cerrno>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "interpose/libc.hpp"
+
+namespace fastnet::ipose {
+
+namespace {
+
+// Writes all of buf without blocking (the send buffer was sized for it).
+bool send_all(int fd, const uint8_t* p, size_t n) {
+    while (n > 0) {
+        ssize_t w = real().send(fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return false;
+        p += w;
+        n -= static_cast<size_t>(w);
+    }
+    return true;
+}
+
+}  // namespace
+
+int repair_into_kernel(const Engine::HandoverState& h, const char** step) {
+    const RealLibc& r = real();
+    const char* dummy;
+    if (!step) step = &dummy;
+    *step = "socket";
+    int fd = r.socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    auto fail = [&](int err) {
+        r.close(fd);   // still in repair mode: closes without a segment
+        return -err;
+    };
+    auto opt = [&](int name, const void* v, socklen_t len) {
+        return r.setsockopt(fd, IPPROTO_TCP, name, v, len) == 0;
+    };
+    int on = 1;
+    *step = "TCP_REPAIR";
+    if (!opt(TCP_REPAIR, &on, sizeof on)) return fail(errno);   // EPERM without CAP_NET_ADMIN
+    // The sequence numbers of both queues, before the socket is connected.
+    *step = "TCP_QUEUE_SEQ";
+    int q = TCP_SEND_QUEUE;
+    uint32_t seq = h.snd_una;
+    if (!opt(TCP_REPAIR_QUEUE, &q, sizeof q) || !opt(TCP_QUEUE_SEQ, &seq, sizeof seq)) return fail(errno);
+    q = TCP_RECV_QUEUE;
+    seq = h.rcv_nxt;
+    if (!opt(TCP_REPAIR_QUEUE, &q, sizeof q) || !opt(TCP_QUEUE_SEQ, &seq, sizeof seq)) return fail(errno);
+    // Repair mode forces the address's reuse: the listener's port or an active-open
+    // port in the reserved range binds. (SO_REUSEADDR here would undo that.)
+    sockaddr_in local{};
+    local.sin_family = AF_INET;
+    local.sin_addr.s_addr = htonl(h.local.ip);
+    local.sin_port = htons(h.local.port);
+    sockaddr_in remote{};
+    remote.sin_family = AF_INET;
+    remote.sin_addr.s_addr = htonl(h.remote.ip);
+    remote.sin_port = htons(h.remote.port);
+    *step = "bind/connect";
+    if (r.bind(fd, reinterpret_cast<sockaddr*>(&local), sizeof local) ||
+        r.connect(fd, reinterpret_cast<sockaddr*>(&remote), sizeof remote))   // no handshake
+        return fail(errno);
+    // What was negotiated on the SYNs, before any data enters the queues.
+    tcp_repair_opt ro[4];
+    int n = 0;
+    ro[n++] = {TCPOPT_MAXSEG, h.mss};
+    if (h.ws_ok) ro[n++] = {TCPOPT_WINDOW, uint32_t(h.snd_wscale) | uint32_t(h.rcv_wscale) << 16};
+    if (h.sack_ok) ro[n++] = {TCPOPT_SACK_PERMITTED, 0};
+    if (h.ts_ok) ro[n++] = {TCPOPT_TIMESTAMP, 0};
+    *step = "TCP_REPAIR_OPTIONS";
+    if (!opt(TCP_REPAIR_OPTIONS, ro, static_cast<socklen_t>(n * sizeof ro[0]))) return fail(errno);
+    *step = "TCP_TIMESTAMP";
+    if (h.ts_ok) {
+        uint32_t ts = h.tsval;   // the kernel's TSval continues the engine's clock
+        if (!opt(TCP_TIMESTAMP, &ts, sizeof ts)) return fail(errno);
+    }
+    tcp_repair_window w{h.snd_wl1, h.snd_wnd, h.max_window, h.rcv_wnd, h.rcv_wup};
+    *step = "TCP_REPAIR_WINDOW";
+    if (!opt(TCP_REPAIR_WINDOW, &w, sizeof w)) return fail(errno);
+    // Room for everything at once: the exiting process must not block here.
+    int sb = static_cast<int>(std::min<size_t>(h.data.size() * 4 + (1u << 20), 1u << 30));
+    if (r.setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sb, sizeof sb))
+        r.setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sb, sizeof sb);
+    // Sent but unacknowledged: into the send queue as already sent (the kernel
+    // retransmits it on its timer). Then out of repair mode; the rest is sent normally.
+    size_t sent = std::min<size_t>(static_cast<uint32_t>(h.snd_nxt - h.snd_una), h.data.size());
+    *step = "the send queue";
+    q = TCP_SEND_QUEUE;
+    if (!opt(TCP_REPAIR_QUEUE, &q, sizeof q)) return fail(errno);
+    if (sent && !send_all(fd, h.data.data(), sent)) return fail(errno ? errno : EIO);
+    *step = "leaving repair mode";
+    int off = TCP_REPAIR_OFF;
+    if (!opt(TCP_REPAIR, &off, sizeof off)) return fail(errno);
+    *step = "the unsent data";
+    if (h.data.size() > sent && !send_all(fd, h.data.data() + sent, h.data.size() - sent)) {
+        int err = errno ? errno : EIO;
+        // Out of repair mode a close would send a FIN after a partial stream: abort.
+        linger lg{1, 0};
+        r.setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+        r.close(fd);
+        return -err;
+    }
+    return fd;
+}
+
+}  // namespace fastnet::ipose
