@@ -118,7 +118,8 @@ void remove_item(EpollSet* s, EpItem* it) {
 
 // A nested epoll set is readable when one of its fastnet items is ready or its kernel
 // set has events (poll() on an epoll fd does not consume them). Under the outer set's
-// lock; takes the inner one (the kernel refuses cycles, and so do we).
+// lock; takes the inner one. Only a set added to itself is refused, not a longer cycle
+// (docs/DESIGN.md "Known gaps in the code today").
 bool nested_ready(EpollSet* inner) {
     {
         std::lock_guard g(inner->mu);

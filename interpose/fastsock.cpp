@@ -474,7 +474,7 @@ void release(Entry* en) {
 
 namespace {
 
-// Thread handoff (DESIGN.md "cross-thread use"; memcached's dispatcher accepts, a worker
+// Thread handoff (docs/DESIGN.md "Cross-thread use"; memcached's dispatcher accepts, a worker
 // serves): an accepted connection that the same other engine's thread reads or writes
 // twice in a row moves to that engine, and the XDP flow map sends its frames there. Twice,
 // so that a socket two threads take turns on stays where it is. Not while a thread is
@@ -494,7 +494,7 @@ void follow_caller(Entry* en) {
     thread_local std::vector<Entry*> changed_from, changed_to;
     bool moved = false;
     {
-        // Registry first, then the engines (the order epoll_wait takes them in).
+        // Registry first, then the engines (docs/DESIGN.md "Lock order").
         auto reg = epoll_registry_lock();
         {
             std::scoped_lock g(from->mu, to->mu);

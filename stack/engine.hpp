@@ -133,12 +133,13 @@ public:
     size_t unsent(SockId s) const;                         // SIOCOUTQ
 
     // Moves an accepted connection to `dst`, another engine on the same address (a
-    // socket the application serves from another thread follows that thread; DESIGN.md
-    // "cross-thread use"). The caller holds both engines and has already steered the
-    // flow to dst's device; frames of the flow that still reach this engine during
-    // kMovedForwardNs go to dst's inbox, in arrival order. Returns the socket's id in
-    // dst or -errno: -EINVAL for what cannot move (listeners, active opens — their port
-    // belongs to this engine's share —, half-open or closed sockets), -ENOBUFS, -EEXIST.
+    // socket the application serves from another thread follows that thread;
+    // docs/DESIGN.md "Cross-thread use"). The caller holds both engines and has already
+    // steered the flow to dst's device; frames of the flow that still reach this engine
+    // during kMovedForwardNs go to dst's inbox, in arrival order. Returns the socket's
+    // id in dst or -errno: -EINVAL for what cannot move (listeners, active opens — their
+    // port belongs to this engine's share —, half-open or closed sockets), -ENOBUFS,
+    // -EEXIST.
     int move_to(SockId s, Engine& dst);
     static constexpr TimeNs kMovedForwardNs = 1'000'000'000;
 

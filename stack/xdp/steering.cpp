@@ -91,7 +91,7 @@ int Steering::attach(int ifindex, XdpAttachMode mode)
     if (int err = load())
         return err;
     // bpf_link, never netlink: a netlink-attached program survives a crash of its
-    // owner and blocks the next attach (DESIGN.md "Steering").
+    // owner and blocks the next attach (docs/DESIGN.md "Attaching the program").
     int fd = -1;
     bool native = mode != XdpAttachMode::Generic;
     LIBBPF_OPTS(bpf_link_create_opts, opts);

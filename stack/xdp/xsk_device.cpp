@@ -1,6 +1,6 @@
 // The AF_XDP device; see xsk_device.hpp. Copy mode (veth) needs a sendto() kick per
 // TX batch and moves at most 32 frames a kick; zero-copy kicks only when the ring asks.
-// DESIGN.md "Frames and the wire" records what was verified on this kernel.
+// docs/DESIGN.md "Frames and the wire" records what was verified on this kernel.
 #include "stack/xdp/xsk_device.hpp"
 
 #include <linux/if_xdp.h>
@@ -105,7 +105,8 @@ int XskDevice::bind_once(uint32_t bind_flags)
     sc.bind_flags = static_cast<uint16_t>(bind_flags);
     // The fill/comp arguments must be the UMEM's shared ring structs for every socket:
     // libxdp ignores them for later sockets on the same queue, and any other struct
-    // would stay uninitialised (DESIGN.md "Steering").
+    // would stay uninitialised (docs/DESIGN.md "Shared UMEM, one fill and one
+    // completion ring").
     return xsk_socket__create_shared(&xsk_, ifname_, cfg_.queue, umem_->umem_,
                                      reinterpret_cast<xsk_ring_cons*>(rx_),
                                      reinterpret_cast<xsk_ring_prod*>(tx_),

@@ -257,7 +257,7 @@ struct ReleaseSink final : EventSink {
 
 }  // namespace
 
-// Thread handoff (DESIGN.md "cross-thread use"): engines b and b2 share one device, as
+// Thread handoff (docs/DESIGN.md "Cross-thread use"): engines b and b2 share one device, as
 // two engines share a queue through their XSKs. After the move the frames first keep
 // reaching b (the stragglers the XDP program steered before its flow entry changed),
 // which hands them to b2; then only b2 reads the device, as steering would have it.

@@ -39,7 +39,7 @@
 # Why tx checksum offload is off on the client end: a kernel sender on veth hands over
 # CHECKSUM_PARTIAL frames whose TCP checksum is not filled in; an AF_XDP reader on the
 # other end sees them as they are. A real wire always carries full checksums, so the
-# bed makes the kernel peer compute them (DESIGN.md, "Checksums").
+# bed makes the kernel peer compute them (docs/DESIGN.md "Checksums").
 
 # Not `set -e` here: this file is sourced into scripts with their own shell options.
 

@@ -1,5 +1,6 @@
 // The steering program run through BPF_PROG_TEST_RUN, no network: every rule picks the
-// slot DESIGN.md says, and every malformed or foreign frame is passed with its counter.
+// slot docs/DESIGN.md "Steering" says, and every malformed or foreign frame is passed
+// with its counter.
 // test → bpf_prog_test_run_opts(steer) → verdict + per-CPU counters via Steering.
 #define CATCH_CONFIG_RUNNER
 #include <catch2/catch.hpp>

@@ -132,7 +132,8 @@ TEST_CASE("three XSKs share one UMEM on one queue and report the mode they bound
     Node n;
     REQUIRE(n.up() == 0);
     CHECK(n.steer.attached_native());
-    // veth has no AF_XDP zero-copy: auto falls back to copy (DESIGN.md).
+    // veth has no AF_XDP zero-copy: auto falls back to copy (docs/DESIGN.md "Copy mode,
+    // zero-copy and the TX kick").
     CHECK(n.xsk[0].mode() == XskMode::Copy);
     for (uint32_t i = 1; i < kEngines; i++) {
         CHECK(n.xsk[i].mode() == XskMode::Copy);
