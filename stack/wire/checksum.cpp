@@ -125,4 +125,11 @@ bool tcp_checksum_ok(uint32_t src_ip, uint32_t dst_ip, const uint8_t* seg, size_
     return csum_fold(csum_add(s, seg, seg_len)) == 0;
 }
 
+bool tcp_checksum_is_pseudo_sum(uint32_t src_ip, uint32_t dst_ip, const uint8_t* seg,
+                                size_t seg_len) {
+    if (seg_len < 18 || seg_len > 0xffff) return false;
+    uint32_t s = ipv4_pseudo_sum(src_ip, dst_ip, 6, static_cast<uint16_t>(seg_len));
+    return load_be16(seg + 16) == static_cast<uint16_t>(~csum_fold(s));
+}
+
 } // namespace fastnet

@@ -53,4 +53,12 @@ bool ipv4_header_checksum_ok(const uint8_t* hdr, size_t header_len);
 // pseudo-header of src_ip -> dst_ip (host order).
 bool tcp_checksum_ok(uint32_t src_ip, uint32_t dst_ip, const uint8_t* seg, size_t seg_len);
 
+// True when the TCP checksum field (seg[16..17]; seg_len >= 18) holds what a Linux sender
+// with TX checksum offload leaves for the device to finish (CHECKSUM_PARTIAL,
+// __tcp_v4_send_check): the pseudo-header sum with the TCP length, folded and NOT
+// complemented. A veth hands such segments over as they are. Verified on Linux 6.18
+// with an AF_PACKET reader on the receiving veth.
+bool tcp_checksum_is_pseudo_sum(uint32_t src_ip, uint32_t dst_ip, const uint8_t* seg,
+                                size_t seg_len);
+
 } // namespace fastnet

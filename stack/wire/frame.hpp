@@ -18,6 +18,8 @@ struct ParsedFrame {
     EthernetView eth;
     Ipv4View ip;
     TcpView tcp;   // tcp.payload / tcp.payload_len: the segment's data
+    // Accepted with the pseudo-header sum in the TCP checksum field (accept_csum_partial).
+    bool csum_partial = false;
 };
 
 using ParseResult = Result<ParsedFrame>;
@@ -26,7 +28,13 @@ using ParseResult = Result<ParsedFrame>;
 // BadIpHeader, BadIpChecksum if verify_checksums), Fragment, protocol (NotTcp), TCP
 // header (Truncated, BadTcpHeader, BadTcpOptions), TCP checksum (BadTcpChecksum if
 // verify_checksums). Never reads past data + len; trailing Ethernet padding is ignored.
-ParseResult parse_frame(const uint8_t* data, size_t len, bool verify_checksums);
+// accept_csum_partial: a TCP segment that fails verification is still accepted (and
+// marked csum_partial) when its checksum field holds the pseudo-header sum, what a
+// sender with TX checksum offload leaves on a veth (tcp_checksum_is_pseudo_sum). Only
+// for devices that hand over such frames: on a wire the value is just a bad checksum.
+// The IPv4 header checksum is always complete and always verified.
+ParseResult parse_frame(const uint8_t* data, size_t len, bool verify_checksums,
+                        bool accept_csum_partial = false);
 
 struct TcpFrameSpec {
     MacAddr src_mac, dst_mac;

@@ -138,3 +138,24 @@ TEST_CASE("checksums of the captured frames verify and any flipped bit fails the
     ip[20 + bit / 8] ^= static_cast<uint8_t>(1u << (bit % 8));
     CHECK_FALSE(tcp_checksum_ok(0x0ad50002, 0x0ad50001, ip + 20, f.size() - 38));
 }
+
+TEST_CASE("the pseudo-header sum a CHECKSUM_PARTIAL sender leaves is recognised, nothing else",
+          "[checksum][csum-partial]") {
+    auto len = GENERATE(size_t{20}, size_t{21}, size_t{32}, size_t{1480});
+    CAPTURE(len);
+    std::vector<uint8_t> seg = random_bytes(len, static_cast<uint32_t>(len));
+    uint8_t ph[12];
+    store_be32(ph, 0x0ad50002);
+    store_be32(ph + 4, 0x0ad50001);
+    ph[8] = 0;
+    ph[9] = 6;
+    store_be16(ph + 10, static_cast<uint16_t>(len));
+    uint16_t pseudo = reference_sum(ph, sizeof ph);   // folded, not complemented
+    store_be16(seg.data() + 16, pseudo);
+    CHECK(tcp_checksum_is_pseudo_sum(0x0ad50002, 0x0ad50001, seg.data(), len));
+    CHECK_FALSE(tcp_checksum_is_pseudo_sum(0x0ad50003, 0x0ad50001, seg.data(), len));
+    CHECK_FALSE(tcp_checksum_is_pseudo_sum(0x0ad50002, 0x0ad50001, seg.data(), len - 1));
+    CHECK_FALSE(tcp_checksum_is_pseudo_sum(0x0ad50002, 0x0ad50001, seg.data(), 17));
+    store_be16(seg.data() + 16, static_cast<uint16_t>(~pseudo));
+    CHECK_FALSE(tcp_checksum_is_pseudo_sum(0x0ad50002, 0x0ad50001, seg.data(), len));
+}
