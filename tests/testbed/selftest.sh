@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Self-test of the test bed as a library (tb_up/tb_netem/tb_down): kernel TCP both ways
-# with the bytes checked, ping both ways, the options (netem, MTU, tx checksum off) take
+# with the bytes checked, ping both ways, the options (netem, MTU, tx checksum on/off) take
 # effect, and tb_down leaves no namespace, link or subnet claim behind.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -49,6 +49,7 @@ check "loopback is up in both namespaces" \
     bash -c "ip netns exec $TB_NS_SRV ping -c1 -W1 127.0.0.1 >/dev/null && ip netns exec $TB_NS_CLI ping -c1 -W1 127.0.0.1 >/dev/null"
 check "tx checksum offload is off on the client veth" \
     bash -c "ip netns exec $TB_NS_CLI ethtool -k $TB_IF_CLI | grep -q '^tx-checksumming: off'"
+check "TB_TX_CLI says off" test "$TB_TX_CLI" = off
 check "the host namespace does not see the veth" bash -c "! ip -o link show | grep -q -- $TB_PREFIX"
 check "client pings server" tb_cli ping -n -c 2 -i 0.2 -W 1 "$TB_IP_SRV"
 check "server pings client" tb_srv ping -n -c 2 -i 0.2 -W 1 "$TB_IP_CLI"
@@ -178,6 +179,23 @@ check "a second bed gets a new name" test "$prefix1" != "$prefix2"
 tb_down
 left=$(leftovers "$prefix2")
 check "nothing of $prefix2 is left after tb_down${left:+: $left}" test -z "$left"
+
+# --- bed 3: the kernel peer keeps tx checksum offload (containers) -----------------
+tb_up --tx-on-client
+fresh_work
+check "--tx-on-client leaves offload on on the client veth" \
+    bash -c "ip netns exec $TB_NS_CLI ethtool -k $TB_IF_CLI | grep -q '^tx-checksumming: on'"
+check "TB_TX_CLI says on" test "$TB_TX_CLI" = on
+head -c $((1 << 20)) /dev/urandom > "$work/payload"
+tb_srv socat -u TCP-LISTEN:5003,bind="$TB_IP_SRV",reuseaddr CREATE:"$work/at-server" &
+tb_wait_listen srv 5003
+tb_cli socat -u FILE:"$work/payload" TCP:"$TB_IP_SRV":5003
+wait $!
+check "--tx-on-client: kernel TCP client -> server, 1 MiB intact" cmp -s "$work/payload" "$work/at-server"
+prefix3=$TB_PREFIX
+tb_down
+left=$(leftovers "$prefix3")
+check "nothing of $prefix3 is left after tb_down${left:+: $left}" test -z "$left"
 
 echo "$failures failure(s)"
 [[ $failures -eq 0 ]]

@@ -12,6 +12,7 @@
 #   TB_MAC_SRV  MAC of TB_IF_SRV             TB_MAC_CLI  MAC of TB_IF_CLI
 #   TB_NET      10.213.<n>.0    TB_PLEN 24   TB_MTU      MTU of both veth ends
 #   TB_NETEM_MODE  none | tc | relay (how tb_netem impairs; see --netem)
+#   TB_TX_CLI   on | off: tx checksum offload of TB_IF_CLI (see --tx-on-client)
 #   TB_NS_MID   the relay's namespace (relay mode only)
 #
 # tb_up options:
@@ -23,6 +24,10 @@
 #   --netem-relay           force relay mode (see below) even where sch_netem exists
 #   --mtu N                 MTU of both ends (default 1500)
 #   --tx-off-server         also turn tx checksum offload off on the server end
+#   --tx-on-client          leave tx checksum offload on (the kernel's default, as in
+#                           every container) on the client end: the kernel peer's
+#                           segments reach the server end with partial checksums.
+#                           Not through the relay, where offload stays off (TB_TX_CLI)
 #   --ipv6                  keep IPv6 on (default: off, so the link carries no
 #                           DAD/router-solicitation frames the tests did not send)
 #
@@ -36,10 +41,13 @@
 # out, lost, duplicated, corrupted) is kept there as <prefix>-relay.log after teardown.
 # Without --netem/--netem-* the two ends are always one direct veth pair.
 #
-# Why tx checksum offload is off on the client end: a kernel sender on veth hands over
-# CHECKSUM_PARTIAL frames whose TCP checksum is not filled in; an AF_XDP reader on the
-# other end sees them as they are. A real wire always carries full checksums, so the
-# bed makes the kernel peer compute them (docs/DESIGN.md "Checksums").
+# Tx checksum offload on the client end is off by default: a kernel sender on veth
+# hands over CHECKSUM_PARTIAL frames whose TCP checksum field holds only the
+# pseudo-header sum, and an AF_XDP reader on the other end sees them as they are. fastnet
+# accepts those on a veth (and counts them, rx_csum_partial), so offload need not be off
+# for it; the default bed keeps the kernel peer computing full checksums, as on a real
+# wire, so that every other test sees only complete ones. --tx-on-client gives the
+# container case: offload on, as the kernel sets it up (docs/DESIGN.md "Checksums").
 
 # Not `set -e` here: this file is sourced into scripts with their own shell options.
 
@@ -303,7 +311,7 @@ _tb_usage() {
 # tb_up [options]: builds the bed and exports TB_*; installs EXIT/INT/TERM/HUP traps that
 # call tb_down (unless TB_NO_TRAPS=1, used by `testbed.sh up`).
 tb_up() {
-    local netem_srv="" netem_cli="" mtu=1500 tx_off_srv=0 ipv6=0 netem=0
+    local netem_srv="" netem_cli="" mtu=1500 tx_off_srv=0 tx_on_cli=0 ipv6=0 netem=0
     while [[ $# -gt 0 ]]; do
         case $1 in
             --netem-server) netem_srv=$2; netem=1; shift 2 ;;
@@ -312,6 +320,7 @@ tb_up() {
             --netem-relay) netem=2; shift ;;
             --mtu) mtu=$2; shift 2 ;;
             --tx-off-server) tx_off_srv=1; shift ;;
+            --tx-on-client) tx_on_cli=1; shift ;;
             --ipv6) ipv6=1; shift ;;
             -h|--help) _tb_usage; return 2 ;;
             *) _tb_log "unknown option '$1'"; _tb_usage; return 2 ;;
@@ -351,7 +360,7 @@ tb_up() {
     TB_MTU=$mtu
     export TB_NET TB_PLEN TB_IP_SRV TB_IP_CLI TB_MTU
 
-    if ! _tb_build "$netem_srv" "$netem_cli" "$tx_off_srv" "$ipv6" "$netem"; then
+    if ! _tb_build "$netem_srv" "$netem_cli" "$tx_off_srv" "$ipv6" "$netem" "$tx_on_cli"; then
         _tb_log "setup of $TB_PREFIX failed; tearing it down"
         tb_down
         return 1
@@ -360,7 +369,7 @@ tb_up() {
 }
 
 _tb_build() {
-    local netem_srv=$1 netem_cli=$2 tx_off_srv=$3 ipv6=$4 netem=$5 ns
+    local netem_srv=$1 netem_cli=$2 tx_off_srv=$3 ipv6=$4 netem=$5 tx_on_cli=${6:-0} ns
     ip netns add "$TB_NS_SRV" || return 1
     ip netns add "$TB_NS_CLI" || return 1
     unset TB_NS_MID
@@ -396,9 +405,18 @@ _tb_build() {
     done
     ip -n "$TB_NS_SRV" addr add "$TB_IP_SRV/$TB_PLEN" dev "$TB_IF_SRV" || return 1
     ip -n "$TB_NS_CLI" addr add "$TB_IP_CLI/$TB_PLEN" dev "$TB_IF_CLI" || return 1
-    ip netns exec "$TB_NS_CLI" ethtool -K "$TB_IF_CLI" tx off >/dev/null || return 1
-    # Through the relay a frame loses the kernel's "checksum still to do" mark, so the
-    # server's kernel must fill checksums in too.
+    # Through the relay a frame loses the kernel's "checksum still to do" mark, so both
+    # kernels must fill checksums in (a kernel receiver drops an unfinished one).
+    if [[ $tx_on_cli -eq 1 && $TB_NETEM_MODE == relay ]]; then
+        _tb_log "--tx-on-client: not through the relay; tx checksum offload stays off"
+        tx_on_cli=0
+    fi
+    TB_TX_CLI=on
+    if [[ $tx_on_cli -eq 0 ]]; then
+        ip netns exec "$TB_NS_CLI" ethtool -K "$TB_IF_CLI" tx off >/dev/null || return 1
+        TB_TX_CLI=off
+    fi
+    export TB_TX_CLI
     if [[ $tx_off_srv -eq 1 || $TB_NETEM_MODE == relay ]]; then
         ip netns exec "$TB_NS_SRV" ethtool -K "$TB_IF_SRV" tx off >/dev/null || return 1
     fi
@@ -456,7 +474,7 @@ _tb_start_relay() {
 tb_env() {
     local v
     for v in TB_PREFIX TB_NS_SRV TB_NS_CLI TB_IF_SRV TB_IF_CLI TB_IP_SRV TB_IP_CLI \
-             TB_MAC_SRV TB_MAC_CLI TB_NET TB_PLEN TB_MTU TB_NETEM_MODE TB_NS_MID; do
+             TB_MAC_SRV TB_MAC_CLI TB_NET TB_PLEN TB_MTU TB_NETEM_MODE TB_NS_MID TB_TX_CLI; do
         printf 'export %s=%q\n' "$v" "${!v:-}"
     done
 }
