@@ -13,7 +13,7 @@
 namespace fastnet::ipose {
 
 inline constexpr uint64_t kCountersMagic = 0x74656e7473616621ull;   // "!fastnet"
-inline constexpr uint32_t kCountersVersion = 2;
+inline constexpr uint32_t kCountersVersion = 3;
 inline constexpr int kMaxEngineSlots = 64;
 inline constexpr int kMaxDrops = 16;
 
@@ -25,6 +25,7 @@ struct EngineSlot {
     uint64_t retransmits, syn_cookies_sent, challenge_acks;
     uint64_t moved_in, frames_forwarded;   // connections that moved to this engine
     uint64_t frames_cached;                // UMEM frames in this engine's private cache
+    uint64_t rx_csum_partial;              // segments accepted with a veth peer's partial checksum
     uint64_t drops[kMaxDrops];
 };
 

@@ -259,7 +259,8 @@ bool Runtime::start() {
     inet_ntop(AF_INET, &ip_be, ip, sizeof ip);
     counters_set_state("accelerated on %s (%s), XDP %s mode", s.ifc.name, ip,
                        s.steering.attached_native() ? "native" : "generic");
-    log(LogLevel::Info, "accelerating TCP on %s (%s)", s.ifc.name, ip);
+    log(LogLevel::Info, "accelerating TCP on %s (%s)%s", s.ifc.name, ip,
+        s.base.accept_csum_partial ? "; veth: a peer's partial TCP checksums are accepted" : "");
     return true;
 }
 

@@ -53,6 +53,11 @@ struct EngineConfig {
     // frames wait in the TX ring for the next poll() or flush(), so the output of a
     // whole event loop turn leaves in one kick (the interposer's choice).
     bool flush_per_call = true;
+    // Accept a TCP segment whose checksum field holds the pseudo-header sum, what a
+    // kernel peer with TX checksum offload hands over on a veth (CHECKSUM_PARTIAL; every
+    // container's veth has it on). Counted in EngineStats::rx_csum_partial; any other
+    // bad checksum is still a drop. engine_config_from_kernel() sets it for veth only.
+    bool accept_csum_partial = false;
 };
 
 // Resolves an IPv4 next hop to a MAC. The AF_XDP runtime backs it with the kernel's
@@ -93,6 +98,8 @@ struct EngineStats {
     uint64_t moved_out = 0, moved_in = 0, frames_forwarded = 0;
     // Connections handed to the kernel (Engine::detach after handover_state).
     uint64_t handed_over = 0;
+    // Segments accepted with the pseudo-header sum as their checksum (accept_csum_partial).
+    uint64_t rx_csum_partial = 0;
     uint64_t drops[static_cast<int>(Drop::Count_)] = {};
 };
 

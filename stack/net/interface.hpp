@@ -27,6 +27,9 @@ struct InterfaceInfo {
     bool running = false;      // carrier and operational (IFF_RUNNING)
     bool loopback = false;
     uint32_t rx_queues = 0;    // active RX queues; 0 when unknown
+    // The link kind (IFLA_INFO_KIND: "veth", "bridge", "macvlan" ...); empty for a
+    // physical device.
+    char kind[16] = {};
     std::vector<Ipv4Prefix> ipv4;   // in the kernel's order; the first is the primary
 };
 
@@ -43,7 +46,8 @@ int default_interface(InterfaceInfo* out);
 int list_interfaces(std::vector<InterfaceInfo>* out);
 
 // Fills mac, ip, netmask, mtu and gateway (the default route through this interface, 0
-// when none) of cfg from the kernel's view of `ifc`. -EADDRNOTAVAIL without an IPv4
+// when none) of cfg from the kernel's view of `ifc`, and accept_csum_partial for a veth
+// (its peer's segments arrive with the pseudo-header sum as their checksum). -EADDRNOTAVAIL without an IPv4
 // address, -EINVAL without an Ethernet address.
 int engine_config_from_kernel(const InterfaceInfo& ifc, EngineConfig* cfg);
 

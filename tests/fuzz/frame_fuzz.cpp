@@ -82,6 +82,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     auto strict = parse_frame(data, size, true);
     auto loose = parse_frame(data, size, false);
     if (strict.ok()) EXPECT(loose.ok());   // verification only ever removes frames
+    // Partial mode adds exactly the frames whose only fault is a pseudo-header sum.
+    auto partial = parse_frame(data, size, true, true);
+    if (strict.ok()) EXPECT(partial.ok() && !partial->csum_partial);
+    if (partial.ok()) EXPECT(loose.ok());
+    if (partial.ok() && partial->csum_partial)
+        EXPECT(!strict.ok() && strict.error() == ParseError::BadTcpChecksum);
+    if (!strict.ok() && strict.error() != ParseError::BadTcpChecksum)
+        EXPECT(!partial.ok() && partial.error() == strict.error());
     if (loose.ok()) round_trip(*loose, size * 31 + (size ? data[size - 1] : 0));
 
     if (auto e = EthernetView::parse(data, size); e && e->ethertype == kEthArp) {

@@ -86,6 +86,7 @@ TEST_CASE("finds the bed's veth by name with its MAC, MTU, address and state", "
     CHECK(ifc.up);
     CHECK(ifc.running);
     CHECK_FALSE(ifc.loopback);
+    CHECK(std::string(ifc.kind) == "veth");
     CHECK(ifc.rx_queues >= 1);
     REQUIRE(ifc.ipv4.size() == 1);
     CHECK(ip_str(ifc.ipv4[0].ip) == env("TB_IP_SRV"));
@@ -102,6 +103,7 @@ TEST_CASE("finds the same interface by index, and loopback as loopback", "[inter
     InterfaceInfo lo;
     REQUIRE(find_interface("lo", &lo) == 0);
     CHECK(lo.loopback);
+    CHECK(std::string(lo.kind).empty());
     CHECK_FALSE(lo.has_mac);
     REQUIRE(lo.ipv4.size() == 1);
     CHECK(ip_str(lo.ipv4[0].ip) == "127.0.0.1");
@@ -135,6 +137,7 @@ TEST_CASE("an engine configuration comes from the kernel's view of the interface
     CHECK(cfg.netmask == 0xffffff00u);
     CHECK(cfg.mtu == std::stoul(env("TB_MTU")));
     CHECK(cfg.gateway == 0);
+    CHECK(cfg.accept_csum_partial);   // a veth: its peer's partial checksums are accepted
 
     InterfaceInfo lo;
     REQUIRE(find_interface("lo", &lo) == 0);
