@@ -1,10 +1,12 @@
 # Shared by the apps suite: runs the calling script beside a fresh namespace test bed,
 # gives it the build's paths, failure reporting, cleanup of background processes on every
 # exit path, and the two proofs of acceleration (fastnet-stat counters; no kernel socket).
-# Usage: source lib.sh <build-dir> <source-dir>   (re-executes the caller under with-testbed.sh)
+# Usage: source lib.sh <build-dir> <source-dir>   (re-executes the caller under with-testbed.sh,
+# with the bed options in APPS_TB_OPTS if the caller set it, e.g. --tx-on-client)
 
 if [[ -z ${TB_NS_SRV:-} ]]; then
-  exec "$2/tests/testbed/with-testbed.sh" -- bash "$0" "$@"
+  # shellcheck disable=SC2086  # options are words
+  exec "$2/tests/testbed/with-testbed.sh" ${APPS_TB_OPTS:-} -- bash "$0" "$@"
 fi
 B=$1; S=$2
 LIB=$B/interpose/libfastnet.so

@@ -25,6 +25,8 @@ ap.add_argument("--closed-port", type=int, required=True,
 ap.add_argument("--stat-cmd", required=True)
 ap.add_argument("--legit-port-file", default="")
 ap.add_argument("--only", default="")
+ap.add_argument("--tx-cli", default="off", choices=["on", "off"],
+                help="tx checksum offload of the client veth (the legit kernel client's)")
 a = ap.parse_args()
 
 ETH_P_ALL = 0x0003
@@ -241,11 +243,72 @@ def fix_tcp_checksum(b):
     return bytes(b[:14 + ihl]) + bytes(tcp)
 
 
+def with_tcp_csum(frame, kind):
+    """The frame's bytes with its TCP checksum field set to "pseudo": the pseudo-header
+    sum (addresses, protocol, TCP length) folded and not complemented, what a Linux
+    sender with tx checksum offload leaves on a veth (CHECKSUM_PARTIAL); or to a wrong
+    value near it: "pseudo+1", "complemented", "no_length" (the sum without the length)."""
+    b = bytearray(raw(frame) if not isinstance(frame, (bytes, bytearray)) else frame)
+    ihl = (b[14] & 0x0f) * 4
+    tcp_len = struct.unpack("!H", bytes(b[16:18]))[0] - ihl
+
+    def fold(x):
+        while x >> 16:
+            x = (x & 0xffff) + (x >> 16)
+        return x
+    base = sum(struct.unpack("!HHHH", bytes(b[26:34]))) + 6
+    pseudo = fold(base + tcp_len)
+    value = {"pseudo": pseudo, "pseudo+1": fold(pseudo + 1), "complemented": ~pseudo & 0xffff,
+             "no_length": fold(base)}[kind]
+    b[14 + ihl + 16:14 + ihl + 18] = struct.pack("!H", value)
+    return bytes(b)
+
+
+class PartialConn(Conn):
+    """A scripted conversation whose every segment carries the pseudo-header sum."""
+
+    def seg(self, *args, **kw):
+        return with_tcp_csum(super().seg(*args, **kw), "pseudo")
+
+
 def want(name):
     return not a.only or name in a.only.split(",")
 
 
 # --------------------------------------------------------------------- bad packets
+def case_partial_csum():
+    """On a veth fastnet accepts the pseudo-header sum in place of the TCP checksum (and
+    counts it, rx_csum_partial); any other wrong value is still a counted drop."""
+    global cases
+    cases += 1
+    before = stats()
+    c = PartialConn()
+    ok = c.connect() and c.alive("partial")
+    after = stats()
+    dp = delta(before, after, "rx_csum_partial")
+    check(ok, "a conversation whose segments carry only the pseudo-header sum: "
+              "handshake and echo byte-exact")
+    check(dp >= 3, f"pseudo-header sums counted as rx_csum_partial (+{dp})")
+    c.reset()
+    n = 10
+    for kind in ["pseudo+1", "complemented", "no_length"]:
+        cases += 1
+        drain()
+        before = stats()
+        for i in range(n):
+            syn = TCP(sport=33000 + i, dport=a.port, flags="S", seq=rng.randrange(1 << 32))
+            send(with_tcp_csum(eth() / IP(src=a.my_ip, dst=a.srv_ip) / syn, kind))
+        answers = collect(0.5)
+        after = stats()
+        d = delta(before, after, "drop_bad_checksum")
+        check(not answers, f"SYN with the {kind} sum x{n}: no answer ({len(answers)} seen)")
+        check(d >= n, f"SYN with the {kind} sum x{n}: counted as drop_bad_checksum (+{d})")
+        if a.tx_cli == "off":
+            # Nothing else sends partial sums: the counter must not move.
+            dp = delta(before, after, "rx_csum_partial")
+            check(dp == 0, f"SYN with the {kind} sum x{n}: not counted as partial (+{dp})")
+
+
 def case_malformed():
     global cases
     kinds = ["bad_tcp_checksum", "bad_ip_checksum", "ip_length_beyond_frame",
@@ -527,8 +590,11 @@ def case_blind_legit():
     check(injected >= 20, f"blind injections into the live kernel connection: {injected}")
 
 
+start = stats()
 if want("malformed"):
     case_malformed()
+if want("partial"):
+    case_partial_csum()
 if want("flags"):
     case_syn_fin_rst()
 if want("closed"):
@@ -543,6 +609,12 @@ if want("blind"):
     case_blind_scripted()
 if want("legit"):
     case_blind_legit()
+
+if a.tx_cli == "on" and a.legit_port_file:
+    # The legitimate kernel client keeps tx checksum offload: its segments are partial.
+    cases += 1
+    dp = delta(start, stats(), "rx_csum_partial")
+    check(dp >= 100, f"the kernel client's segments (offload on) counted as rx_csum_partial (+{dp})")
 
 print(f"attacks: cases={cases} packets_tried={packets_tried} failed_checks={len(failures)}")
 sys.exit(1 if failures else 0)

@@ -2,11 +2,13 @@
 # Bad packets and blind attacks (RFC 5961) against a preloaded epoll_echo (fastnet, server
 # namespace), crafted from the client namespace by attacks.py while legit.py (a kernel
 # client) streams through the same server; the stream must come back byte-exact.
-# Runs itself under tests/testbed/with-testbed.sh.  Usage: badpackets.sh BUILD SOURCE [CASES]
+# Runs itself under tests/testbed/with-testbed.sh, with the test-bed options given after
+# CASES (e.g. --tx-on-client: the kernel client keeps tx checksum offload, so its
+# segments carry partial checksums).  Usage: badpackets.sh BUILD SOURCE [CASES [BED-OPTION...]]
 set -uo pipefail
 if [[ -z ${TB_NS_SRV:-} ]]; then
   [[ $(id -u) -eq 0 ]] || { echo "SKIP: needs root for the namespace test bed"; exit 77; }
-  exec "$2/tests/testbed/with-testbed.sh" -- bash "$0" "$@"
+  exec "$2/tests/testbed/with-testbed.sh" "${@:4}" -- bash "$0" "$@"
 fi
 source "$(dirname "$0")/lib.sh"
 ONLY=${3:-}
@@ -26,7 +28,8 @@ for _ in $(seq 100); do [[ -s $TMP/lport ]] && break; sleep 0.05; done
 
 cli $PY "$H/attacks.py" --iface "$TB_IF_CLI" --my-mac "$TB_MAC_CLI" --srv-mac "$TB_MAC_SRV" \
   --my-ip "$spoof" --cli-ip "$TB_IP_CLI" --srv-ip "$TB_IP_SRV" --port $port --closed-port 40500 \
-  --stat-cmd "$STAT --json $SP" --legit-port-file "$TMP/lport" ${ONLY:+--only "$ONLY"} ||
+  --stat-cmd "$STAT --json $SP" --legit-port-file "$TMP/lport" ${ONLY:+--only "$ONLY"} \
+  --tx-cli "${TB_TX_CLI:-off}" ||
   fail "attack checks (see FAIL lines above)"
 touch "$TMP/stop"
 wait $LP && pass "legitimate transfer byte-exact through every attack" ||
