@@ -20,7 +20,7 @@ import json, sys
 d = json.load(sys.stdin)
 for k in ("pid", "state", "engines", "frames_rx", "frames_tx", "bytes_rx", "bytes_tx",
           "conn_opened", "conn_accepted", "conn_closed", "conn_reset", "retransmits",
-          "handovers", "passthrough_calls", "drops"):
+          "handovers", "passthrough_calls", "rx_csum_partial", "drops"):
     assert k in d, k
 assert d["pid"] == int(sys.argv[1])
 assert d["passthrough_calls"] >= 3

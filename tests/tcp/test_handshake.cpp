@@ -2,6 +2,7 @@
 // segments for no socket. Engine driven through tests/tcp/fixture.hpp.
 #include <sys/epoll.h>
 
+#include "stack/wire/bytes.hpp"
 #include "tests/tcp/fixture.hpp"
 
 using namespace fastnet;
@@ -382,5 +383,53 @@ TEST_CASE("SO_REUSEPORT listeners on one port share its new flows; one closing l
         f.drain();
     }
     f.eng->close(b);
+TEST_CASE("a SYN carrying the pseudo-header sum is answered only where partial checksums are accepted",
+          "[tcp][listen][csum-partial]") {
+    bool accept = GENERATE(false, true);
+    CAPTURE(accept);
+    EngineConfig c = test_config();
+    c.accept_csum_partial = accept;
+    Fixture f(c);
+    SockId l = f.listen_socket();
+    // A SYN as a kernel peer with TX checksum offload hands it over on a veth: the field
+    // holds the folded, uncomplemented pseudo-header sum. `delta` moves it off that value.
+    auto syn_with_pseudo_sum = [&](uint32_t seq, uint16_t sport, uint16_t delta) {
+        TcpFrameSpec sp;
+        sp.src_mac = MacAddr::from(kRemoteMac);
+        sp.dst_mac = MacAddr::from(kLocalMac);
+        sp.src_ip = kRemoteIp;
+        sp.dst_ip = kLocalIp;
+        sp.tcp.src_port = sport;
+        sp.tcp.dst_port = f.local_port;
+        sp.tcp.seq = Seq(seq);
+        sp.tcp.flags = kTcpSyn;
+        sp.tcp.window = 65535;
+        std::vector<uint8_t> buf(256);
+        size_t n = emit_tcp_frame(buf.data(), buf.size(), sp, nullptr, 0, nullptr, 0);
+        REQUIRE(n == 14 + 20 + 20);
+        buf.resize(n);
+        uint16_t pseudo = static_cast<uint16_t>(~csum_fold(ipv4_pseudo_sum(kRemoteIp, kLocalIp, 6, 20)));
+        store_be16(buf.data() + 14 + 20 + 16, static_cast<uint16_t>(pseudo + delta));
+        f.dev.rx.push_back(std::move(buf));
+        f.eng->poll(f.now);
+    };
+    syn_with_pseudo_sum(1000, f.remote_port, 0);
+    if (accept) {
+        f.expect_segment(kTcpSyn | kTcpAck, {}, 1001, 0);
+        CHECK(f.eng->stats().rx_csum_partial == 1);
+        CHECK(f.eng->stats().drops[int(Drop::BadChecksum)] == 0);
+        f.send_segment(kTcpRst, 1001, 0);
+    } else {
+        CHECK(f.eng->stats().rx_csum_partial == 0);
+        CHECK(f.eng->stats().drops[int(Drop::BadChecksum)] == 1);
+    }
+    f.expect_nothing();
+    // Next to the pseudo-header sum is just a bad checksum, in both modes.
+    uint64_t bad = f.eng->stats().drops[int(Drop::BadChecksum)];
+    syn_with_pseudo_sum(5000, f.remote_port + 1, 1);
+    f.expect_nothing();
+    CHECK(f.eng->stats().drops[int(Drop::BadChecksum)] == bad + 1);
+    CHECK(f.eng->stats().rx_csum_partial == (accept ? 1u : 0u));
+    f.eng->close(l);
     f.leak_check();
 }
