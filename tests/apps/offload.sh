@@ -112,7 +112,9 @@ prove_client_flows $PORT "curl"
 
 # --- wrk against the same nginx -------------------------------------------------------
 sampler_start
-pre_bg "$TMP/wrk.out" "$TMP/wrk.err" wrk -t 2 -c 10 -d 4s "http://$TB_IP_SRV:$PORT/index.html"
+# One wrk thread: with -t 2 under meson, one of the two threads sometimes opened no
+# socket at all (sockets_accelerated 6, engines 2), whatever the checksums.
+pre_bg "$TMP/wrk.out" "$TMP/wrk.err" wrk -t 1 -c 10 -d 4s "http://$TB_IP_SRV:$PORT/index.html"
 WP=$BG_PID
 watch $WP 30
 wait $WP; rc=$?
