@@ -11,6 +11,7 @@
 #include <sys/epoll.h>
 
 #include "stack/tcp/core.hpp"
+#include "stack/tcp/tcp_info.hpp"
 
 namespace fastnet {
 
@@ -645,6 +646,96 @@ int get_int(const void* val, socklen_t len, int* out) {
 
 }  // namespace
 
+namespace {
+
+uint32_t us(TimeNs ns) { return static_cast<uint32_t>(std::min<TimeNs>(ns / 1000, 0xffffffffu)); }
+uint32_t ms_since(TimeNs now, TimeNs then) {
+    return then ? static_cast<uint32_t>((now - std::min(now, then)) / 1'000'000) : 0;
+}
+
+// Today's struct tcp_info (tcp_info.hpp) with what the engine knows; fields it has no
+// notion of (pacing, busy/limited times, ECN, rehash) are 0, as on a Linux socket that
+// never used them. Segment counts are in snd_mss units, as Linux's packet counts are
+// for MSS-sized segments.
+LinuxTcpInfo tcp_info_of(const TcpCore& c, const Tcb& t) {
+    LinuxTcpInfo ti;
+    std::memset(&ti, 0, sizeof ti);
+    const uint32_t mss = std::max<uint32_t>(t.snd_mss, 1);
+    const uint32_t flight = static_cast<uint32_t>(t.snd_max - t.snd_una);
+    const uint32_t sacked = t.sack_ok ? t.sb.sacked_bytes() : 0;
+    ti.tcpi_state = tcp_state_linux(t.state);
+    ti.tcpi_ca_state = t.retransmits && t.synchronized() ? 4 : (t.in_recovery ? 3 : 0);   // Loss / Recovery
+    ti.tcpi_retransmits = static_cast<uint8_t>(std::min<uint32_t>(t.retransmits, 255));
+    ti.tcpi_probes = static_cast<uint8_t>(std::min<uint32_t>(t.keepalive_probes, 255));
+    ti.tcpi_backoff = static_cast<uint8_t>(std::min<uint32_t>(t.rtt.backoffs(), 255));
+    ti.tcpi_options = static_cast<uint8_t>((t.ts_ok ? kTcpiOptTimestamps : 0) | (t.sack_ok ? kTcpiOptSack : 0) |
+                                           (t.ws_ok ? kTcpiOptWscale : 0));
+    ti.tcpi_snd_wscale = t.ws_ok ? t.snd_wscale & 0xf : 0;
+    ti.tcpi_rcv_wscale = t.ws_ok ? t.rcv_wscale & 0xf : 0;
+    ti.tcpi_rto = us(t.rtt.rto());
+    ti.tcpi_ato = us(c.cfg.delack);
+    ti.tcpi_snd_mss = t.snd_mss;
+    ti.tcpi_rcv_mss = t.rcv_mss_est;
+    ti.tcpi_unacked = (flight + mss - 1) / mss;
+    ti.tcpi_sacked = sacked / mss;
+    // Retransmissions still outstanding, and what is presumed lost: after an RTO every
+    // un-SACKed segment (Linux tcp_enter_loss); in SACK recovery what the RFC 6675 pipe
+    // leaves out.
+    if (t.retransmits || t.in_recovery) {
+        const uint32_t rxt = t.high_rxt > t.snd_una ? static_cast<uint32_t>(t.high_rxt - t.snd_una) : 0;
+        ti.tcpi_retrans = (rxt + mss - 1) / mss;
+        uint32_t lost_bytes = flight > sacked ? flight - sacked : 0;
+        if (!t.retransmits && t.sack_ok) {
+            const uint32_t pipe = t.sb.pipe(t.snd_una, t.snd_max, t.high_rxt, mss, t.rxt_again, t.rxt_lost_end);
+            const uint32_t in_net = pipe > rxt ? pipe - rxt : 0;
+            lost_bytes = lost_bytes > in_net ? lost_bytes - in_net : 0;
+        }
+        ti.tcpi_lost = lost_bytes / mss;
+    }
+    ti.tcpi_last_data_sent = ms_since(c.now, t.last_send);
+    ti.tcpi_last_data_recv = ms_since(c.now, t.last_recv);
+    ti.tcpi_last_ack_recv = ms_since(c.now, t.info.last_ack_recv);
+    ti.tcpi_pmtu = c.cfg.mtu;
+    ti.tcpi_rcv_ssthresh = t.rcv_wnd;
+    ti.tcpi_rtt = us(t.rtt.srtt());
+    ti.tcpi_rttvar = us(t.rtt.rttvar());
+    ti.tcpi_snd_ssthresh = t.cc.ssthresh() == 0xffffffffu ? 0x7fffffffu : t.cc.ssthresh() / mss;   // Linux TCP_INFINITE_SSTHRESH
+    ti.tcpi_snd_cwnd = t.cc.cwnd() / mss;
+    ti.tcpi_advmss = t.adv_mss;
+    ti.tcpi_reordering = 3;   // Linux tcp_reordering default; the engine's DupThresh
+    ti.tcpi_rcv_space = t.rcvbuf;
+    ti.tcpi_total_retrans = t.total_retrans;
+    ti.tcpi_max_pacing_rate = ~0ull;   // Linux: no SO_MAX_PACING_RATE set
+    ti.tcpi_bytes_acked = t.info.bytes_acked;
+    ti.tcpi_bytes_received = t.info.bytes_received;
+    ti.tcpi_segs_out = t.info.segs_out;
+    ti.tcpi_segs_in = t.info.segs_in;
+    const Seq data_end = t.snd_data_end();
+    ti.tcpi_notsent_bytes = data_end > t.snd_max ? static_cast<uint32_t>(data_end - t.snd_max) : 0;
+    // Linux: ~0U before a sample. A handshake timed by timestamps (1 ms ticks) on a LAN
+    // reads 0: below the clock's resolution, reported as its smallest value.
+    ti.tcpi_min_rtt = t.rtt.has_sample() ? std::max<uint32_t>(us(t.rtt.min_rtt()), 1) : ~0u;
+    ti.tcpi_data_segs_in = t.info.data_segs_in;
+    ti.tcpi_data_segs_out = t.info.data_segs_out;
+    ti.tcpi_delivery_rate = t.info.delivery_rate;
+    ti.tcpi_delivered = t.info.delivered;
+    ti.tcpi_bytes_sent = t.info.bytes_sent;
+    ti.tcpi_bytes_retrans = t.info.bytes_retrans;
+    ti.tcpi_dsack_dups = t.info.dsack_dups;
+    ti.tcpi_reord_seen = t.spurious_undos;
+    ti.tcpi_rcv_ooopack = t.info.rcv_ooopack;
+    ti.tcpi_snd_wnd = t.snd_wnd;
+    ti.tcpi_rcv_wnd = t.rcv_wnd;
+    ti.tcpi_total_rto = static_cast<uint16_t>(std::min<uint32_t>(t.info.total_rto, 0xffff));
+    ti.tcpi_total_rto_recoveries = static_cast<uint16_t>(std::min<uint32_t>(t.info.total_rto_recoveries, 0xffff));
+    TimeNs rto_ns = t.info.total_rto_ns;
+    if (t.info.rto_recovery_start) rto_ns += c.now - std::min(c.now, t.info.rto_recovery_start);
+    ti.tcpi_total_rto_time = static_cast<uint32_t>(rto_ns / 1'000'000);
+    return ti;
+}
+
+}  // namespace
+
 int Engine::setsockopt(SockId s, int level, int name, const void* val, socklen_t len) {
     TcpCore& c = *impl_;
     Tcb* t = c.get(s);
@@ -752,40 +843,7 @@ int Engine::getsockopt(SockId s, int level, int name, void* val, socklen_t* len)
         case TCP_MAXSEG:
             return put_opt(val, len, int(t->synchronized() ? t->snd_mss
                                          : (t->user_mss ? t->user_mss : kDefaultMss)));
-        case TCP_INFO: {
-            struct tcp_info ti;
-            std::memset(&ti, 0, sizeof ti);
-            ti.tcpi_state = tcp_state_linux(t->state);
-            ti.tcpi_ca_state = t->in_recovery ? 3 : (t->retransmits ? 4 : 0);  // Recovery / Loss
-            ti.tcpi_retransmits = static_cast<uint8_t>(std::min<uint32_t>(t->retransmits, 255));
-            ti.tcpi_probes = static_cast<uint8_t>(std::min<uint32_t>(t->keepalive_probes, 255));
-            ti.tcpi_backoff = static_cast<uint8_t>(std::min<uint32_t>(t->rtt.backoffs(), 255));
-            ti.tcpi_options = static_cast<uint8_t>((t->ts_ok ? kTcpiOptTimestamps : 0) |
-                                                   (t->sack_ok ? kTcpiOptSack : 0) |
-                                                   (t->ws_ok ? kTcpiOptWscale : 0));
-            ti.tcpi_snd_wscale = t->ws_ok ? t->snd_wscale : 0;
-            ti.tcpi_rcv_wscale = t->ws_ok ? t->rcv_wscale : 0;
-            ti.tcpi_rto = static_cast<uint32_t>(t->rtt.rto() / 1000);
-            ti.tcpi_ato = static_cast<uint32_t>(c.cfg.delack / 1000);
-            ti.tcpi_snd_mss = t->snd_mss;
-            ti.tcpi_rcv_mss = t->rcv_mss_est;
-            ti.tcpi_unacked = (t->snd_max - t->snd_una + t->snd_mss - 1) / t->snd_mss;
-            ti.tcpi_sacked = t->sb.sacked_bytes() / t->snd_mss;
-            ti.tcpi_pmtu = c.cfg.mtu;
-            ti.tcpi_rcv_ssthresh = t->rcv_wnd;
-            ti.tcpi_rtt = static_cast<uint32_t>(t->rtt.srtt() / 1000);
-            ti.tcpi_rttvar = static_cast<uint32_t>(t->rtt.rttvar() / 1000);
-            ti.tcpi_snd_ssthresh = t->cc.ssthresh() == 0xffffffffu
-                                       ? 0x7fffffffu : t->cc.ssthresh() / t->snd_mss;
-            ti.tcpi_snd_cwnd = t->cc.cwnd() / t->snd_mss;
-            ti.tcpi_advmss = t->adv_mss;
-            ti.tcpi_reordering = 3;
-            ti.tcpi_rcv_space = t->rcvbuf;
-            ti.tcpi_total_retrans = t->total_retrans;
-            ti.tcpi_last_data_sent = static_cast<uint32_t>((c.now - std::min(c.now, t->last_send)) / 1'000'000);
-            ti.tcpi_last_data_recv = static_cast<uint32_t>((c.now - std::min(c.now, t->last_recv)) / 1'000'000);
-            return put_opt(val, len, ti);
-        }
+        case TCP_INFO: return put_opt(val, len, tcp_info_of(c, *t));
         default: return -ENOPROTOOPT;
         }
     }

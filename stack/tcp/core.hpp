@@ -105,6 +105,7 @@ struct TcpCore {
     void process_fin(Tcb& t);
     void update_window(Tcb& t, const TcpView& seg);
     void on_dupack(Tcb& t);
+    void note_acked(Tcb& t, uint32_t bytes);   // TCP_INFO's delivery counters
     void detect_lost_retransmits(Tcb& t);
     void parse_syn_options(Tcb& t, const TcpOptions& o);
     bool challenge_ack_allowed();

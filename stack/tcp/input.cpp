@@ -122,6 +122,9 @@ void TcpCore::update_window(Tcb& t, const TcpView& seg) {
 }
 
 void TcpCore::input(Tcb& t, const TcpView& seg) {
+    t.info.segs_in++;
+    if (seg.payload_len) t.info.data_segs_in++;
+    if (seg.has(kTcpAck)) t.info.last_ack_recv = now;
     if (t.state == TcpState::SynSent) {
         input_syn_sent(t, seg);
         mark_output(t);
@@ -375,6 +378,7 @@ void TcpCore::input_syn_sent(Tcb& t, const TcpView& seg) {
             t.rtt.sample(d);
         else if (t.syn_retries)
             t.rtt.reset_after_syn_retransmit();
+        note_acked(t, static_cast<uint32_t>(seg.ack - t.snd_una));
         t.snd_una = seg.ack;
         t.snd_wnd = seg.window;   // RFC 7323 2.2: never scaled in a SYN
         t.max_snd_wnd = t.snd_wnd;
@@ -416,6 +420,13 @@ bool TcpCore::ack_processing(Tcb& t, const TcpView& seg) {
     const Seq snd_una_before = t.snd_una;
 
     uint32_t newly_sacked = 0;
+    // RFC 2883: a first block below the cumulative ACK, or inside the second, is a D-SACK.
+    if (t.sack_ok && seg.opts.sack_count) {
+        const SackBlock& b = seg.opts.sack[0];
+        if (b.left < ack || (seg.opts.sack_count > 1 && seg.opts.sack[1].left <= b.left &&
+                             b.right <= seg.opts.sack[1].right))
+            t.info.dsack_dups++;
+    }
     if (t.sack_ok && seg.opts.sack_count)
         newly_sacked = t.sb.update(seq_max(ack, t.snd_una), seg.opts.sack, seg.opts.sack_count,
                                    t.snd_max);
@@ -442,10 +453,15 @@ bool TcpCore::ack_processing(Tcb& t, const TcpView& seg) {
             mark_events(t);
         }
         if (t.fin_sent && ack > t.fin_seq) t.fin_acked = true;
+        note_acked(t, acked);
         t.snd_una = ack;
         if (t.snd_nxt < t.snd_una) t.snd_nxt = t.snd_una;
         if (t.high_rxt < t.snd_una) t.high_rxt = t.snd_una;
         if (t.sack_ok) t.sb.update(t.snd_una, nullptr, 0, t.snd_max);
+        if (t.retransmits && t.info.rto_recovery_start) {
+            t.info.total_rto_ns += now - t.info.rto_recovery_start;
+            t.info.rto_recovery_start = 0;
+        }
         t.retransmits = 0;
         t.dupacks = 0;
         if (t.tlp_out && ack >= t.tlp_end) t.tlp_out = false;   // RFC 8985 7.4
@@ -517,6 +533,25 @@ bool TcpCore::ack_processing(Tcb& t, const TcpView& seg) {
     return true;
 }
 
+// Linux counts every SND.UNA advance (SYN and FIN too) in tcpi_bytes_acked. The delivery
+// rate is measured over intervals of at least one SRTT, so one ACK's burst does not set it.
+void TcpCore::note_acked(Tcb& t, uint32_t bytes) {
+    Tcb::Info& i = t.info;
+    i.bytes_acked += bytes;
+    i.delivered += (bytes + t.snd_mss - 1) / t.snd_mss;
+    if (!i.rate_start) {
+        i.rate_start = now;
+        i.rate_bytes_start = i.bytes_acked;
+        return;
+    }
+    const TimeNs span = now - i.rate_start;
+    if (span > 0 && span >= t.rtt.srtt()) {
+        i.delivery_rate = (i.bytes_acked - i.rate_bytes_start) * 1'000'000'000ull / span;
+        i.rate_start = now;
+        i.rate_bytes_start = i.bytes_acked;
+    }
+}
+
 void TcpCore::on_dupack(Tcb& t) {
     ++t.dupacks;
     if (t.in_recovery) {
@@ -583,12 +618,14 @@ void TcpCore::process_data(Tcb& t, const TcpView&, const uint8_t* data, size_t l
     if (seq == t.rcv_nxt) {
         size_t n = t.rcv.write(data, len);
         t.rcv_nxt += static_cast<uint32_t>(n);
+        t.info.bytes_received += n;
         bool had_ooo = !t.ooo.empty();
         if (had_ooo) {
             uint32_t more = t.ooo.pop_contiguous(t.rcv_nxt);
             if (more) {
                 t.rcv.commit(more);
                 t.rcv_nxt += more;
+                t.info.bytes_received += more;
             }
             t.ack_now = true;   // RFC 5681 4.2: ACK at once when a hole is filled
         }
@@ -605,6 +642,7 @@ void TcpCore::process_data(Tcb& t, const TcpView&, const uint8_t* data, size_t l
     } else {
         // Out of order: place it, remember the range, and send a duplicate ACK at once
         // (RFC 5681 4.2) carrying SACK blocks (RFC 2018 4).
+        t.info.rcv_ooopack++;
         size_t off = static_cast<size_t>(seq - t.rcv_nxt);
         size_t placed = t.rcv.write_at(off, data, len);
         if (placed && !t.ooo.add(seq, static_cast<uint32_t>(placed)))

@@ -135,6 +135,12 @@ int TcpCore::send_segment(Tcb& t, uint8_t flags, Seq seq, uint32_t len, bool rex
     sp.tcp.flags = flags;
     sp.tcp.window = window_to_advertise(t, syn);
     if (!emit(t.remote.ip, sp, p.p1, p.n1, p.p2, p.n2)) return -1;
+    t.info.segs_out++;
+    if (len > 0) {
+        t.info.data_segs_out++;
+        t.info.bytes_sent += len;
+        if (rexmit) t.info.bytes_retrans += len;
+    }
 
     const bool fin = flags & kTcpFin;
     const uint32_t seqlen = len + (syn ? 1 : 0) + (fin ? 1 : 0);

@@ -28,6 +28,7 @@ public:
     // A measured round trip r (ns). RFC 6298 (2.2)/(2.3), alpha = 1/8, beta = 1/4.
     // A new sample also undoes any backoff (RFC 6298 (5.7) note on collapsing the RTO).
     void sample(TimeNs r) {
+        min_rtt_ = have_ ? std::min(min_rtt_, r) : r;
         if (!have_) {
             srtt_ = r;
             rttvar_ = r / 2;
@@ -58,6 +59,9 @@ public:
     TimeNs rto() const { return rto_; }
     TimeNs srtt() const { return srtt_; }         // 0 before the first sample
     TimeNs rttvar() const { return rttvar_; }
+    // The smallest sample of the connection's life (Linux keeps a windowed minimum,
+    // tcp_min_rtt_wlen = 300 s; a route change is the only difference, and rare).
+    TimeNs min_rtt() const { return min_rtt_; }
     bool has_sample() const { return have_; }
     uint32_t backoffs() const { return backoffs_; }
     TimeNs rto_min() const { return min_; }
@@ -67,7 +71,7 @@ private:
     TimeNs clamp(TimeNs v) const { return std::min(std::max(v, min_), max_); }
 
     TimeNs min_, max_, g_;
-    TimeNs srtt_ = 0, rttvar_ = 0;
+    TimeNs srtt_ = 0, rttvar_ = 0, min_rtt_ = 0;
     TimeNs base_rto_, rto_;
     uint32_t backoffs_ = 0;
     bool have_ = false;

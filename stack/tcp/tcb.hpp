@@ -136,6 +136,27 @@ struct Tcb {
     TimeNs last_send = 0;           // for idle restart (RFC 5681 4.1)
     TimeNs last_recv = 0;           // keepalive idle
     bool acked_since_rto = true;
+    // Counters for TCP_INFO (RFC 4898 names, as Linux reports them); nothing else reads them.
+    struct Info {
+        uint64_t bytes_acked = 0;       // SND.UNA advances, SYN and FIN included (Linux)
+        uint64_t bytes_received = 0;    // RCV.NXT advances by data
+        uint64_t bytes_sent = 0;        // payload sent, retransmissions included
+        uint64_t bytes_retrans = 0;
+        uint32_t segs_out = 0, segs_in = 0;
+        uint32_t data_segs_out = 0, data_segs_in = 0;
+        uint32_t dsack_dups = 0;        // D-SACK blocks received (RFC 2883)
+        uint32_t rcv_ooopack = 0;       // segments that arrived beyond RCV.NXT
+        uint32_t delivered = 0;         // segments acknowledged (in snd_mss units)
+        uint32_t total_rto = 0;         // RTO expiries, SYN and SYN-ACK included
+        uint32_t total_rto_recoveries = 0;
+        uint64_t total_rto_ns = 0;      // time spent in RTO recoveries that ended
+        TimeNs rto_recovery_start = 0;
+        TimeNs last_ack_recv = 0;
+        // Delivery rate: bytes acknowledged over the last interval of at least one SRTT.
+        TimeNs rate_start = 0;
+        uint64_t rate_bytes_start = 0;
+        uint64_t delivery_rate = 0;     // bytes per second
+    } info;
 
     // ACK generation.
     bool ack_now = false;

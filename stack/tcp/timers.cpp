@@ -72,6 +72,7 @@ void TcpCore::on_rto(Tcb& t) {
         }
         t.syn_retries++;
         t.retransmits++;
+        t.info.total_rto++;
         t.rtt.backoff();
         t.snd_nxt = t.iss;
         mark_output(t);
@@ -97,7 +98,12 @@ void TcpCore::on_rto(Tcb& t) {
     t.undo_valid = false;
     t.cc.on_rto(static_cast<uint32_t>(t.snd_max - t.snd_una), now, t.retransmits == 0);
     t.rtt.backoff();
+    if (t.retransmits == 0) {
+        t.info.total_rto_recoveries++;
+        t.info.rto_recovery_start = now;
+    }
     t.retransmits++;
+    t.info.total_rto++;
     t.in_recovery = false;
     t.dupacks = 0;
     t.recover = t.snd_max;   // RFC 6582 4: no fast retransmit for these old dupacks
