@@ -639,8 +639,24 @@ ssize_t sendfile(Entry* out, int in_fd, off_t* offset, size_t count) {
     return total;
 }
 
+namespace {
+
+// Linux tcp_setsockopt/tcp_getsockopt pass other levels to ip_*sockopt (AF_INET) or
+// ipv6_*sockopt (AF_INET6, which sends IPPROTO_IP on to ip_*sockopt): every other level,
+// IPPROTO_IPV6 on an AF_INET socket included, is ENOPROTOOPT.
+bool level_answers(int family, int level) {
+    return level == SOL_SOCKET || level == IPPROTO_TCP || level == IPPROTO_IP ||
+           (level == IPPROTO_IPV6 && family == AF_INET6);
+}
+
+}  // namespace
+
 int getsockopt(Entry* en, int level, int name, void* val, socklen_t* len) {
     if (!val || !len) return -EFAULT;
+    if (static_cast<int>(*len) < 0) return -EINVAL;   // Linux reads optlen as an int
+    // Linux do_ip_getsockopt says EOPNOTSUPP to a level it does not know, ipv6_getsockopt
+    // ENOPROTOOPT.
+    if (!level_answers(en->family, level)) return en->family == AF_INET ? -EOPNOTSUPP : -ENOPROTOOPT;
     auto put = [&](const void* v, socklen_t n) {
         socklen_t m = std::min(*len, n);
         memcpy(val, v, m);
@@ -673,8 +689,83 @@ int getsockopt(Entry* en, int level, int name, void* val, socklen_t* len) {
     return r;
 }
 
+namespace {
+
+// The kernel's verdict on an option the engine does not implement, for a socket that is
+// not on the wire yet: a kernel socket of the same family with the options set so far
+// tries it. On success it is kept in *out: it is the socket the handover installs, so
+// judging costs no call that the handover would not make anyway.
+int judge_fresh(Entry* en, int level, int name, const void* val, socklen_t len, int* out) {
+    const RealLibc& r = real();
+    int k = r.socket(en->family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (k < 0) return -errno;
+    for (int i = 0; i < en->nopts; ++i)
+        r.setsockopt(k, en->opts[i].level, en->opts[i].name, en->opts[i].val, en->opts[i].len);
+    if (r.setsockopt(k, level, name, val, len) != 0) {
+        int err = errno;
+        r.close(k);
+        return -err;
+    }
+    *out = k;
+    return 0;
+}
+
+// Open connections: an option the engine does not implement is accepted and ignored if
+// the kernel accepts it. Its verdict comes from a scratch kernel socket of the family;
+// accepted calls are remembered per thread (family, level, name and the value itself), so
+// a server repeating one (TCP_CORK on and off per response) pays the syscalls once.
+// Rejections are not cached: they are not on a hot path. A remembered acceptance may
+// outlive a privilege drop (SO_PRIORITY > 6 after setuid): the option is ignored anyway.
+struct Accepted {
+    int family = 0, level = 0, name = 0;
+    socklen_t len = 0;
+    uint8_t val[16] = {};
+};
+constexpr unsigned kAcceptedSlots = 32;
+thread_local Accepted accepted_cache[kAcceptedSlots];
+
+Accepted* accepted_slot(int family, int level, int name, const void* val, socklen_t len) {
+    uint32_t h = static_cast<uint32_t>(level * 131 + name * 31 + family * 7) + len;
+    for (socklen_t i = 0; i < len; ++i) h = h * 33 + static_cast<const uint8_t*>(val)[i];
+    return &accepted_cache[h % kAcceptedSlots];
+}
+
+int judge_open(Entry* en, int level, int name, const void* val, socklen_t len) {
+    bool cacheable = len <= sizeof(Accepted::val);
+    Accepted* slot = cacheable ? accepted_slot(en->family, level, name, val, len) : nullptr;
+    if (slot && slot->family == en->family && slot->level == level && slot->name == name &&
+        slot->len == len && memcmp(slot->val, val, len) == 0)
+        return 0;
+    const RealLibc& r = real();
+    int k = r.socket(en->family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (k < 0) return -errno;
+    int rc = r.setsockopt(k, level, name, val, len) == 0 ? 0 : -errno;
+    r.close(k);
+    // The scratch socket is closed, the connection is not: where the kernel's answer
+    // depends on that, answer for an open connection.
+    if (level == IPPROTO_TCP && (name == TCP_FASTOPEN || name == TCP_FASTOPEN_CONNECT) && rc == 0)
+        return -EINVAL;      // Linux: only before connect() (TCP_FASTOPEN: or when listening)
+    if (level == IPPROTO_TCP && name == TCP_ULP && (rc == 0 || rc == -ENOTCONN))
+        return -EOPNOTSUPP;  // an upper-layer protocol (kTLS) cannot sit on an engine connection
+    if (rc == 0 && slot) {
+        slot->family = en->family;
+        slot->level = level;
+        slot->name = name;
+        slot->len = len;
+        memcpy(slot->val, val, len);
+    }
+    return rc;
+}
+
+}  // namespace
+
+// A call the kernel would reject fails with the kernel's errno and leaves the socket
+// where it is; a socket leaves fastnet only for an option the kernel accepts and the
+// engine does not implement, before it is on the wire (interpose/README.md has the table).
 int setsockopt(int fd, Entry* en, int level, int name, const void* val, socklen_t len) {
+    if (static_cast<int>(len) < 0) return -EINVAL;   // Linux __sys_setsockopt
     if (!val && len) return -EFAULT;
+    if (!level_answers(en->family, level)) return -ENOPROTOOPT;
     if (level == SOL_SOCKET && (name == SO_RCVTIMEO || name == SO_SNDTIMEO)) {
         if (len < sizeof(timeval)) return -EINVAL;
         timeval tv;
@@ -684,25 +775,39 @@ int setsockopt(int fd, Entry* en, int level, int name, const void* val, socklen_
         (name == SO_RCVTIMEO ? en->rcvtimeo : en->sndtimeo) = tv;
         return 0;
     }
-    if (level == IPPROTO_IPV6 && name == IPV6_V6ONLY && en->family == AF_INET6) {
+    if (level == IPPROTO_IPV6 && name == IPV6_V6ONLY) {
         if (len < sizeof(int)) return -EINVAL;
-        if (en->state != SockState::Fresh) return -EINVAL;
+        if (en->state != SockState::Fresh) return -EINVAL;   // Linux: once bound, EINVAL
         int v;
         memcpy(&v, val, sizeof v);
         en->v6only = v != 0;
         en->remember_opt(level, name, val, len);
         return 0;
     }
-    en->remember_opt(level, name, val, len);
-    if (en->shadow >= 0) real().setsockopt(en->shadow, level, name, val, len);
+    // A bound or listening socket has its kernel twin, in the same state: it judges first
+    // (and keeps the option for loopback clients). Listeners are set up once; the
+    // per-call syscall stays off connections.
+    if (en->shadow >= 0 && real().setsockopt(en->shadow, level, name, val, len) != 0) return -errno;
     int r = with_engine(en, [&](Engine& eng) { return eng.setsockopt(en->sid, level, name, val, len); });
-    if (r != -ENOPROTOOPT) return r;
-    if (en->state == SockState::Fresh || en->state == SockState::Bound) {
-        // Not on the wire yet: the kernel can serve this socket with the option.
-        if (int h = handover(fd, en, "option not supported by the engine"); h < 0) return h;
-        return real().setsockopt(fd, level, name, val, len) == 0 ? 0 : -errno;
+    if (r != -ENOPROTOOPT) {
+        if (r == 0) en->remember_opt(level, name, val, len);
+        return r;
     }
-    log(LogLevel::Debug, "fd %d: option %d/%d not supported on an open connection; ignored", fd, level, name);
+    if (en->state == SockState::Fresh || (en->state == SockState::Bound && en->shadow >= 0)) {
+        // Not on the wire yet: the kernel can serve this socket with the option.
+        if (en->state == SockState::Fresh) {
+            int k = -1;
+            if (int j = judge_fresh(en, level, name, val, len, &k); j < 0) return j;
+            en->shadow = k;   // the handover installs it
+        }
+        en->remember_opt(level, name, val, len);
+        return handover(fd, en, "option not supported by the engine");
+    }
+    if (en->shadow < 0) {
+        if (int j = judge_open(en, level, name, val, len); j < 0) return j;
+    }
+    en->remember_opt(level, name, val, len);
+    log(LogLevel::Debug, "fd %d: option %d/%d accepted, not applied by the engine", fd, level, name);
     return 0;
 }
 

@@ -777,6 +777,12 @@ int Engine::setsockopt(SockId s, int level, int name, const void* val, socklen_t
         }
     }
     if (level == IPPROTO_TCP) {
+        switch (name) {
+        case TCP_NODELAY: case TCP_KEEPIDLE: case TCP_KEEPINTVL: case TCP_KEEPCNT: case TCP_MAXSEG: break;
+        // Not ours: judged by the kernel (interpose/fastsock.cpp), whose length rule
+        // differs for string options (TCP_CONGESTION, TCP_ULP).
+        default: return -ENOPROTOOPT;
+        }
         if (int r = get_int(val, len, &v)) return r;
         switch (name) {
         case TCP_NODELAY:
@@ -800,7 +806,7 @@ int Engine::setsockopt(SockId s, int level, int name, const void* val, socklen_t
             t->keepcnt = static_cast<uint32_t>(v);
             return 0;
         case TCP_MAXSEG:
-            if (v != 0 && (v < 88 || v > 65535)) return -EINVAL;   // Linux TCP_MIN_MSS = 88
+            if (v != 0 && (v < 88 || v > 32767)) return -EINVAL;   // Linux TCP_MIN_MSS, MAX_TCP_WINDOW
             t->user_mss = static_cast<uint16_t>(v);
             return 0;
         default: return -ENOPROTOOPT;

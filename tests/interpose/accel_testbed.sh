@@ -162,5 +162,13 @@ srv env LD_PRELOAD="$LIB" FASTNET_TEST_PEER="$TB_IP_CLI" FASTNET_TEST_LOCAL="$TB
   > "$TMP/accel.out" 2>&1 && pass "accelerated libc contract ($(grep -o 'All tests passed.*' "$TMP/accel.out"))" \
   || { cat "$TMP/accel.out" >&2; fail "accelerated libc contract"; }
 
+# 6. Socket options: rejected calls fail as on the kernel and leave the socket on
+#    fastnet; TCP_INFO in today's layout (tests/interpose/sockopt_test.cpp).
+srv env LD_PRELOAD="$LIB" FASTNET_TEST_PEER="$TB_IP_CLI" FASTNET_TEST_LOCAL="$TB_IP_SRV" \
+  FASTNET_TEST_BASE=7100 FASTNET_TEST_CLI_NS="$TB_NS_CLI" FASTNET_TEST_STAT="$STAT" \
+  "$B/tests/interpose/interpose_sockopt_test" \
+  > "$TMP/sockopt.out" 2>&1 && pass "socket options ($(grep -o 'All tests passed.*' "$TMP/sockopt.out"))" \
+  || { cat "$TMP/sockopt.out" >&2; fail "socket options"; }
+
 if [[ $failures -ne 0 ]]; then echo "$failures failure(s)" >&2; exit 1; fi
 echo "all passed"
