@@ -221,8 +221,10 @@ void TcpCore::close_listener(Tcb& l) {
     for (uint32_t i = 0; i < pool.capacity(); ++i) {
         Tcb* c = pool.at_index(i);
         if (!c || c == &l || c->accepted || c->listener != l.id) continue;
-        if (c->state == TcpState::Closed) continue;
-        abort_tcb(*c);
+        // Out of the queue first: tcb_closed() keeps a queued child for accept().
+        listener_unlink_child(*c);
+        if (c->state == TcpState::Closed) reap(*c);   // reset while queued
+        else abort_tcb(*c);
     }
     // Out of the port's SO_REUSEPORT group; the others go on serving.
     if (listen_by_port[l.local.port] == l.id) {

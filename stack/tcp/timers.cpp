@@ -264,7 +264,12 @@ void TcpCore::tcb_closed(Tcb& t) {
     t.ack_now = false;
     wheel.cancel(t.timer);
     flow_remove(t);
-    if (!t.accepted) {
+    if (!t.accepted && t.accept_link.linked) {
+        // Established and queued: the application still gets it from accept() and
+        // learns of the reset (or timeout) from it, as on Linux (inet_csk_accept
+        // returns a child that has since gone to CLOSE).
+        if (Tcb* l = pool.get(t.listener)) mark_events(*l);
+    } else if (!t.accepted) {
         listener_unlink_child(t);
         reap(t);
     } else if (t.user_closed) {

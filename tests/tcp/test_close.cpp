@@ -283,3 +283,85 @@ TEST_CASE("MSG_PEEK leaves the data; SHUT_RD makes recv return 0", "[tcp][establ
     f.eng->abort(s);
     f.leak_check();
 }
+
+namespace {
+
+// LISTEN → SYN → SYN-ACK → ACK, left in the accept queue (not accepted).
+void establish_queued(Fixture& f) {
+    f.send_segment(kTcpSyn, 1000, 0);
+    Seg sa = f.expect_segment(kTcpSyn | kTcpAck, {}, 1001, 0);
+    f.rseq = 1001;
+    f.lseq = sa.seq + 1;
+    f.send_segment(kTcpAck, f.rseq, f.lseq);
+    f.expect_nothing();
+}
+
+}  // namespace
+
+TEST_CASE("a connection reset before accept is still accepted; recv says ECONNRESET, then 0, send EPIPE", "[tcp][established][rst][accept]") {
+    Fixture f;
+    SockId l = f.listen_socket();
+    establish_queued(f);
+    bool with_data = GENERATE(false, true);
+    CAPTURE(with_data);
+    if (with_data) {
+        f.send_segment(kTcpAck | kTcpPsh, f.rseq, f.lseq, bytes(10));
+        f.rseq += 10;
+        f.drain();   // its ACK, now or delayed
+    }
+    f.send_segment(kTcpRst, f.rseq, 0);
+    f.expect_nothing();
+    // The listener still offers it (Linux inet_csk_accept hands out the closed child).
+    CHECK((f.eng->events(l) & EPOLLIN) != 0);
+    Endpoint peer;
+    int s = f.eng->accept(l, &peer);
+    REQUIRE(s >= 0);
+    CHECK(peer.ip == kRemoteIp);
+    CHECK(peer.port == f.remote_port);
+    CHECK(f.eng->accept(l, nullptr) == -EAGAIN);
+    CHECK((f.eng->events(l) & EPOLLIN) == 0);
+    uint32_t ev = f.eng->events(SockId(s));
+    CHECK((ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) == (EPOLLIN | EPOLLERR | EPOLLHUP));
+    char buf[32];
+    if (with_data) CHECK(f.eng->recv(SockId(s), buf, sizeof buf, 0) == 10);   // data before the error
+    CHECK(f.eng->recv(SockId(s), buf, sizeof buf, 0) == -ECONNRESET);
+    CHECK(f.eng->recv(SockId(s), buf, sizeof buf, 0) == 0);
+    CHECK(f.eng->send(SockId(s), "x", 1, 0) == -EPIPE);
+    f.expect_nothing();
+    f.eng->close(SockId(s));
+    f.expect_nothing();
+    f.eng->close(l);
+    f.leak_check();
+}
+
+TEST_CASE("a child reset while queued is released with its listener, without a segment", "[tcp][established][rst][accept]") {
+    Fixture f;
+    SockId l = f.listen_socket();
+    establish_queued(f);
+    f.send_segment(kTcpRst, f.rseq, 0);
+    f.expect_nothing();
+    CHECK(f.eng->live_tcbs() == 2);
+    f.eng->close(l);
+    f.expect_nothing();
+    CHECK(f.eng->live_tcbs() == 0);
+    f.leak_check();
+}
+
+TEST_CASE("a queued child's reset keeps the listener's backlog slot until accepted", "[tcp][established][rst][accept]") {
+    Fixture f;
+    SockId l = f.listen_socket(1);
+    establish_queued(f);
+    f.send_segment(kTcpRst, f.rseq, 0);
+    // Backlog 1 is taken by the reset child: a new SYN is dropped, as on Linux.
+    f.remote_port = 49153;
+    f.send_segment(kTcpSyn, 5000, 0);
+    f.expect_nothing();
+    int s = f.eng->accept(l, nullptr);
+    REQUIRE(s >= 0);
+    f.send_segment(kTcpSyn, 5000, 0);
+    f.expect_segment(kTcpSyn | kTcpAck, {}, 5001, 0);
+    f.eng->close(SockId(s));
+    f.eng->close(l);
+    f.drain();
+    f.leak_check();
+}
