@@ -538,6 +538,7 @@ ssize_t send(int fd, Entry* en, const iovec* iov, int iovcnt, int flags) {
     (void)fd;
     follow_caller(en);
     if (iovcnt < 0 || iovcnt > IOV_MAX) return -EINVAL;
+    if (bad_user_range(iov, static_cast<size_t>(iovcnt) * sizeof(iovec))) return -EFAULT;
     bool dontwait = en->nonblock || (flags & MSG_DONTWAIT);
     uint64_t deadline = kNoDeadline;
     bool timed = false;
@@ -545,8 +546,15 @@ ssize_t send(int fd, Entry* en, const iovec* iov, int iovcnt, int flags) {
     for (int i = 0; i < iovcnt; ++i) {
         auto* p = static_cast<const char*>(iov[i].iov_base);
         size_t left = iov[i].iov_len;
+        const bool bad = bad_user_range(p, left);
         while (left > 0) {
-            ssize_t r = with_engine(en, [&](Engine& eng) { return eng.send(en->sid, p, left, flags); });
+            ssize_t r = with_engine(en, [&](Engine& eng) -> ssize_t {
+                if (!bad) return eng.send(en->sid, p, left, flags);
+                // As Linux: the connection's state (error, EPIPE, not yet connected)
+                // first, EFAULT where the bytes would be copied.
+                ssize_t s = eng.send(en->sid, p, 0, flags);
+                return s == 0 ? -EFAULT : s;
+            });
             if (r > 0) {
                 p += r;
                 left -= static_cast<size_t>(r);
@@ -575,6 +583,7 @@ ssize_t recv(int fd, Entry* en, const iovec* iov, int iovcnt, int flags) {
     follow_caller(en);
     if (iovcnt < 0 || iovcnt > IOV_MAX) return -EINVAL;
     if (flags & MSG_OOB) return -EINVAL;    // no urgent data (SO_OOBINLINE-less Linux says EINVAL)
+    if (bad_user_range(iov, static_cast<size_t>(iovcnt) * sizeof(iovec))) return -EFAULT;
     bool peek = flags & MSG_PEEK;
     bool waitall = (flags & MSG_WAITALL) && !peek;
     bool dontwait = en->nonblock || (flags & MSG_DONTWAIT);
@@ -584,8 +593,15 @@ ssize_t recv(int fd, Entry* en, const iovec* iov, int iovcnt, int flags) {
     for (int i = 0; i < iovcnt; ++i) {
         auto* p = static_cast<char*>(iov[i].iov_base);
         size_t left = iov[i].iov_len;
+        const bool bad = bad_user_range(p, left);
         while (left > 0) {
-            ssize_t r = with_engine(en, [&](Engine& eng) { return eng.recv(en->sid, p, left, flags & MSG_PEEK); });
+            ssize_t r = with_engine(en, [&](Engine& eng) -> ssize_t {
+                // As Linux: the copy fails, not the call. With data queued: EFAULT, the
+                // data stays; without, what the socket says (EAGAIN, 0, its error),
+                // and the engine does not touch p when it has nothing to copy.
+                if (bad && eng.unread(en->sid) > 0) return -EFAULT;
+                return eng.recv(en->sid, p, left, flags & MSG_PEEK);
+            });
             if (r > 0) {
                 total += r;
                 if (peek) return total;

@@ -6,6 +6,7 @@
 // the tree, from accel_absent.cpp (everything goes to the kernel) otherwise.
 #pragma once
 
+#include <cstdint>
 #include <poll.h>
 #include <signal.h>
 #include <sys/epoll.h>
@@ -19,6 +20,21 @@ namespace fastnet::ipose::fs {
 
 // Returned by socket() when fastnet does not take the socket: the kernel gets it.
 inline constexpr int kToKernel = -100000;
+
+// Whether a non-empty user range is certainly not the caller's memory: in the first page
+// (NULL plus an offset), wrapping around, or (x86-64) beyond any user address space.
+// The kernel says EFAULT for every unmapped address; fastnet copies in user space, where
+// only these cheap cases can be told without a syscall (README: other bad pointers fault
+// as in any user-space copy).
+inline bool bad_user_range(const void* p, size_t len) {
+    if (len == 0) return false;
+    const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+    if (a < 4096 || a + len < a) return true;
+#if defined(__x86_64__)
+    if (a + len > (uintptr_t{1} << 56)) return true;   // 5-level paging ends below 2^56
+#endif
+    return false;
+}
 
 int socket(int domain, int type, int protocol);
 int bind(int fd, Entry* e, const sockaddr* addr, socklen_t len);

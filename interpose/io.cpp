@@ -107,6 +107,7 @@ ssize_t recvmsg(int fd, struct msghdr* msg, int flags) {
     Call c;
     Entry* e = socket_entry(c, fd);
     if (!e) return real().recvmsg(fd, msg, flags);
+    if (fs::bad_user_range(msg, sizeof *msg)) return c.finish(static_cast<ssize_t>(-EFAULT));
     ssize_t r = guarded(c, [&] { return fs::recv(fd, e, msg->msg_iov, static_cast<int>(msg->msg_iovlen), flags); });
     if (r >= 0) {
         msg->msg_namelen = 0;
@@ -120,6 +121,7 @@ int recvmmsg(int fd, struct mmsghdr* vec, unsigned int vlen, int flags, struct t
     Call c;
     Entry* e = socket_entry(c, fd);
     if (!e) return real().recvmmsg(fd, vec, vlen, flags, timeout);
+    if (fs::bad_user_range(vec, size_t{vlen} * sizeof *vec)) return c.finish(-EFAULT);
     // A stream has no message boundaries: the first receive may block, the rest do not.
     unsigned n = 0;
     for (; n < vlen; ++n) {
@@ -162,6 +164,7 @@ ssize_t sendmsg(int fd, const struct msghdr* msg, int flags) {
     Call c;
     Entry* e = socket_entry(c, fd);
     if (!e) return real().sendmsg(fd, msg, flags);
+    if (fs::bad_user_range(msg, sizeof *msg)) return c.finish(static_cast<ssize_t>(-EFAULT));
     return guarded(c, [&] { return fs::send(fd, e, msg->msg_iov, static_cast<int>(msg->msg_iovlen), flags); });
 }
 
@@ -169,6 +172,7 @@ int sendmmsg(int fd, struct mmsghdr* vec, unsigned int vlen, int flags) {
     Call c;
     Entry* e = socket_entry(c, fd);
     if (!e) return real().sendmmsg(fd, vec, vlen, flags);
+    if (fs::bad_user_range(vec, size_t{vlen} * sizeof *vec)) return c.finish(-EFAULT);
     unsigned n = 0;
     for (; n < vlen; ++n) {
         msghdr& m = vec[n].msg_hdr;

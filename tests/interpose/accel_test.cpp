@@ -740,3 +740,119 @@ TEST_CASE("a connection accepted by one thread and served by another moves to it
     usleep(50000);
     CHECK(stat_counter("sockets_moved") == moved_before + 1);
 }
+
+namespace {
+
+// Kernel TCP sockets of this (server) namespace on a port, listeners aside: none while
+// a flow is fastnet's.
+int kernel_sockets_on(uint16_t port) {
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "ss -Htan '( sport = :%u or dport = :%u )' | grep -vc LISTEN", port, port);
+    FILE* p = popen(cmd, "r");
+    REQUIRE(p);
+    int n = -1;
+    if (fscanf(p, "%d", &n) != 1) n = -1;
+    pclose(p);
+    return n;
+}
+
+uint16_t local_port(int fd) {
+    sockaddr_in a{};
+    socklen_t len = sizeof a;
+    REQUIRE(getsockname(fd, sa(a), &len) == 0);
+    return ntohs(a.sin_port);
+}
+
+// The NULL / first-page buffer contract, identical on a kernel socket and a fastnet one:
+// EFAULT where bytes would be copied, nothing lost, length 0 valid. `arrive` makes
+// "ping" arrive on fd.
+template <class F>
+void check_bad_buffers(int fd, F&& arrive) {
+    auto fails_efault = [](ssize_t r) {
+        int err = errno;
+        CAPTURE(r, err);
+        return r == -1 && err == EFAULT;
+    };
+    // Through a volatile: the compiler must not judge (or fold) the calls it can see.
+    volatile uintptr_t raw[3] = {0, 16, ~uintptr_t{0} - 8};
+    void* null = reinterpret_cast<void*>(raw[0]);
+    void* first_page = reinterpret_cast<void*>(raw[1]);
+    void* wraps = reinterpret_cast<void*>(raw[2]);
+    iovec* null_iov = static_cast<iovec*>(null);
+    iovec nulliov{null, 10};
+    msghdr m{};
+    m.msg_iov = &nulliov;
+    m.msg_iovlen = 1;
+    // Output: EFAULT, and nothing is sent.
+    CHECK(fails_efault(write(fd, null, 10)));
+    CHECK(fails_efault(send(fd, null, 10, MSG_NOSIGNAL)));
+    CHECK(fails_efault(sendto(fd, null, 10, MSG_NOSIGNAL, nullptr, 0)));
+    CHECK(fails_efault(write(fd, first_page, 10)));
+    CHECK(fails_efault(send(fd, wraps, 64, MSG_NOSIGNAL)));
+    CHECK(fails_efault(writev(fd, &nulliov, 1)));
+    CHECK(fails_efault(writev(fd, null_iov, 1)));
+    CHECK(fails_efault(sendmsg(fd, &m, MSG_NOSIGNAL)));
+    CHECK(write(fd, null, 0) == 0);
+    CHECK(send(fd, null, 0, 0) == 0);
+    // Input with nothing queued: what the socket says (EAGAIN), as Linux never copies.
+    errno = 0;
+    CHECK(recv(fd, null, 10, MSG_DONTWAIT) == -1);
+    CHECK(errno == EAGAIN);
+    arrive();
+    pollfd p{fd, POLLIN, 0};
+    REQUIRE(poll(&p, 1, 5000) == 1);
+    // Input with data queued: EFAULT, and the data stays.
+    CHECK(fails_efault(read(fd, null, 10)));
+    CHECK(fails_efault(recv(fd, null, 10, 0)));
+    CHECK(fails_efault(recv(fd, null, 10, MSG_PEEK | MSG_DONTWAIT)));
+    CHECK(fails_efault(recvfrom(fd, null, 10, 0, nullptr, nullptr)));
+    CHECK(fails_efault(read(fd, first_page, 10)));
+    CHECK(fails_efault(readv(fd, &nulliov, 1)));
+    CHECK(fails_efault(readv(fd, null_iov, 1)));
+    CHECK(fails_efault(recvmsg(fd, &m, 0)));
+    CHECK(read(fd, null, 0) == 0);
+    int n = -1;
+    REQUIRE(ioctl(fd, FIONREAD, &n) == 0);
+    CHECK(n == 4);
+    char buf[16] = {};
+    CHECK(recv(fd, buf, sizeof buf, 0) == 4);
+    CHECK(std::string(buf) == "ping");
+}
+
+}  // namespace
+
+TEST_CASE("NULL and first-page buffers give EFAULT, not SIGSEGV, on an accelerated connection as on a kernel one", "[errno][efault]") {
+    SECTION("kernel (loopback, handed over)") {
+        int l = socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in lo = addr("127.0.0.1", 0);
+        REQUIRE(bind(l, sa(lo), sizeof lo) == 0);
+        REQUIRE(listen(l, 1) == 0);
+        socklen_t len = sizeof lo;
+        REQUIRE(getsockname(l, sa(lo), &len) == 0);
+        int k = socket(AF_INET, SOCK_STREAM, 0);
+        REQUIRE(connect(k, sa(lo), sizeof lo) == 0);
+        int c = accept(l, nullptr, nullptr);
+        REQUIRE(c >= 0);
+        CHECK_FALSE(served_by_fastnet(k));
+        check_bad_buffers(k, [&] { REQUIRE(write(c, "ping", 4) == 4); });
+        close(c);
+        close(k);
+        close(l);
+    }
+    SECTION("fastnet") {
+        long tx_before = stat_counter("bytes_tx");
+        int fd = connect_to(echo_port());
+        check_bad_buffers(fd, [&] { REQUIRE(send(fd, "ping", 4, 0) == 4); });
+        // The flow is fastnet's: no kernel socket for it, and the engine's counters moved.
+        CHECK(kernel_sockets_on(local_port(fd)) == 0);
+        usleep(50000);
+        CHECK(stat_counter("bytes_tx") >= tx_before + 4);
+        // Still a working connection.
+        REQUIRE(send(fd, "pong", 4, 0) == 4);
+        char buf[8] = {};
+        CHECK(recv(fd, buf, 4, MSG_WAITALL) == 4);
+        CHECK(std::string(buf, 4) == "pong");
+        close(fd);
+    }
+}
+
