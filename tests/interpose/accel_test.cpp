@@ -856,3 +856,78 @@ TEST_CASE("NULL and first-page buffers give EFAULT, not SIGSEGV, on an accelerat
     }
 }
 
+namespace {
+
+// A kernel client (no preload, `ns`: "" for this namespace) connects to ip:port and
+// resets the connection (SO_LINGER 0) before the server accepts it. Returns when done.
+void connect_and_reset(const char* ns, const char* ip, uint16_t port) {
+    char cmd[768];
+    snprintf(cmd, sizeof cmd,
+             "env -u LD_PRELOAD %s%s /usr/bin/python3 -c 'import socket,struct; "
+             "s=socket.create_connection((\"%s\",%u)); "
+             "s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack(\"ii\",1,0)); s.close()'",
+             *ns ? "ip netns exec " : "", ns, ip, port);
+    REQUIRE(system(cmd) == 0);
+}
+
+// The listener's queued connection was reset by the peer: accept still returns it,
+// the first read says ECONNRESET, the next 0, a write EPIPE (Linux's behaviour).
+void check_accept_after_reset(int l, bool fastnet) {
+    timeval tv{3, 0};   // a bound, so that a hang shows as a failure
+    REQUIRE(setsockopt(l, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0);
+    sockaddr_in peer{};
+    socklen_t len = sizeof peer;
+    int c = accept(l, sa(peer), &len);
+    int err = errno;
+    CAPTURE(err);
+    REQUIRE(c >= 0);
+    CHECK(served_by_fastnet(c) == fastnet);
+    CHECK(peer.sin_family == AF_INET);
+    char buf[8];
+    errno = 0;
+    CHECK(read(c, buf, sizeof buf) == -1);
+    CHECK(errno == ECONNRESET);
+    CHECK(read(c, buf, sizeof buf) == 0);
+    errno = 0;
+    CHECK(send(c, "x", 1, MSG_NOSIGNAL) == -1);
+    CHECK(errno == EPIPE);
+    CHECK(close(c) == 0);
+}
+
+}  // namespace
+
+TEST_CASE("accept returns a connection the peer reset before it was accepted; read says ECONNRESET", "[accept][rst]") {
+    SECTION("kernel (loopback listener, handed over)") {
+        int l = socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in lo = addr("127.0.0.1", 0);
+        REQUIRE(bind(l, sa(lo), sizeof lo) == 0);
+        REQUIRE(listen(l, 4) == 0);
+        socklen_t len = sizeof lo;
+        REQUIRE(getsockname(l, sa(lo), &len) == 0);
+        CHECK_FALSE(served_by_fastnet(l));
+        connect_and_reset("", "127.0.0.1", ntohs(lo.sin_port));
+        usleep(100000);
+        check_accept_after_reset(l, false);
+        close(l);
+    }
+    SECTION("fastnet") {
+        uint16_t port = base() + 70;
+        int l = socket(AF_INET, SOCK_STREAM, 0);
+        int one = 1;
+        setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        sockaddr_in any = addr("0.0.0.0", port);
+        REQUIRE(bind(l, sa(any), sizeof any) == 0);
+        REQUIRE(listen(l, 4) == 0);
+        CHECK(served_by_fastnet(l));
+        long accepted = stat_counter("conn_accepted"), resets = stat_counter("conn_reset");
+        connect_and_reset(env("FASTNET_TEST_CLI_NS"), env("FASTNET_TEST_LOCAL"), port);
+        usleep(100000);
+        check_accept_after_reset(l, true);
+        CHECK(kernel_sockets_on(port) == 0);   // nothing reached the kernel side
+        usleep(50000);
+        CHECK(stat_counter("conn_accepted") == accepted + 1);
+        CHECK(stat_counter("conn_reset") >= resets + 1);
+        close(l);
+    }
+}
+
