@@ -53,7 +53,11 @@ auto with_engine(Entry* en, F&& f) -> decltype(f(*en->eng->engine)) {
     {
         std::unique_lock<std::mutex> g;
         e = lock_engine(en, g);
-        e->engine->set_time(now_ns());
+        uint64_t now = now_ns();
+        e->engine->set_time(now);
+        // What already arrived counts: a non-blocking accept right after the peer's
+        // handshake, FIONREAD right after its data, the window a write sees.
+        if (e->engine->rx_waiting()) e->engine->take_rx(now);
         r = f(*e->engine);
         e->take_changed(changed);
         if (e->engine->tx_deferred()) note_tx(e);

@@ -27,6 +27,9 @@ public:
     // Up to n received frames into out[]; returns how many. The frames stay owned by
     // the caller until rx_release().
     virtual size_t rx_burst(Frame* out, size_t n) = 0;
+    // Whether received frames are waiting for rx_burst(), answered without a syscall
+    // (a socket call that reports state takes them in first). false: none, or unknown.
+    virtual bool rx_ready() const { return false; }
     virtual void rx_release(const Frame* frames, size_t n) = 0;
 
     // Up to n empty TX buffers of tx_capacity() bytes each. Each must come back either

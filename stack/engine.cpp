@@ -353,6 +353,27 @@ void Engine::poll(TimeNs now) {
 
 bool Engine::tx_deferred() const { return impl_->tx_deferred; }
 
+bool Engine::rx_waiting() const {
+    return impl_->dev.rx_ready() || impl_->inbox_full.load(std::memory_order_acquire);
+}
+
+void Engine::take_rx(TimeNs now) {
+    TcpCore& c = *impl_;
+    if (now > c.now) c.now = now;
+    c.run_inbox();
+    Frame frames[32];
+    // Only while the device says frames wait: an empty rx_burst() may cost a wakeup
+    // syscall (zero-copy drivers).
+    for (int round = 0; round < 64 && c.dev.rx_ready(); ++round) {
+        size_t n = c.dev.rx_burst(frames, 32);
+        if (n == 0) break;
+        for (size_t i = 0; i < n; ++i) c.rx_frame(frames[i].data, frames[i].len);
+        c.dev.rx_release(frames, n);
+        c.run_output();
+    }
+    c.finish_api();
+}
+
 void Engine::flush() {
     impl_->dev.tx_flush();
     impl_->tx_deferred = false;

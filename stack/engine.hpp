@@ -118,6 +118,15 @@ public:
     // Output of socket calls not yet kicked out (flush_per_call = false), and the kick.
     bool tx_deferred() const;
     void flush();
+    // Frames already received but not yet run through TCP (in the device's RX ring, or
+    // handed over from another engine), known without a syscall. A call that reports
+    // state (accept, FIONREAD, SO_ERROR, the send window...) runs take_rx() first so it
+    // answers as of now, not as of the last poll.
+    bool rx_waiting() const;
+    // Runs the waiting frames through TCP and queues the output, as a socket call does:
+    // no timers, no syscall; the kick is left to flush() or the next poll when
+    // flush_per_call is false.
+    void take_rx(TimeNs now);
     void set_event_sink(EventSink* sink);
 
     // Sockets (SOCK_STREAM, IPv4). All non-blocking: -EAGAIN / -EINPROGRESS.

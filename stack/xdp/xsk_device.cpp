@@ -269,6 +269,16 @@ size_t XskDevice::rx_burst(Frame* out, size_t n)
     return got;
 }
 
+bool XskDevice::rx_ready() const
+{
+    if (!xsk_)
+        return false;
+    // The kernel's producer index against how far rx_burst() has consumed: one load of
+    // a shared cache line, no syscall.
+    auto* rx = reinterpret_cast<const xsk_ring_cons*>(rx_);
+    return __atomic_load_n(rx->producer, __ATOMIC_ACQUIRE) != rx->cached_cons;
+}
+
 void XskDevice::rx_release(const Frame* frames, size_t n)
 {
     for (size_t i = 0; i < n; i++) {

@@ -74,6 +74,7 @@ public:
     const char* error() const { return err_; }
 
     size_t rx_burst(Frame* out, size_t n) override;
+    bool rx_ready() const override;
     void rx_release(const Frame* frames, size_t n) override;
     size_t tx_alloc(Frame* out, size_t n) override;
     void tx_submit(const Frame* frames, size_t n) override;

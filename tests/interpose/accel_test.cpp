@@ -26,7 +26,12 @@
 #include <sys/select.h>
 #include <sys/uio.h>
 #include <sys/sendfile.h>
+#include <sys/ptrace.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/user.h>
+#include <sys/wait.h>
+#include <dirent.h>
 #include <thread>
 #include <unistd.h>
 #include <vector>
@@ -43,6 +48,7 @@ uint16_t base() { return static_cast<uint16_t>(atoi(env("FASTNET_TEST_BASE"))); 
 uint16_t echo_port() { return base() + 1; }
 uint16_t reset_port() { return base() + 2; }
 uint16_t silent_port() { return base() + 3; }
+uint16_t late_port() { return base() + 4; }
 
 sockaddr_in addr(const char* ip, uint16_t port) {
     sockaddr_in a{};
@@ -931,3 +937,111 @@ TEST_CASE("accept returns a connection the peer reset before it was accepted; re
     }
 }
 
+namespace {
+
+// Stops every other thread of this process (the runtime's progress thread) while it
+// sleeps, from a child process through ptrace, so that until release() no engine is
+// polled behind this thread's back: frames that arrive stay in the XSK's RX ring.
+class OtherThreadsStopped {
+public:
+    OtherThreadsStopped() {
+        std::vector<pid_t> tids;
+        pid_t self = static_cast<pid_t>(syscall(SYS_gettid));
+        if (DIR* d = opendir("/proc/self/task")) {
+            while (dirent* e = readdir(d))
+                if (e->d_name[0] != '.' && atoi(e->d_name) != self) tids.push_back(atoi(e->d_name));
+            closedir(d);
+        }
+        REQUIRE(!tids.empty());
+        REQUIRE(pipe(go_) == 0);
+        REQUIRE(pipe(done_) == 0);
+        child_ = fork();
+        REQUIRE(child_ >= 0);
+        if (child_ == 0) {
+            bool ok = true;
+            for (pid_t t : tids) ok = ok && stop_sleeping(t);
+            char c = ok ? 'y' : 'n';
+            (void)!::write(done_[1], &c, 1);
+            (void)!::read(go_[0], &c, 1);
+            for (pid_t t : tids) ptrace(PTRACE_DETACH, t, nullptr, nullptr);
+            _exit(0);
+        }
+        char c = 'n';
+        REQUIRE(::read(done_[0], &c, 1) == 1);
+        stopped = c == 'y';
+    }
+    ~OtherThreadsStopped() { release(); }
+    void release() {
+        if (child_ <= 0) return;
+        (void)!::write(go_[1], "g", 1);
+        waitpid(child_, nullptr, 0);
+        child_ = -1;
+        for (int fd : {go_[0], go_[1], done_[0], done_[1]}) close(fd);
+    }
+    bool stopped = false;
+
+private:
+    // Stopped inside its nanosleep: it holds no engine lock.
+    static bool stop_sleeping(pid_t t) {
+        for (int attempt = 0; attempt < 2000; ++attempt) {
+            if (ptrace(PTRACE_SEIZE, t, nullptr, nullptr) != 0) return false;
+            ptrace(PTRACE_INTERRUPT, t, nullptr, nullptr);
+            int st;
+            if (waitpid(t, &st, __WALL) != t) return false;
+            user_regs_struct r{};
+            ptrace(PTRACE_GETREGS, t, nullptr, &r);
+            if (r.orig_rax == SYS_nanosleep || r.orig_rax == SYS_clock_nanosleep) return true;
+            ptrace(PTRACE_DETACH, t, nullptr, nullptr);
+            usleep(200);
+        }
+        return false;
+    }
+    pid_t child_ = -1;
+    int go_[2] = {-1, -1}, done_[2] = {-1, -1};
+};
+
+// Waits until the kernel peer on `peer_port` has `bytes` unacknowledged toward our
+// `port`: they have left it, and on a veth that means they are in our RX ring.
+bool peer_unacked(uint16_t peer_port, uint16_t port, int bytes) {
+    char cmd[512];
+    snprintf(cmd, sizeof cmd,
+             "env -u LD_PRELOAD ip netns exec %s ss -Htn '( sport = :%u and dport = :%u )' | "
+             "awk '$3 == %d' | grep -q .",
+             env("FASTNET_TEST_CLI_NS"), peer_port, port, bytes);
+    for (int i = 0; i < 100; ++i) {
+        if (system(cmd) == 0) return true;
+        usleep(50000);
+    }
+    return false;
+}
+
+}  // namespace
+
+TEST_CASE("calls that report state take in the frames already in the RX ring, without a prior poll", "[rx]") {
+#if !defined(__x86_64__)
+    SKIP("the progress thread is stopped through x86-64 registers");
+#endif
+    auto what = GENERATE(std::string("FIONREAD"), std::string("MSG_PEEK|MSG_DONTWAIT"));
+    CAPTURE(what);
+    int fd = connect_to(late_port());   // the peer sends "late!" 2 s after accepting
+    uint16_t port = local_port(fd);
+    usleep(100000);                     // our handshake ACK is out (progress thread)
+    OtherThreadsStopped frozen;
+    REQUIRE(frozen.stopped);
+    // No fastnet call from here on until the one under test: nothing polls the engine.
+    REQUIRE(peer_unacked(late_port(), port, 5));
+    usleep(100000);
+    int n = -1;
+    char buf[8] = {};
+    if (what == "FIONREAD") {
+        REQUIRE(ioctl(fd, FIONREAD, &n) == 0);
+    } else {
+        n = static_cast<int>(recv(fd, buf, sizeof buf, MSG_PEEK | MSG_DONTWAIT));
+    }
+    frozen.release();
+    CHECK(n == 5);
+    CHECK(kernel_sockets_on(port) == 0);
+    CHECK(recv(fd, buf, sizeof buf, 0) == 5);
+    CHECK(std::string(buf, 5) == "late!");
+    close(fd);
+}

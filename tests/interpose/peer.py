@@ -4,11 +4,13 @@ never preloaded). Usage: peer.py <bind-ip> <base-port>
   base+1 echo      echoes everything back
   base+2 reset     accepts, then closes with a RST (SO_LINGER 0)
   base+3 silent    accepts and never sends; closes when the client does
-Prints "ready" once all three listen; runs until killed."""
+  base+4 late      accepts, sends b"late!" 2 s later, then reads until the client closes
+Prints "ready" once all of them listen; runs until killed."""
 import socket
 import struct
 import sys
 import threading
+import time
 
 ip, base = sys.argv[1], int(sys.argv[2])
 
@@ -36,6 +38,14 @@ def silent(conn):
             pass
 
 
+def late(conn):
+    with conn:
+        time.sleep(2)
+        conn.sendall(b"late!")
+        while conn.recv(65536):
+            pass
+
+
 def serve(sock, handler):
     while True:
         conn, _ = sock.accept()
@@ -47,7 +57,8 @@ def reset(conn):
     conn.close()
 
 
-socks = [(listener(base + 1), echo), (listener(base + 2), reset), (listener(base + 3), silent)]
+socks = [(listener(base + 1), echo), (listener(base + 2), reset), (listener(base + 3), silent),
+         (listener(base + 4), late)]
 for s, h in socks:
     threading.Thread(target=serve, args=(s, h), daemon=True).start()
 print("ready", flush=True)

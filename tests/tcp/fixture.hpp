@@ -46,6 +46,7 @@ public:
         rx_held += k;
         return k;
     }
+    bool rx_ready() const override { return !rx.empty(); }
     void rx_release(const Frame*, size_t n) override {
         rx_held -= n;
         if (rx_held == 0) held_.clear();
@@ -159,6 +160,7 @@ public:
     uint16_t local_port = 80;
     uint16_t remote_port = 49152;
     size_t next_tx = 0;
+    bool autopoll = true;   // inject() polls the engine; false: the frame waits in the device
 
     // ------------------------------------------------------------ driving
     void advance_to(TimeNs t) {
@@ -206,7 +208,7 @@ public:
         REQUIRE(n > 0);
         buf.resize(n);
         dev.rx.push_back(std::move(buf));
-        eng->poll(now);
+        if (autopoll) eng->poll(now);
     }
 
     // ------------------------------------------------------------ engine → peer

@@ -240,3 +240,60 @@ TEST_CASE("CUBIC is the default congestion control and NewReno can be chosen", "
     f.eng->abort(s);
     f.leak_check();
 }
+
+TEST_CASE("take_rx runs the frames waiting in the device, so accept, unread and the window see them without a kick", "[tcp][events][rx]") {
+    EngineConfig cfg = test_config();
+    cfg.flush_per_call = false;
+    Fixture f(cfg);
+    SockId l = f.listen_socket();
+    f.autopoll = false;
+    CHECK(!f.eng->rx_waiting());
+    f.send_segment(kTcpSyn, 1000, 0);
+    CHECK(f.eng->rx_waiting());
+    f.eng->take_rx(f.now);
+    CHECK(!f.eng->rx_waiting());
+    Seg sa = f.expect_segment(kTcpSyn | kTcpAck, {}, 1001, 0);
+    f.rseq = 1001;
+    f.lseq = sa.seq + 1;
+
+    // The handshake's last ACK waits in the device: accept as of the last poll says
+    // EAGAIN, after take_rx it has the connection.
+    f.send_segment(kTcpAck, f.rseq, f.lseq);
+    CHECK(f.eng->accept(l, nullptr) == -EAGAIN);
+    f.eng->take_rx(f.now);
+    int s = f.eng->accept(l, nullptr);
+    REQUIRE(s >= 0);
+
+    f.send_segment(kTcpAck | kTcpPsh, f.rseq, f.lseq, bytes(10));
+    CHECK(f.eng->unread(SockId(s)) == 0);
+    f.eng->take_rx(f.now);
+    CHECK(f.eng->unread(SockId(s)) == 10);
+    f.rseq += 10;
+
+    // The send buffer full, then the peer's ACK freeing it waits in the device.
+    f.drain();
+    size_t flushes = f.dev.flushes;
+    std::vector<uint8_t> big(64 * 1024, 'x');
+    CHECK(f.eng->send(SockId(s), big.data(), big.size(), 0) == ssize_t(big.size()));
+    CHECK(f.eng->send(SockId(s), big.data(), 1, 0) == -EAGAIN);
+    uint32_t acked = 0;
+    while (f.pending()) {
+        Seg d = f.pop();
+        acked = std::max(acked, d.seq + uint32_t(d.len()) - f.lseq);
+    }
+    REQUIRE(acked > 0);
+    f.send_segment(kTcpAck, f.rseq, f.lseq + acked);
+    CHECK(f.eng->send(SockId(s), big.data(), 1, 0) == -EAGAIN);
+    f.eng->take_rx(f.now);
+    CHECK(f.eng->unsent(SockId(s)) == big.size() - acked);
+    CHECK(f.eng->send(SockId(s), big.data(), 1, 0) == 1);
+    // Neither take_rx nor the calls kicked the device: the kick is the next poll's.
+    CHECK(f.dev.flushes == flushes);
+    CHECK(f.eng->tx_deferred());
+
+    f.autopoll = true;
+    f.eng->abort(SockId(s));
+    f.eng->close(l);
+    f.drain();
+    f.leak_check();
+}
