@@ -383,6 +383,9 @@ TEST_CASE("SO_REUSEPORT listeners on one port share its new flows; one closing l
         f.drain();
     }
     f.eng->close(b);
+    f.leak_check();
+}
+
 TEST_CASE("a SYN carrying the pseudo-header sum is answered only where partial checksums are accepted",
           "[tcp][listen][csum-partial]") {
     bool accept = GENERATE(false, true);
