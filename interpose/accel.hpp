@@ -5,7 +5,7 @@
 // Lock order, outermost first (every lock class, what it protects and each place one is
 // taken under another: docs/DESIGN.md "Lock order"): FdTable::adopt_mu_ → State::mu →
 // epoll registry (g_reg) → EpollSet::mu (outer set, then nested) → RtEngine::mu (two only
-// together, std::scoped_lock) → leaves: State::steer_mu, TcpCore::inbox_mu, the UMEM
+// together, std::scoped_lock) → leaves: the UMEM control lock (SteerLock), TcpCore::inbox_mu, the UMEM
 // lock, FdTable::free_mu_.
 #pragma once
 
