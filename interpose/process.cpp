@@ -34,6 +34,15 @@ void before_exec(const Call& c) {
 
 extern "C" {
 
+// vfork(): the child would share fastnet's memory (fd table, engines) without fork
+// handlers, and its close(), execve() or _exit() calls, all intercepted, would act on
+// the parent's sockets (Python's subprocess closes every fd it does not pass). A vfork
+// may be a fork (POSIX leaves the sharing unspecified): the child gets its own copy
+// and runs the fork handlers. glibc's posix_spawn does not come here.
+pid_t vfork() noexcept {
+    return fork();
+}
+
 // _exit() skips atexit handlers and destructors, where fastnet closes its sockets and
 // hands unfinished connections to the kernel: do that first. exit() runs it already.
 void _exit(int status) noexcept {

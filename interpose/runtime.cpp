@@ -62,6 +62,9 @@ struct EngineBox {
 struct State {
     std::mutex mu;
     int started = 0;                   // 0 not tried, 1 running, -1 failed
+    // The process these engines belong to. A vfork() child shares this memory without
+    // fork handlers: its execve() or _exit() must not close the parent's sockets.
+    pid_t pid = 0;
     InterfaceInfo ifc;
     EngineConfig base;
     Umem umem;
@@ -252,6 +255,7 @@ bool Runtime::start() {
     s.steering.set_active_range(cfg.port_base, cfg.port_count, kSlots);
     reserve_ports(cfg.port_base, cfg.port_count);
 
+    s.pid = getpid();
     s.started = 1;
     __atomic_store_n(&s.started, 1, __ATOMIC_RELEASE);
     char ip[INET_ADDRSTRLEN];
@@ -437,6 +441,7 @@ void Runtime::after_fork_in_child() {
     // Close the child's copies of the parent's XSKs (a dead parent's socket must not
     // stay bound through them), except the UMEM's own fd: new sockets bind to it.
     int n = s.nboxes.load(std::memory_order_relaxed);
+    s.pid = getpid();
     s.parent_pid = getppid();
     s.nparent_slots = 0;
     for (int i = 0; i < n; ++i) {
@@ -521,7 +526,7 @@ void Runtime::before_privilege_drop() {
 
 void Runtime::before_exec() {
     State& s = st();
-    if (__atomic_load_n(&s.started, __ATOMIC_ACQUIRE) <= 0) return;
+    if (__atomic_load_n(&s.started, __ATOMIC_ACQUIRE) <= 0 || getpid() != s.pid) return;
     close_on_exec_sockets();
     int n = s.nboxes.load(std::memory_order_acquire);
     for (int i = 0; i < n; ++i) pump(&s.boxes[i]->rt, true);
@@ -529,7 +534,7 @@ void Runtime::before_exec() {
 
 void Runtime::at_exit() {
     State& s = st();
-    if (s.started <= 0) return;
+    if (s.started <= 0 || getpid() != s.pid) return;   // a vfork() child: not its engines
     static std::atomic<bool> once{false};   // exit() runs it, and _exit() may follow
     if (once.exchange(true)) return;
     FdTable& t = FdTable::get();

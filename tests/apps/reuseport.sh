@@ -96,7 +96,7 @@ wait_workers() {  # master count: WORKERS = accelerated unprivileged workers
   done
   WORKERS=$w; return 1
 }
-# run_nginx WORKERS LISTEN-EXTRA LABEL: RATE = best conn/s of two 4 s wrk runs (one run
+# run_nginx WORKERS LISTEN-EXTRA LABEL: RATE = best conn/s of two 5 s wrk runs (one run
 # when ONE_RUN=1); every worker must accept, no errors, no kernel flow.
 run_nginx() {
   local workers=$1 extra=$2 label=$3 out req rate best=0 w
@@ -110,7 +110,7 @@ run_nginx() {
   local m0; m0=$(accepted "$master")
   sampler_start
   for _ in $(seq ${RUNS:-2}); do
-    out=$(cli timeout 30 wrk -t 1 -c 32 -d 4 -H 'Connection: close' "http://$TB_IP_SRV:8090/hello" 2>&1)
+    out=$(cli timeout 30 wrk -t 1 -c 32 -d 5 -H 'Connection: close' "http://$TB_IP_SRV:8090/hello" 2>&1)
     req=$(awk '/requests in/ {print $1}' <<< "$out")
     rate=$(awk '/Requests\/sec/ {print int($2)}' <<< "$out")
     if [[ -n $req && $req -gt 100 ]] && ! grep -q 'Socket errors\|Non-2xx' <<< "$out"; then
