@@ -51,6 +51,10 @@ void after_fork_in_child() {
     }
 }
 
+void after_fork_in_parent() {
+    if (level() == Level::Ready) Runtime::get().after_fork_in_parent();
+}
+
 }  // namespace
 
 const RealLibc& real() {
@@ -99,9 +103,7 @@ void ensure_init() {
         return;
     }
     counters_open();
-    // The parent keeps its listeners and connections across fork() (BGSAVE, system(),
-    // popen() change nothing); only the child rebuilds.
-    pthread_atfork(nullptr, nullptr, after_fork_in_child);
+    pthread_atfork(nullptr, after_fork_in_parent, after_fork_in_child);
     set_level(Level::Ready);
     errno = saved;
 }

@@ -48,6 +48,10 @@ constexpr uint64_t kReapNs = 250'000'000;
 // How long an engine may go unpolled before the progress thread polls it.
 constexpr uint64_t kProgressNs = 2'000'000;
 constexpr uint64_t kPublishNs = 10'000'000;
+// How long an exiting process waits for the peers to acknowledge what is in flight before
+// it hands what is left to the kernel (Runtime::at_exit).
+constexpr uint64_t kExitDrainNs = 50'000'000;
+constexpr uint64_t kExitLockNs = 200'000'000;
 // How long a thread trusts a route lookup (Runtime::reaches).
 constexpr uint64_t kRouteCacheNs = 1'000'000'000;
 
@@ -481,6 +485,18 @@ void Runtime::after_fork_in_child() {
     }
 }
 
+void Runtime::after_fork_in_parent() {
+    State& s = st();
+    if (s.started <= 0) return;
+    FdTable& t = FdTable::get();
+    for (int fd = 0; fd <= t.high_water() && static_cast<unsigned>(fd) < t.size(); ++fd) {
+        Entry* en = t.raw(fd);
+        if (en && en->kind == Kind::Socket && !en->orphan() && en->state == SockState::Listening &&
+            !en->items && en->waiters.load(std::memory_order_acquire) == 0)
+            fs::leave_port(en);
+    }
+}
+
 void Runtime::adopted_listener(uint16_t port) {
     // A child that serves an inherited listener takes its parent's engines off the port:
     // a parent that forks workers and then only supervises them (nginx's master) would
@@ -539,11 +555,24 @@ void Runtime::at_exit() {
     if (once.exchange(true)) return;
     FdTable& t = FdTable::get();
     int n = s.nboxes.load(std::memory_order_acquire);
+    // Engine locks are held only for the length of a call or a poll (never across a
+    // sleep), so each is free within moments: the progress thread may be polling it right
+    // now. An engine still busy after kExitLockNs (a thread that exits while another is
+    // stuck inside) is left alone.
+    std::vector<std::unique_lock<std::mutex>> held;
+    std::vector<EngineBox*> boxes;
     for (int i = 0; i < n; ++i) {
-        RtEngine& e = s.boxes[i]->rt;
-        // Another thread may be inside this engine while the process exits: leave it.
-        std::unique_lock g(e.mu, std::try_to_lock);
+        std::unique_lock g(s.boxes[i]->rt.mu, std::defer_lock);
+        for (uint64_t give_up = now_ns() + kExitLockNs; !g.try_lock() && now_ns() < give_up;) {
+            timespec ts{0, 100'000};
+            nanosleep(&ts, nullptr);
+        }
         if (!g.owns_lock()) continue;
+        held.push_back(std::move(g));
+        boxes.push_back(s.boxes[i]);
+    }
+    for (EngineBox* b : boxes) {
+        RtEngine& e = b->rt;
         for (int fd = 0; fd <= t.high_water() && static_cast<unsigned>(fd) < t.size(); ++fd) {
             Entry* en = t.raw(fd);
             if (en && en->kind == Kind::Socket && !en->orphan() && en->eng == &e && en->sid != kNoSock) {
@@ -552,10 +581,26 @@ void Runtime::at_exit() {
                 en->sid = kNoSock;
             }
         }
-        hand_over_to_kernel(e);
+    }
+    // What is in flight is usually acknowledged within a round trip: a short wait keeps
+    // the kernel out of connections that are about to end anyway (a client's last FIN).
+    const uint64_t until = now_ns() + kExitDrainNs;
+    for (;;) {
+        bool pending = false;
         uint64_t now = now_ns();
-        e.engine->poll(now);
-        counters_publish(e.stats_slot, e.engine->stats(), s.boxes[i]->dev.cached_frames());
+        for (EngineBox* b : boxes) {
+            b->engine->poll(now);
+            SockId one;
+            pending = pending || b->engine->connections(&one, 1) > 0;
+        }
+        if (!pending || now >= until) break;
+        timespec ts{0, 200'000};
+        nanosleep(&ts, nullptr);
+    }
+    for (EngineBox* b : boxes) {
+        hand_over_to_kernel(b->rt);
+        b->engine->poll(now_ns());
+        counters_publish(b->rt.stats_slot, b->engine->stats(), b->dev.cached_frames());
     }
 }
 

@@ -70,6 +70,13 @@ public:
     void unsteer_flow(Endpoint local, Endpoint remote);
 
     void after_fork_in_child();
+    // The parent keeps its connections and the listeners it watches (in an epoll set, or
+    // polled or accepted on right now: a BGSAVE, system() or popen() changes nothing);
+    // a listener it does not watch leaves its port until it is waited on or accepted on
+    // again, so a master that forks workers to serve it gets no connection it would
+    // never accept (meanwhile new flows go to the workers once they adopt the port, or
+    // to the kernel side of the listener, which the workers also accept from).
+    void after_fork_in_parent();
     // A forked child's engine now serves an inherited listener on port: the parent's
     // engines leave the port's slot set, and the parent is told (Umem::displace).
     void adopted_listener(uint16_t port);

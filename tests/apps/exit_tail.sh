@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A preloaded sender that writes 16 MiB, closes and exits at once (exit(), then
-# _exit(), then exit() under 2% loss) while a kernel client reads at a slow pace: the
+# _exit(), then exit() under 2% loss) while a kernel client stops reading for a second
+# just before the end (so the tail cannot be delivered before the sender is gone): the
 # client gets every byte and an orderly end, no reset. The connections the engine could
 # not finish before the process was gone are handed over to the kernel (TCP_REPAIR):
 # the sender says so, and the server namespace shows the kernel socket that finishes
@@ -23,8 +24,10 @@ run() {  # port how label
     "$port" "$TMP/blob" "$how" > "$TMP/snd.$port" 2>&1 &
   local sp=$!; PIDS+=($sp)
   for _ in $(seq 100); do grep -q listening "$TMP/snd.$port" && break; sleep 0.05; done
-  # 4 MB/s: the sender is done writing long before the reader is done reading.
-  cli "$PY" "$H/slow_reader.py" "$TB_IP_SRV" "$port" 4000000 60 > "$TMP/rd.$port" 2>&1 &
+  # The reader (64 KB receive buffer) stops 192 KB before the end for 1.5 s: the tail
+  # fits in the sender's 256 KB send buffer, so its last write returns, it closes and
+  # exits with most of the tail unacknowledged, behind a closed window.
+  cli "$PY" "$H/slow_reader.py" "$TB_IP_SRV" "$port" 0 60 $((16 * 1024 * 1024 - 192 * 1024)) 1.5 > "$TMP/rd.$port" 2>&1 &
   local rp=$!
   wait "$sp"; local rc=$?
   # The process is gone; its connection goes on in a kernel socket.
