@@ -13,9 +13,13 @@ need nginx wrk
 
 # 1. Four threads, four listeners, one port.
 PORT=8070
-start_preloaded "$TMP/rp.out" "$B/examples/reuseport_server" $PORT 4
-RP=$APP_PID
-wait_listen "$TB_NS_SRV" $PORT || finish
+ip netns exec "$TB_NS_SRV" env LD_PRELOAD="$LIB" FASTNET_LOG=info "$B/examples/reuseport_server" $PORT 4 \
+  > "$TMP/rp.out" 2>&1 &
+RP=$!; PIDS+=("$RP")
+# Every thread's listener is up once the server says so (the kernel's LISTEN line in ss
+# appears with the first one).
+for _ in $(seq 200); do grep -q "listening on" "$TMP/rp.out" && break; sleep 0.05; done
+grep -q "listening on" "$TMP/rp.out" || { fail "the server did not start: $(cat "$TMP/rp.out")"; finish; }
 cat > "$TMP/client.py" <<'PY'
 import collections, socket, sys
 host, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -53,6 +57,7 @@ for t in 0 1 2 3; do
     fail "thread $t served [$n] connections: $(tr '\n' ' ' < "$TMP/client.out")"
 done
 prove_counters $RP conn_accepted 400 engines 4
+[[ $failures -eq 0 ]] || { echo "server log:" >&2; cat "$TMP/rp.out" >&2; "$STAT" "$RP" >&2; }
 prove_no_kernel_flows $PORT "4 SO_REUSEPORT listeners in one process"
 kill $RP; wait $RP 2>/dev/null
 
