@@ -129,14 +129,16 @@ prove_no_kernel_flows() {
   [[ -z $bad ]] || fail "$what: kernel TCP sockets on the fastnet side after the load: $(head -5 <<< "$bad")"
 }
 
-# A single-process nginx (no fork, so the process serving is the preloaded one) with
-# every path inside DIR, serving DIR/www on PORT; EXTRA goes into the server block.
-nginx_conf() {  # dir port [extra]
+# An nginx with every path inside DIR, serving DIR/www on PORT (the whole listen
+# argument: "8080 reuseport" works); EXTRA goes into the server block. Without WORKERS a
+# single process (no fork, so the process serving is the preloaded one); with WORKERS a
+# master and that many forked workers.
+nginx_conf() {  # dir port [extra] [workers]
   mkdir -p "$1/www"
   cat > "$1/nginx.conf" <<NG
-master_process off;
+master_process $([[ -n ${4:-} ]] && echo on || echo off);
 daemon off;
-worker_processes 1;
+worker_processes ${4:-1};
 error_log $1/error.log;
 pid $1/nginx.pid;
 events { worker_connections 1024; }

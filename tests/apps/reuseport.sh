@@ -65,25 +65,6 @@ kill $RP; wait $RP 2>/dev/null
 NG=$TMP/ng
 mkdir -p "$NG/www"
 chmod 755 "$TMP" "$NG" "$NG/www"
-conf() {  # workers listen-extra
-  cat > "$NG/nginx.conf" <<NG
-master_process on;
-daemon off;
-worker_processes $1;
-error_log $NG/error.log;
-pid $NG/nginx.pid;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path $NG/client_body;
-  proxy_temp_path $NG/proxy;
-  fastcgi_temp_path $NG/fastcgi;
-  uwsgi_temp_path $NG/uwsgi;
-  scgi_temp_path $NG/scgi;
-  server { listen $2; location = /hello { return 200 "hello\n"; } }
-}
-NG
-}
 accepted() { jget conn_accepted <<< "$(stat_json "$1")"; }
 wait_workers() {  # master count: WORKERS = accelerated unprivileged workers
   local i w p ready
@@ -107,7 +88,7 @@ wait_workers() {  # master count: WORKERS = accelerated unprivileged workers
 # would slow the next one's connect()s.
 run_nginx() {
   local workers=$1 extra=$2 label=$3 port=$4 out req rate best=0 w
-  conf "$workers" "$port $extra"
+  nginx_conf "$NG" "$port $extra" 'location = /hello { return 200 "hello\n"; }' "$workers"
   start_preloaded "$TMP/nginx.out" nginx -c "$NG/nginx.conf" -p "$NG"
   local master=$APP_PID
   wait_listen "$TB_NS_SRV" "$port" || return 1
