@@ -29,6 +29,7 @@
 #include "stack/net/interface.hpp"
 #include "stack/net/neighbour.hpp"
 #include "stack/net/route.hpp"
+#include "stack/tcp/isn.hpp"
 #include "stack/xdp/steering.hpp"
 #include "stack/xdp/umem.hpp"
 #include "stack/xdp/xsk_device.hpp"
@@ -191,6 +192,28 @@ void start_progress(State& s) {
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
 }
 
+// The key of ISNs, TSval offsets and SYN cookies: one per host and boot, as the kernel's,
+// so that every fastnet process (and a restarted one) numbers a reused 4-tuple after the
+// earlier incarnation a peer may still hold in TIME-WAIT. A key per process made a new
+// process's SYNs look older than the last one's (PAWS): the peer answered with an ACK,
+// and each such connection waited a second for its SYN to be retransmitted. Derived from
+// the kernel's boot id, which only local users can read (and they cannot inject
+// segments without CAP_NET_RAW); a random key where it cannot be read.
+void host_secret(uint64_t out[2]) {
+    char id[64] = {};
+    int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? real().read(fd, id, sizeof id - 1) : -1;
+    if (fd >= 0) real().close(fd);
+    if (n >= 32) {
+        static const uint64_t k0[2] = {0x66617374'6e657431ull, 0x69736e2d'6b657930ull};
+        static const uint64_t k1[2] = {0x66617374'6e657432ull, 0x69736e2d'6b657931ull};
+        out[0] = siphash24(k0, id, static_cast<size_t>(n));
+        out[1] = siphash24(k1, id, static_cast<size_t>(n));
+        return;
+    }
+    if (getrandom(out, 2 * sizeof(uint64_t), GRND_NONBLOCK) != 2 * sizeof(uint64_t)) out[0] = now_ns();
+}
+
 int fail_start(const char* why, int err) {
     State& s = st();
     s.started = -1;
@@ -240,8 +263,7 @@ bool Runtime::start() {
     s.base.nslots = kSlots;
     s.base.sndbuf = cfg.sndbuf;
     s.base.rcvbuf = cfg.rcvbuf;
-    if (getrandom(s.base.isn_secret, sizeof s.base.isn_secret, GRND_NONBLOCK) != sizeof s.base.isn_secret)
-        s.base.isn_secret[0] = now_ns();
+    host_secret(s.base.isn_secret);
 
     raise_memlock_limit();
     UmemConfig uc;

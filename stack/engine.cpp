@@ -133,6 +133,23 @@ int TcpCore::bind_port(Tcb& t, uint16_t port) {
     return 0;
 }
 
+bool TcpCore::reuse_time_wait(const FourTuple& k) {
+    // Linux's tcp_tw_reuse for an active open: the 4-tuple's earlier incarnation, closed
+    // by the application and waiting in TIME-WAIT, gives way when timestamps were in use
+    // and its peer's last one is more than a second old. The new SYN's TSval is then
+    // newer than any segment of the old connection (one clock and offset per address
+    // pair, isn.hpp), so the peer's PAWS check tells old duplicates apart. Without this an
+    // engine's share of the active-open range (port_count / nslots ports) would cap a
+    // client that closes first at that many connections per 2 MSL to one server.
+    uint32_t h = flows.find(k);
+    Tcb* o = h == FlowTable::kEmpty ? nullptr : pool.get(h);
+    if (!o || o->state != TcpState::TimeWait || !o->user_closed || !o->ts_ok ||
+        now - o->ts_recent_age < kTimeWaitReuseNs)
+        return false;
+    tcb_closed(*o);   // its flow entry goes now, its port reference at the reap
+    return true;
+}
+
 int TcpCore::pick_port(Tcb& t, Endpoint remote) {
     // Fastsocket-style active-open ports: (port - base) % nslots == slot routes the
     // replies to this engine.
@@ -141,10 +158,10 @@ int TcpCore::pick_port(Tcb& t, Endpoint remote) {
         uint32_t k = (next_port + i) % n;
         uint32_t p = cfg.port_base + k * cfg.nslots + cfg.slot;
         if (p > 65535 || p >= uint32_t(cfg.port_base) + cfg.port_count) continue;
-        if (port_refs[p] || listen_by_port[p] != kNoSock) continue;
-        if (remote.port &&
-            flows.find(FourTuple{cfg.ip, remote.ip, static_cast<uint16_t>(p), remote.port}) !=
-                FlowTable::kEmpty)
+        if (listen_by_port[p] != kNoSock) continue;
+        const FourTuple tuple{cfg.ip, remote.ip, static_cast<uint16_t>(p), remote.port};
+        if (port_refs[p] ? !(port_refs[p] == 1 && remote.port && reuse_time_wait(tuple))
+                         : remote.port && flows.find(tuple) != FlowTable::kEmpty)
             continue;
         next_port = k + 1;
         port_refs[p]++;
@@ -476,7 +493,7 @@ int Engine::connect(SockId s, Endpoint remote) {
     t->snd_buf_seq = t->iss + 1;
     t->recover = t->iss;
     t->rcv_wscale = c.wscale_for(t->rcvbuf);
-    t->ts_offset = static_cast<uint32_t>(siphash_tuple(c.secret, k, 0x7473));
+    t->ts_offset = ts_offset(c.secret, k.local_ip, k.remote_ip);
     c.setup_mss(*t);
     t->connected_once = true;
     c.set_state(*t, TcpState::SynSent);

@@ -24,6 +24,7 @@ inline constexpr uint32_t kSynRetries = 6;                   // tcp_syn_retries
 inline constexpr uint32_t kSynackRetries = 5;                // tcp_synack_retries
 inline constexpr uint32_t kRetries2 = 15;                    // tcp_retries2
 inline constexpr TimeNs kFinTimeout = 60'000'000'000ull;     // tcp_fin_timeout (orphans)
+inline constexpr TimeNs kTimeWaitReuseNs = 1'000'000'000ull;  // tcp_tw_reuse: peer's last TS this old
 inline constexpr uint32_t kChallengeAckLimit = 1000;         // tcp_challenge_ack_limit, per s
 inline constexpr TimeNs kPersistMin = 200'000'000;           // TCP_RTO_MIN
 inline constexpr TimeNs kPersistMax = 120'000'000'000ull;    // TCP_RTO_MAX
@@ -81,6 +82,7 @@ struct TcpCore {
     void release_buffers(Tcb& t);
     int bind_port(Tcb& t, uint16_t port);
     int pick_port(Tcb& t, Endpoint remote);
+    bool reuse_time_wait(const FourTuple& k);
     bool flow_insert(Tcb& t);
     void flow_remove(Tcb& t);
     uint32_t events(const Tcb& t) const;

@@ -77,6 +77,10 @@ uint32_t isn_rfc6528(const uint64_t secret[2], const FourTuple& t, TimeNs now) {
     return m + static_cast<uint32_t>(siphash_tuple(secret, t, 0));
 }
 
+uint32_t ts_offset(const uint64_t secret[2], uint32_t local_ip, uint32_t remote_ip) {
+    return static_cast<uint32_t>(siphash_tuple(secret, FourTuple{local_ip, remote_ip, 0, 0}, 0x7473));
+}
+
 uint8_t syncookie_mss_index(uint16_t mss) {
     uint8_t i = 0;
     for (uint8_t k = 0; k < 4; ++k)

@@ -22,6 +22,13 @@ uint64_t siphash_tuple(const uint64_t key[2], const FourTuple& t, uint32_t extra
 // timer ticking every 4 µs taken from now (ns).
 uint32_t isn_rfc6528(const uint64_t secret[2], const FourTuple& t, TimeNs now);
 
+// The TSval offset of a connection (RFC 7323 5.4), per pair of addresses as Linux has it
+// (secure_tcp_ts_off): every connection between two hosts shares one timestamp clock, so
+// a peer still holding an earlier incarnation of a 4-tuple in TIME-WAIT sees the new
+// SYN's TSval as newer (PAWS) and accepts it. Per 4-tuple offsets made about half of all
+// reused ports' SYNs look old: answered with an ACK, a RST and a retry a second later.
+uint32_t ts_offset(const uint64_t secret[2], uint32_t local_ip, uint32_t remote_ip);
+
 // SYN cookies. MSS table index in the low 2 bits, a 22-bit MAC, a counter of 64 s
 // periods in the top 8, all offset by a keyed hash of the 4-tuple and the peer's ISN. t is from OUR side (local = listener).
 inline constexpr uint16_t kSyncookieMss[4] = {536, 1300, 1440, 1460};

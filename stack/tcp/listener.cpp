@@ -151,7 +151,7 @@ void TcpCore::listen_input(Tcb& l, const TcpView& seg, uint32_t src_ip, uint32_t
     c->snd_wl1 = seg.seq;
     c->snd_wl2 = c->iss;
     c->last_recv = now;
-    c->ts_offset = static_cast<uint32_t>(siphash_tuple(secret, k, 0x7473));
+    c->ts_offset = ts_offset(secret, k.local_ip, k.remote_ip);
     if (!flow_insert(*c)) {
         c->state = TcpState::Closed;
         reap_now(*c);

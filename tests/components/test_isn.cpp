@@ -41,6 +41,16 @@ TEST_CASE("RFC 6528 ISNs advance with a 4 microsecond clock and differ per tuple
     CHECK(isn_rfc6528(other_secret, kTuple, 0) != a);
 }
 
+TEST_CASE("the TSval offset is one per pair of addresses, not per port", "[tcp][isn]") {
+    // A reused local port must not make the new incarnation's timestamps look older
+    // than the old one's to a peer in TIME-WAIT (Linux: secure_tcp_ts_off).
+    uint32_t a = ts_offset(kSecret, kTuple.local_ip, kTuple.remote_ip);
+    CHECK(ts_offset(kSecret, kTuple.local_ip, kTuple.remote_ip) == a);
+    CHECK(ts_offset(kSecret, kTuple.local_ip, kTuple.remote_ip + 1) != a);
+    const uint64_t other_secret[2] = {1, 2};
+    CHECK(ts_offset(other_secret, kTuple.local_ip, kTuple.remote_ip) != a);
+}
+
 TEST_CASE("a SYN cookie round-trips the MSS class within two periods", "[tcp][syncookie]") {
     auto [mss, expect] = GENERATE(table<uint16_t, uint16_t>({
         {1460, 1460}, {9000, 1460}, {1448, 1440}, {1400, 1300}, {536, 536}, {100, 536}}));
