@@ -102,6 +102,12 @@ std::optional<ConfigError> parse_config(Config& cfg, const EnvLookup& env) {
             return bad("FASTNET_UMEM_FRAMES", v, "a power of two from 512 to 1048576");
         cfg.umem_frames = static_cast<uint32_t>(n);
     }
+    if (const char* v = env("FASTNET_QUEUES")) {
+        if (strcmp(v, "all") == 0) cfg.queues = 0;
+        else if (!parse_uint(v, 16, &n, false) || n < 1)
+            return bad("FASTNET_QUEUES", v, "all, or a count of RX queues from 1 to 16");
+        else cfg.queues = static_cast<uint32_t>(n);
+    }
     return std::nullopt;
 }
 

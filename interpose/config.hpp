@@ -26,7 +26,8 @@ struct Config {
     uint32_t rcvbuf = 256 * 1024;
     uint16_t port_base = 40000;     // active-open range, see EngineConfig
     uint16_t port_count = 16384;
-    uint32_t umem_frames = 4096;
+    uint32_t umem_frames = 4096;    // per RX queue served
+    uint32_t queues = 0;            // FASTNET_QUEUES: RX queues served, 0 = all of them
 };
 
 // The first invalid variable: its name, the value given, and what would be accepted.

@@ -13,7 +13,7 @@
 namespace fastnet::ipose {
 
 inline constexpr uint64_t kCountersMagic = 0x74656e7473616621ull;   // "!fastnet"
-inline constexpr uint32_t kCountersVersion = 3;
+inline constexpr uint32_t kCountersVersion = 4;
 inline constexpr int kMaxEngineSlots = 64;
 inline constexpr int kMaxDrops = 16;
 
@@ -48,6 +48,8 @@ struct SharedCounters {
     // engines' caches account for every frame: fastnet-stat's umem_frames_idle.
     std::atomic<uint64_t> umem_frames;
     std::atomic<uint64_t> umem_frames_free;
+    std::atomic<uint64_t> queues;                // RX queues the engines serve
+    std::atomic<uint64_t> queue_rx_frames[16];   // frames the engines received, by RX queue
     uint64_t reserved[4];
     EngineSlot engines[kMaxEngineSlots];
 };

@@ -33,6 +33,7 @@
 #include "stack/xdp/steering.hpp"
 #include "stack/xdp/umem.hpp"
 #include "stack/xdp/xsk_device.hpp"
+#include "stack/xdp/xsk_queues.hpp"
 
 namespace fastnet::ipose {
 
@@ -58,11 +59,23 @@ constexpr uint64_t kRouteCacheNs = 1'000'000'000;
 
 struct EngineBox {
     RtEngine rt;
-    XskDevice dev;
+    XskQueues dev;
     NeighbourCache nb;
     std::unique_ptr<Engine> engine;
     uint64_t last_publish = 0;
+    uint64_t published_rx[kMaxXskQueues] = {};   // per queue, already in the counters
 };
+
+// Adds what each queue received since the last call to the process's counters.
+void publish_queues(EngineBox* b) {
+    SharedCounters* c = counters();
+    if (!c) return;
+    for (uint32_t q = 0; q < b->dev.queues() && q < 16; ++q) {
+        uint64_t now = b->dev.queue(q).stats().rx_frames;
+        c->queue_rx_frames[q].fetch_add(now - b->published_rx[q], std::memory_order_relaxed);
+        b->published_rx[q] = now;
+    }
+}
 
 struct State {
     std::mutex mu;
@@ -72,7 +85,11 @@ struct State {
     pid_t pid = 0;
     InterfaceInfo ifc;
     EngineConfig base;
-    Umem umem;
+    // One UMEM per RX queue served (queue q's XSKs share umem[q]); umem[0] also holds
+    // what the process tree shares about slots: the slot table, the control lock and
+    // the displacement counts.
+    Umem umem[kMaxXskQueues];
+    uint32_t nqueues = 1;
     Steering steering;
     EngineBox* boxes[kMaxEngines] = {};
     std::atomic<int> nboxes{0};
@@ -95,8 +112,8 @@ State& st() {
 // Steering edits of all processes on the interface go through the UMEM's process-shared
 // control lock (a port's slot set is read, changed and written back).
 struct SteerLock {
-    SteerLock() { st().umem.control_lock(); }
-    ~SteerLock() { st().umem.control_unlock(); }
+    SteerLock() { st().umem[0].control_lock(); }
+    ~SteerLock() { st().umem[0].control_unlock(); }
     SteerLock(const SteerLock&) = delete;
     SteerLock& operator=(const SteerLock&) = delete;
 };
@@ -137,7 +154,9 @@ void reap_dead_slots() {
     State& s = st();
     uint32_t dead[kSlots];
     uint32_t frames = 0;
-    uint32_t n = s.umem.reap_dead_slots(kSlots, dead, &frames);
+    uint32_t n = s.umem[0].reap_dead_slots(kSlots, dead, &frames);
+    for (uint32_t i = 0; i < n; ++i)
+        for (uint32_t q = 1; q < s.nqueues; ++q) frames += s.umem[q].reclaim(static_cast<uint8_t>(dead[i] + 1));
     if (n)
         if (SharedCounters* c = counters()) c->frames_reclaimed.fetch_add(frames, std::memory_order_relaxed);
     for (uint32_t i = 0; i < n; ++i) {
@@ -163,7 +182,7 @@ void* progress_main(void*) {
         for (int i = 0; i < n; ++i) pump(&s.boxes[i]->rt, false);
         for (int i = 0; i < n; ++i) {
             RtEngine& e = s.boxes[i]->rt;
-            uint32_t d = s.umem.displaced(static_cast<uint32_t>(e.slot));
+            uint32_t d = s.umem[0].displaced(static_cast<uint32_t>(e.slot));
             if (d != e.displaced_seen) {
                 e.displaced_seen = d;
                 fs::listeners_displaced(&e);
@@ -173,9 +192,14 @@ void* progress_main(void*) {
             last_reap = now;
             reap_dead_slots();
             if (SharedCounters* c = counters()) {
-                c->umem_frames.store(s.umem.frame_count(), std::memory_order_relaxed);
-                c->umem_frames_free.store(s.umem.free_frames() + s.umem.fill_level(),
-                                          std::memory_order_relaxed);
+                uint64_t frames = 0, free = 0;
+                for (uint32_t q = 0; q < s.nqueues; ++q) {
+                    frames += s.umem[q].frame_count();
+                    free += s.umem[q].free_frames() + s.umem[q].fill_level();
+                }
+                c->umem_frames.store(frames, std::memory_order_relaxed);
+                c->umem_frames_free.store(free, std::memory_order_relaxed);
+                c->queues.store(s.nqueues, std::memory_order_relaxed);
             }
         }
     }
@@ -212,6 +236,29 @@ void host_secret(uint64_t out[2]) {
         return;
     }
     if (getrandom(out, 2 * sizeof(uint64_t), GRND_NONBLOCK) != 2 * sizeof(uint64_t)) out[0] = now_ns();
+}
+
+// The RX queues the engines bind: queues 0..n-1 of the interface (FASTNET_QUEUES, else
+// all it has). A frame arriving on a queue beyond them finds no XSK and goes to the
+// kernel (counted by the XDP program).
+uint32_t served_queues(const InterfaceInfo& ifc, uint32_t wanted) {
+    uint32_t have = ifc.rx_queues ? ifc.rx_queues : 1;
+    uint32_t n = wanted ? wanted : have;
+    if (n > have) {
+        log(LogLevel::Warn, "FASTNET_QUEUES=%u, but %s has %u RX queue(s): serving %u", wanted,
+            ifc.name, have, have);
+        n = have;
+    }
+    if (n > kMaxXskQueues) {
+        log(LogLevel::Warn, "%s has %u RX queues; fastnet serves the first %u: flows the NIC "
+                            "puts on the others go to the kernel (ethtool -L %s combined %u)",
+            ifc.name, n, kMaxXskQueues, ifc.name, kMaxXskQueues);
+        n = kMaxXskQueues;
+    } else if (n < have) {
+        log(LogLevel::Warn, "serving %u of the %u RX queues of %s: flows on the others go to "
+                            "the kernel", n, have, ifc.name);
+    }
+    return n;
 }
 
 int fail_start(const char* why, int err) {
@@ -269,8 +316,12 @@ bool Runtime::start() {
     UmemConfig uc;
     uc.frame_count = cfg.umem_frames;
     // The components' messages already name the errno.
-    if ((r = s.umem.create(uc)) < 0)
-        return s.umem.error()[0] ? fail_start(s.umem.error(), 0) : fail_start("cannot create the UMEM", -r);
+    s.nqueues = served_queues(s.ifc, cfg.queues);
+    for (uint32_t q = 0; q < s.nqueues; ++q) {
+        if ((r = s.umem[q].create(uc)) < 0)
+            return s.umem[q].error()[0] ? fail_start(s.umem[q].error(), 0)
+                                        : fail_start("cannot create the UMEM", -r);
+    }
     if ((r = s.steering.attach(s.ifc.ifindex, XdpAttachMode::Auto)) < 0) {
         // One steering program per interface: another fastnet process (or any XDP
         // program) already holds it.
@@ -305,7 +356,7 @@ EngineBox* add_engine(State& s, char* why, size_t why_len) {
         return nullptr;
     }
     reap_dead_slots();
-    int slot = s.umem.claim_slot(kSlots);
+    int slot = s.umem[0].claim_slot(kSlots);
     if (slot < 0) {
         delete box;
         snprintf(why, why_len, "all %u XSK slots of the interface are taken", kSlots);
@@ -313,23 +364,25 @@ EngineBox* add_engine(State& s, char* why, size_t why_len) {
     }
     XskConfig xc;
     xc.ifname = s.ifc.name;
-    xc.queue = 0;
     xc.owner = static_cast<uint8_t>(slot + 1);
     const Config& cfg = config();
     xc.zerocopy = cfg.zerocopy == ZeroCopy::On ? ZeroCopyMode::On
                 : cfg.zerocopy == ZeroCopy::Off ? ZeroCopyMode::Off : ZeroCopyMode::Auto;
-    int r = box->dev.open(s.umem, xc);
+    // Each engine transmits on a queue of its own where it can (a NIC's TX queues are
+    // per CPU); it receives on every queue, wherever the NIC's RSS puts its flows.
+    int r = box->dev.open(s.umem, s.nqueues, xc, static_cast<uint32_t>(slot) % s.nqueues);
     if (r < 0) snprintf(why, why_len, "cannot open an AF_XDP socket: %s", box->dev.error());
     else if ((r = box->nb.open(s.ifc.ifindex)) < 0)
         snprintf(why, why_len, "cannot open the neighbour cache: %s", strerror(-r));
     if (r < 0) {
         delete box;
-        s.umem.release_slot(static_cast<uint32_t>(slot));
+        s.umem[0].release_slot(static_cast<uint32_t>(slot));
         return nullptr;
     }
     // libxdp opens XSKs without close-on-exec: an exec'd image would inherit them, keep
     // the queue bound to this UMEM and fail to bind its own.
-    for (int fd : {box->dev.fd(), box->nb.fd()}) {
+    for (uint32_t q = 0; q <= box->dev.queues(); ++q) {
+        int fd = q < box->dev.queues() ? box->dev.queue(q).fd() : box->nb.fd();
         int fl = real().fcntl(fd, F_GETFD);
         if (fl >= 0) real().fcntl(fd, F_SETFD, fl | FD_CLOEXEC);
     }
@@ -342,18 +395,20 @@ EngineBox* add_engine(State& s, char* why, size_t why_len) {
     box->rt.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     box->rt.slot = slot;
     box->rt.index = n;
-    box->rt.displaced_seen = s.umem.displaced(static_cast<uint32_t>(slot));
+    box->rt.displaced_seen = s.umem[0].displaced(static_cast<uint32_t>(slot));
     box->rt.stats_slot = counters_claim_slot();
     box->engine->set_event_sink(&box->rt);
     {
         SteerLock sg;
-        s.steering.set_xsk(static_cast<uint32_t>(slot), box->dev.fd());
+        for (uint32_t q = 0; q < box->dev.queues(); ++q)
+            s.steering.set_xsk(static_cast<uint32_t>(slot), box->dev.queue(q).fd(), q);
     }
     s.boxes[n] = box;
     s.nboxes.store(n + 1, std::memory_order_release);
     start_progress(s);
     if (SharedCounters* c = counters()) c->engines_started.fetch_add(1, std::memory_order_relaxed);
-    log(LogLevel::Info, "engine %d: slot %d, AF_XDP socket in %s mode", n, slot, to_string(box->dev.mode()));
+    log(LogLevel::Info, "engine %d: slot %d, AF_XDP sockets on %u queue(s) in %s mode, transmitting on queue %u",
+        n, slot, box->dev.queues(), to_string(box->dev.mode()), box->dev.tx_queue());
     return box;
 }
 
@@ -473,7 +528,9 @@ void Runtime::after_fork_in_child() {
     for (int i = 0; i < n; ++i) {
         EngineBox* b = s.boxes[i];
         s.parent_slots[s.nparent_slots++] = static_cast<uint32_t>(b->rt.slot);
-        if (b->dev.fd() != s.umem.fd()) r.close(b->dev.fd());
+        for (uint32_t q = 0; q < b->dev.queues(); ++q)
+            if (b->dev.queue(q).fd() != s.umem[q].fd()) r.close(b->dev.queue(q).fd());
+        if (b->dev.queues() > 1) r.close(b->dev.wait_fd());
         r.close(b->nb.fd());
         r.close(b->rt.wake_fd);
         s.boxes[i] = nullptr;    // abandoned: its destructor would touch the parent's rings
@@ -482,7 +539,7 @@ void Runtime::after_fork_in_child() {
     s.next_share = 0;
     s.spare = 0;
     s.progress_running = false;
-    s.umem.forget_sockets_after_fork();
+    for (uint32_t q = 0; q < s.nqueues; ++q) s.umem[q].forget_sockets_after_fork();
     counters_set_state("accelerated (forked child of %d)", getppid());
     t.orphan_hook = [](int fd, Entry* en) { return fs::adopt_listener(fd, en); };
     for (int fd = 0; fd <= t.high_water(); ++fd) {
@@ -530,9 +587,9 @@ void Runtime::adopted_listener(uint16_t port) {
     SteerLock g;
     for (int i = 0; i < s.nparent_slots; ++i) {
         uint32_t slot = s.parent_slots[i];
-        if (s.umem.slot_pid(slot) != s.parent_pid) continue;     // gone, or reused
+        if (s.umem[0].slot_pid(slot) != s.parent_pid) continue;     // gone, or reused
         if (s.steering.remove_listen_slot(port, slot) == 0) {
-            s.umem.displace(slot);
+            s.umem[0].displace(slot);
             log(LogLevel::Info, "port %u: parent %d's slot %u leaves it to this worker", port,
                 s.parent_pid, slot);
         }
@@ -679,6 +736,7 @@ void RtEngine::poll_locked(uint64_t now) {
     if (now - box->last_publish > kPublishNs) {
         box->last_publish = now;
         counters_publish(stats_slot, engine->stats(), box->dev.cached_frames());
+        publish_queues(box);
     }
 }
 

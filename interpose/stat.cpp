@@ -28,6 +28,7 @@ struct Totals {
     uint64_t sockets_accelerated = 0, accepted_kernel = 0, handovers = 0, passthrough_calls = 0;
     uint64_t slots_reaped = 0, frames_reclaimed = 0;
     uint64_t umem_frames = 0, umem_frames_free = 0, frames_cached = 0;
+    uint64_t queues = 0, queue_rx[16] = {};
     EngineStats e{};
 };
 
@@ -67,6 +68,8 @@ bool read_one(int pid, Totals* t, std::string* err) {
     t->frames_reclaimed = c->frames_reclaimed.load(std::memory_order_relaxed);
     t->umem_frames = c->umem_frames.load(std::memory_order_relaxed);
     t->umem_frames_free = c->umem_frames_free.load(std::memory_order_relaxed);
+    t->queues = c->queues.load(std::memory_order_relaxed);
+    for (int q = 0; q < 16; ++q) t->queue_rx[q] = c->queue_rx_frames[q].load(std::memory_order_relaxed);
     constexpr int ndrops = static_cast<int>(Drop::Count_) < kMaxDrops ? static_cast<int>(Drop::Count_) : kMaxDrops;
     for (int i = 0; i < kMaxEngineSlots; ++i) {
         const EngineSlot& s = c->engines[i];
@@ -97,7 +100,12 @@ bool read_one(int pid, Totals* t, std::string* err) {
 }
 
 std::vector<std::pair<const char*, uint64_t>> fields(const Totals& t) {
-    return {{"sockets_accelerated", t.sockets_accelerated}, {"accepted_kernel", t.accepted_kernel},
+    static const char* const kQueueNames[16] = {
+        "rx_frames_q0", "rx_frames_q1", "rx_frames_q2", "rx_frames_q3", "rx_frames_q4",
+        "rx_frames_q5", "rx_frames_q6", "rx_frames_q7", "rx_frames_q8", "rx_frames_q9",
+        "rx_frames_q10", "rx_frames_q11", "rx_frames_q12", "rx_frames_q13", "rx_frames_q14",
+        "rx_frames_q15"};
+    std::vector<std::pair<const char*, uint64_t>> f = {{"sockets_accelerated", t.sockets_accelerated}, {"accepted_kernel", t.accepted_kernel},
             {"handovers", t.handovers}, {"passthrough_calls", t.passthrough_calls},
             {"slots_reaped", t.slots_reaped}, {"frames_reclaimed", t.frames_reclaimed},
             {"frames_rx", t.e.frames_rx}, {"frames_tx", t.e.frames_tx},
@@ -109,7 +117,10 @@ std::vector<std::pair<const char*, uint64_t>> fields(const Totals& t) {
             {"sockets_moved", t.e.moved_in}, {"frames_forwarded", t.e.frames_forwarded},
             {"rx_csum_partial", t.e.rx_csum_partial}, {"conn_handed_over", t.e.handed_over},
             {"umem_frames", t.umem_frames},
-            {"umem_frames_idle", t.umem_frames_free + t.frames_cached}};
+            {"umem_frames_idle", t.umem_frames_free + t.frames_cached},
+            {"queues", t.queues}};
+    for (uint64_t q = 0; q < t.queues && q < 16; ++q) f.push_back({kQueueNames[q], t.queue_rx[q]});
+    return f;
 }
 
 std::string json_string(const std::string& s) {

@@ -15,7 +15,7 @@
 
 struct {
     __uint(type, BPF_MAP_TYPE_XSKMAP);
-    __uint(max_entries, FASTNET_MAX_SLOTS);
+    __uint(max_entries, FASTNET_MAX_SLOTS * FASTNET_MAX_QUEUES);
     __type(key, __u32);
     __type(value, __u32);
 } xsks SEC(".maps");
@@ -72,6 +72,14 @@ struct {
     __type(value, __u64);
 } slot_counters SEC(".maps");
 
+/* Frames redirected per arrival queue. */
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, FASTNET_MAX_QUEUES);
+    __type(key, __u32);
+    __type(value, __u64);
+} queue_counters SEC(".maps");
+
 /* 802.1Q and 802.1ad; a QinQ frame carries at most two tags. */
 #define VLAN_MAX_DEPTH 2
 struct vlan_hdr {
@@ -87,14 +95,23 @@ static __always_inline int count(__u32 idx, int verdict)
     return verdict;
 }
 
-static __always_inline int redirect(__u32 slot, __u32 rule_counter)
+static __always_inline int redirect(struct xdp_md *ctx, __u32 slot, __u32 rule_counter)
 {
-    /* The lower bits of flags are the action when the slot is empty: an engine that
+    __u32 queue = ctx->rx_queue_index;
+    if (queue >= FASTNET_MAX_QUEUES)
+        return count(FASTNET_CNT_PASS_QUEUE, XDP_PASS);
+    /* Every engine has an XSK on every queue it serves, each at its own index: the
+     * kernel only accepts a redirect to a socket bound to the arrival queue.
+     * The lower bits of flags are the action when the index is empty: an engine that
      * has gone away sends its traffic to the kernel instead of dropping it. */
-    int verdict = bpf_redirect_map(&xsks, slot, XDP_PASS);
+    __u32 idx = queue * FASTNET_MAX_SLOTS + (slot & (FASTNET_MAX_SLOTS - 1));
+    int verdict = bpf_redirect_map(&xsks, idx, XDP_PASS);
     if (verdict != XDP_REDIRECT)
         return count(FASTNET_CNT_PASS_NO_XSK, verdict);
     __u64 *c = bpf_map_lookup_elem(&slot_counters, &slot);
+    if (c)
+        *c += 1;
+    c = bpf_map_lookup_elem(&queue_counters, &queue);
     if (c)
         *c += 1;
     return count(rule_counter, verdict);
@@ -119,7 +136,8 @@ static __always_inline __u32 hash_slot(struct fastnet_listen_slots *ls, __u32 n,
  * while that slot still serves the port (its engine may hold the half-open connection);
  * otherwise the hash picks one. The choice is recorded only when an engine got the
  * frame: a SYN the kernel takes leaves no record, and its flow stays the kernel's. */
-static __always_inline int new_passive_flow(struct fastnet_listen_slots *ls, __u32 n,
+static __always_inline int new_passive_flow(struct xdp_md *ctx,
+                                            struct fastnet_listen_slots *ls, __u32 n,
                                             struct fastnet_flow_key *key, __u32 seed)
 {
     if (n == 0 || n > FASTNET_MAX_SLOTS) {
@@ -141,7 +159,7 @@ static __always_inline int new_passive_flow(struct fastnet_listen_slots *ls, __u
     }
     if (slot == FASTNET_MAX_SLOTS)
         slot = hash_slot(ls, n, key, seed);
-    int verdict = redirect(slot, FASTNET_CNT_REDIRECT_LISTEN);
+    int verdict = redirect(ctx, slot, FASTNET_CNT_REDIRECT_LISTEN);
     if (verdict == XDP_REDIRECT)
         bpf_map_update_elem(&passive_flows, key, &slot, BPF_ANY);
     else
@@ -228,13 +246,13 @@ int steer(struct xdp_md *ctx)
 
     __u32 *flow_slot = bpf_map_lookup_elem(&flows, &key);
     if (flow_slot)
-        return redirect(*flow_slot, FASTNET_CNT_REDIRECT_FLOW);
+        return redirect(ctx, *flow_slot, FASTNET_CNT_REDIRECT_FLOW);
 
     /* Rule 2: the owner is encoded in the local port of an active open. */
     __u16 dport = bpf_ntohs(tcp->dest);
     __u32 nslots = cfg->ao_nslots;
     if (nslots && dport >= cfg->ao_base && (__u32)dport - cfg->ao_base < cfg->ao_count)
-        return redirect(((__u32)dport - cfg->ao_base) % nslots, FASTNET_CNT_REDIRECT_ACTIVE);
+        return redirect(ctx, ((__u32)dport - cfg->ao_base) % nslots, FASTNET_CNT_REDIRECT_ACTIVE);
 
     /* Rule 3: a listening port. A new flow (a SYN) goes to a slot of the port's set by
      * flow hash, and the slot is recorded for the flow; its later segments follow the
@@ -243,7 +261,7 @@ int steer(struct xdp_md *ctx)
     struct fastnet_listen_slots *ls = bpf_map_lookup_elem(&listen_ports, &dport);
     if (tcp->syn && !tcp->ack) {
         if (ls)
-            return new_passive_flow(ls, ls->count, &key, cfg->hash_seed);
+            return new_passive_flow(ctx, ls, ls->count, &key, cfg->hash_seed);
         return count(FASTNET_CNT_PASS_NO_OWNER, XDP_PASS);
     }
     /* The record outlives the port's listeners: a connection accepted on a listener
@@ -251,7 +269,7 @@ int steer(struct xdp_md *ctx)
      * still reaches its engine. */
     __u32 *rec = bpf_map_lookup_elem(&passive_flows, &key);
     if (rec)
-        return redirect(*rec, FASTNET_CNT_REDIRECT_PASSIVE);
+        return redirect(ctx, *rec, FASTNET_CNT_REDIRECT_PASSIVE);
     if (ls) {
         __u32 n = ls->count;
         /* Not recorded. A listening port is also listened on by the kernel (loopback
@@ -274,7 +292,7 @@ int steer(struct xdp_md *ctx)
          * finds the owner unless the set changed since the SYN. Counted either way. */
         if (n == 0 || n > FASTNET_MAX_SLOTS)
             return count(FASTNET_CNT_PASS_NO_OWNER, XDP_PASS);
-        return redirect(hash_slot(ls, n, &key, cfg->hash_seed), FASTNET_CNT_REDIRECT_LISTEN_MISS);
+        return redirect(ctx, hash_slot(ls, n, &key, cfg->hash_seed), FASTNET_CNT_REDIRECT_LISTEN_MISS);
     }
 
     /* Rule 4: not ours. */

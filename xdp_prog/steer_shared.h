@@ -9,6 +9,10 @@
 /* XSKMAP size: slot numbers are 0 .. FASTNET_MAX_SLOTS-1 (one per engine).
  * A power of two: the program masks slot indices with it. */
 #define FASTNET_MAX_SLOTS 64
+/* RX queues the program redirects from: the XSKMAP holds one socket per (queue, slot),
+ * at index queue * FASTNET_MAX_SLOTS + slot (the kernel delivers a redirected frame only
+ * to an XSK bound to the queue it arrived on). A frame from a higher queue is passed. */
+#define FASTNET_MAX_QUEUES 16
 /* Exact-flow entries (flows moved between engines); preallocated by the kernel. */
 #define FASTNET_MAX_FLOWS 65536
 /* Passive flows: the slot each new flow on a listening port was given at its SYN.
@@ -73,7 +77,8 @@ struct fastnet_config {
     X(PASS_TRUNC_IP, "pass: truncated IPv4 header")                                \
     X(PASS_TRUNC_TCP, "pass: truncated TCP header")                                \
     X(PASS_KERNEL_FLOW, "pass: the kernel has a connection for the flow")            \
-    X(PASS_HANDED_OVER, "pass: flow handed over to the kernel")
+    X(PASS_HANDED_OVER, "pass: flow handed over to the kernel")                   \
+    X(PASS_QUEUE, "pass: arrived on a queue beyond FASTNET_MAX_QUEUES")
 
 enum fastnet_steer_counter {
 #define FASTNET_X_ENUM(name, text) FASTNET_CNT_##name,

@@ -28,7 +28,8 @@ const char* const kCounterNames[] = {
 #undef FASTNET_X_NAME
 };
 
-enum MapId { kXsks, kFlows, kPassive, kKernel, kListen, kConfig, kCounters, kSlotCounters };
+enum MapId { kXsks, kFlows, kPassive, kKernel, kListen, kConfig, kCounters, kSlotCounters,
+              kQueueCounters };
 
 }  // namespace
 
@@ -58,6 +59,7 @@ int Steering::map_fd(int which) const
     case kConfig: return bpf_map__fd(skel_->maps.config);
     case kCounters: return bpf_map__fd(skel_->maps.counters);
     case kSlotCounters: return bpf_map__fd(skel_->maps.slot_counters);
+    case kQueueCounters: return bpf_map__fd(skel_->maps.queue_counters);
     }
     return -1;
 }
@@ -339,15 +341,18 @@ int Steering::add_kernel_flow(const FlowTuple& flow)
     return 0;
 }
 
-int Steering::set_xsk(uint32_t slot, int xsk_fd)
+int Steering::set_xsk(uint32_t slot, int xsk_fd, uint32_t queue)
 {
     if (!skel_)
         return fail(-ENOENT, "steering program not loaded");
     if (slot >= FASTNET_MAX_SLOTS)
         return fail(-EINVAL, "slot %u out of range (max %u)", slot, FASTNET_MAX_SLOTS - 1);
+    if (queue >= FASTNET_MAX_QUEUES)
+        return fail(-EINVAL, "queue %u out of range (max %u)", queue, FASTNET_MAX_QUEUES - 1);
+    uint32_t idx = queue * FASTNET_MAX_SLOTS + slot;
     uint32_t fd = static_cast<uint32_t>(xsk_fd);
-    if (bpf_map_update_elem(map_fd(kXsks), &slot, &fd, BPF_ANY))
-        return fail(-errno, "putting XSK fd %d into slot %u", xsk_fd, slot);
+    if (bpf_map_update_elem(map_fd(kXsks), &idx, &fd, BPF_ANY))
+        return fail(-errno, "putting XSK fd %d into slot %u of queue %u", xsk_fd, slot, queue);
     return 0;
 }
 
@@ -355,8 +360,13 @@ int Steering::clear_xsk(uint32_t slot)
 {
     if (!skel_)
         return fail(-ENOENT, "steering program not loaded");
-    if (bpf_map_delete_elem(map_fd(kXsks), &slot) && errno != ENOENT)
-        return fail(-errno, "clearing slot %u", slot);
+    if (slot >= FASTNET_MAX_SLOTS)
+        return fail(-EINVAL, "slot %u out of range (max %u)", slot, FASTNET_MAX_SLOTS - 1);
+    for (uint32_t q = 0; q < FASTNET_MAX_QUEUES; q++) {
+        uint32_t idx = q * FASTNET_MAX_SLOTS + slot;
+        if (bpf_map_delete_elem(map_fd(kXsks), &idx) && errno != ENOENT)
+            return fail(-errno, "clearing slot %u of queue %u", slot, q);
+    }
     return 0;
 }
 
@@ -381,6 +391,12 @@ int Steering::read_counters(SteerCounters& out) const
             return -errno;
         for (int c = 0; c < ncpu; c++)
             out.slot[i] += vals[c];
+    }
+    for (uint32_t i = 0; i < FASTNET_MAX_QUEUES; i++) {
+        if (bpf_map_lookup_elem(map_fd(kQueueCounters), &i, vals.data()))
+            return -errno;
+        for (int c = 0; c < ncpu; c++)
+            out.queue[i] += vals[c];
     }
     return 0;
 }

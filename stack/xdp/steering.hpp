@@ -30,6 +30,7 @@ enum class XdpAttachMode {
 struct SteerCounters {
     uint64_t verdict[FASTNET_CNT__COUNT] = {};    // by enum fastnet_steer_counter
     uint64_t slot[FASTNET_MAX_SLOTS] = {};         // frames redirected to each slot
+    uint64_t queue[FASTNET_MAX_QUEUES] = {};       // frames redirected from each RX queue
 };
 
 // One per process (forked children inherit it: map and link fds are shared). Map edits
@@ -91,8 +92,9 @@ public:
     // kernel socket's peer would get.
     int forget_slot(uint32_t slot);
 
-    // The XSKMAP: which socket receives a slot's frames.
-    int set_xsk(uint32_t slot, int xsk_fd);
+    // The XSKMAP: which socket receives a slot's frames arriving on an RX queue (each
+    // engine has one XSK per queue). clear_xsk() clears the slot on every queue.
+    int set_xsk(uint32_t slot, int xsk_fd, uint32_t queue = 0);
     int clear_xsk(uint32_t slot);
 
     int read_counters(SteerCounters& out) const;

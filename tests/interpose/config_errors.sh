@@ -16,6 +16,7 @@ cases=(
   "FASTNET_PORT_BASE=80|accepted: a port from 1024 to 65535"
   "FASTNET_PORT_COUNT=0|accepted: a count from 1 to 65535"
   "FASTNET_UMEM_FRAMES=1000|accepted: a power of two"
+  "FASTNET_QUEUES=0|accepted: all, or a count of RX queues"
   "FASTNET_IFACE=this-name-is-too-long|accepted: an interface name"
 )
 for c in "${cases[@]}"; do

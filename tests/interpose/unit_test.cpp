@@ -54,6 +54,11 @@ TEST_CASE("valid values are accepted and converted", "[config]") {
     CHECK(cfg.port_base == 50000);
     CHECK(cfg.port_count == 1000);
     CHECK(cfg.umem_frames == 8192);
+    CHECK(cfg.queues == 0);
+    REQUIRE_FALSE(parse(cfg, {{"FASTNET_QUEUES", "4"}}));
+    CHECK(cfg.queues == 4);
+    REQUIRE_FALSE(parse(cfg, {{"FASTNET_QUEUES", "all"}}));
+    CHECK(cfg.queues == 0);
 }
 
 TEST_CASE("an invalid value names the variable, the value and what is accepted", "[config]") {
@@ -63,7 +68,8 @@ TEST_CASE("an invalid value names the variable, the value and what is accepted",
         {"FASTNET_ZEROCOPY", "maybe"}, {"FASTNET_SNDBUF", "12q"}, {"FASTNET_SNDBUF", "100"},
         {"FASTNET_RCVBUF", "1g"}, {"FASTNET_PORT_BASE", "80"}, {"FASTNET_PORT_BASE", "70000"},
         {"FASTNET_PORT_COUNT", "0"}, {"FASTNET_UMEM_FRAMES", "1000"},
-        {"FASTNET_UMEM_FRAMES", "-4"}}));
+        {"FASTNET_UMEM_FRAMES", "-4"}, {"FASTNET_QUEUES", "0"}, {"FASTNET_QUEUES", "17"},
+        {"FASTNET_QUEUES", "some"}}));
     CAPTURE(var, value);
     Config cfg;
     auto err = parse(cfg, {{var, value}});

@@ -28,6 +28,9 @@
 #                           every container) on the client end: the kernel peer's
 #                           segments reach the server end with partial checksums.
 #                           Not through the relay, where offload stays off (TB_TX_CLI)
+#   --queues N              N RX and N TX queues on both veth ends of a direct pair
+#                           (default 1): the kernel peer's flows spread over the
+#                           server end's RX queues by their hash, as a NIC's RSS does
 #   --ipv6                  keep IPv6 on (default: off, so the link carries no
 #                           DAD/router-solicitation frames the tests did not send)
 #
@@ -311,7 +314,7 @@ _tb_usage() {
 # tb_up [options]: builds the bed and exports TB_*; installs EXIT/INT/TERM/HUP traps that
 # call tb_down (unless TB_NO_TRAPS=1, used by `testbed.sh up`).
 tb_up() {
-    local netem_srv="" netem_cli="" mtu=1500 tx_off_srv=0 tx_on_cli=0 ipv6=0 netem=0
+    local netem_srv="" netem_cli="" mtu=1500 tx_off_srv=0 tx_on_cli=0 ipv6=0 netem=0 queues=1
     while [[ $# -gt 0 ]]; do
         case $1 in
             --netem-server) netem_srv=$2; netem=1; shift 2 ;;
@@ -322,12 +325,21 @@ tb_up() {
             --tx-off-server) tx_off_srv=1; shift ;;
             --tx-on-client) tx_on_cli=1; shift ;;
             --ipv6) ipv6=1; shift ;;
+            --queues) queues=$2; shift 2 ;;
             -h|--help) _tb_usage; return 2 ;;
             *) _tb_log "unknown option '$1'"; _tb_usage; return 2 ;;
         esac
     done
     if [[ ! $mtu =~ ^[0-9]+$ ]] || (( mtu < 68 || mtu > 65535 )); then
         _tb_log "--mtu must be a number in 68..65535, got '$mtu'"
+        return 2
+    fi
+    if [[ ! $queues =~ ^[0-9]+$ ]] || (( queues < 1 || queues > 64 )); then
+        _tb_log "--queues must be a number in 1..64, got '$queues'"
+        return 2
+    fi
+    if (( queues > 1 && netem )); then
+        _tb_log "--queues is for a direct veth pair; not with --netem*"
         return 2
     fi
     if [[ ${_TB_UP:-0} -eq 1 ]]; then
@@ -393,8 +405,10 @@ _tb_build() {
             peer name "${TB_PREFIX}b" netns "$TB_NS_MID" mtu "$TB_MTU" || return 1
     else
         # Created directly inside the namespaces: nothing ever appears in the host's links.
-        ip link add "$TB_IF_SRV" netns "$TB_NS_SRV" mtu "$TB_MTU" type veth \
-            peer name "$TB_IF_CLI" netns "$TB_NS_CLI" mtu "$TB_MTU" || return 1
+        ip link add "$TB_IF_SRV" netns "$TB_NS_SRV" mtu "$TB_MTU" \
+            numrxqueues "$queues" numtxqueues "$queues" type veth \
+            peer name "$TB_IF_CLI" netns "$TB_NS_CLI" mtu "$TB_MTU" \
+            numrxqueues "$queues" numtxqueues "$queues" || return 1
     fi
     for ns in "${nss[@]}"; do
         ip -n "$ns" link set lo up || return 1

@@ -4,7 +4,8 @@
 #
 # usage: with-testbed.sh [options] -- command [args...]
 #   options: --netem-server "ARGS"  --netem-client "ARGS"  --netem  --netem-relay
-#            --mtu N  --tx-off-server  --tx-on-client  --ipv6   (see testbed.sh). The command runs on the host, in its own session; it enters the
+#            --mtu N  --tx-off-server  --tx-on-client  --queues N  --ipv6 (see testbed.sh).
+#   The command runs on the host, in its own session; it enters the
 #   namespaces itself: `ip netns exec "$TB_NS_SRV" ...`, `ip netns exec "$TB_NS_CLI" ...`.
 #   Exit status: the command's; 77 (meson "skipped") when not root; 2 on a usage error;
 #   1 when the bed could not be built.
