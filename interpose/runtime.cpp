@@ -17,6 +17,8 @@
 #include <pthread.h>
 #include <sys/eventfd.h>
 #include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -30,6 +32,7 @@
 #include "stack/net/neighbour.hpp"
 #include "stack/net/route.hpp"
 #include "stack/tcp/isn.hpp"
+#include "stack/xdp/fastnetd_proto.hpp"
 #include "stack/xdp/steering.hpp"
 #include "stack/xdp/umem.hpp"
 #include "stack/xdp/xsk_device.hpp"
@@ -101,6 +104,11 @@ struct State {
     uint32_t parent_slots[kMaxEngines] = {};
     int nparent_slots = 0;
     bool progress_running = false;     // in this process (a forked child starts its own)
+    // fastnetd (stack/xdp/fastnetd_proto.hpp): the connection this process asks for
+    // sockets on (a forked child makes its own), or -1 when standalone.
+    bool via_daemon = false;
+    int daemon_fd = -1;
+    pid_t daemon_pid = 0;
     pthread_t progress{};
 };
 
@@ -261,6 +269,72 @@ uint32_t served_queues(const InterfaceInfo& ifc, uint32_t wanted) {
     return n;
 }
 
+// Calls made here go straight to libc, whatever called us.
+struct Direct {
+    Direct() { ++detail::depth; }
+    ~Direct() { --detail::depth; }
+    Direct(const Direct&) = delete;
+    Direct& operator=(const Direct&) = delete;
+};
+
+// A connection to the fastnetd serving ifname, or -errno (-ENOENT: none runs).
+int daemon_connect(const char* ifname) {
+    Direct direct;
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s/%s.sock", kDaemonDir, ifname);
+    if (access(sa.sun_path, F_OK) != 0) return -ENOENT;
+    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    if (connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0) {
+        int e = errno;
+        close(fd);
+        // A socket file without a daemon (one that was killed): standalone.
+        return e == ECONNREFUSED ? -ENOENT : -e;
+    }
+    return fd;
+}
+
+// One request, its reply and the fds that come with it (at most max).
+int daemon_call(int fd, const DaemonRequest& rq, DaemonReply* rp, int* fds, uint32_t max, uint32_t* nfds) {
+    Direct direct;
+    int r = daemon_send(fd, &rq, sizeof rq, nullptr, 0);
+    int got[kDaemonMaxFds];
+    uint32_t n = 0;
+    // A refusal is sent (and the connection closed) before any request is read: a failed
+    // send may still have an answer waiting.
+    if (r == 0 || r == -EPIPE || r == -ECONNRESET) r = daemon_recv(fd, rp, sizeof *rp, got, &n);
+    if (r == 0 && (rp->magic != kDaemonMagic || rp->version != kDaemonVersion)) r = -EPROTO;
+    if (r == 0 && rp->status < 0) r = rp->status;
+    if (r == 0 && n != rp->nfds) r = -EPROTO;
+    if (r < 0 || n > max) {
+        for (uint32_t i = 0; i < n; ++i) close(got[i]);
+        return r < 0 ? r : -EPROTO;
+    }
+    memcpy(fds, got, n * sizeof(int));
+    *nfds = n;
+    return 0;
+}
+
+// A fresh AF_XDP socket for queue q from fastnetd (a forked child connects on its own:
+// the parent's requests and replies must not interleave with its).
+int daemon_xsk(State& s, uint32_t q) {
+    if (s.daemon_pid != getpid()) {
+        if (s.daemon_fd >= 0) real().close(s.daemon_fd);
+        s.daemon_fd = daemon_connect(s.ifc.name);
+        s.daemon_pid = getpid();
+        if (s.daemon_fd < 0) return s.daemon_fd;
+    }
+    DaemonRequest rq;
+    rq.op = DaemonOp::Xsk;
+    rq.queue = q;
+    DaemonReply rp;
+    int fd = -1;
+    uint32_t n = 0;
+    int r = daemon_call(s.daemon_fd, rq, &rp, &fd, 1, &n);
+    return r < 0 ? r : n == 1 ? fd : -EPROTO;
+}
+
 int fail_start(const char* why, int err) {
     State& s = st();
     s.started = -1;
@@ -273,6 +347,57 @@ int fail_start(const char* why, int err) {
         err ? ": " : "", err ? strerror(err) : "");
     counters_set_state("kernel: %s", why);
     return false;
+}
+
+// The runtime on an interface fastnetd serves: its UMEMs, its program (maps and link)
+// and its active-open range, from the HELLO reply's fds.
+bool start_with_daemon(State& s, int d) {
+    DaemonRequest rq;
+    DaemonReply rp;
+    int fds[kDaemonMaxFds];
+    uint32_t n = 0;
+    char why[320];
+    int r = daemon_call(d, rq, &rp, fds, kDaemonMaxFds, &n);
+    if (r < 0) {
+        real().close(d);
+        if (rp.status < 0 && rp.message[0]) snprintf(why, sizeof why, "fastnetd refused this process: %s", rp.message);
+        else snprintf(why, sizeof why, "fastnetd on %s did not answer (%s)", s.ifc.name, strerror(-r));
+        return fail_start(why, 0);
+    }
+    const uint32_t first_umem = Steering::kMapCount + 1;
+    if (rp.queues == 0 || rp.queues > kMaxXskQueues || n != first_umem + 2 * rp.queues) {
+        for (uint32_t i = 0; i < n; ++i) real().close(fds[i]);
+        real().close(d);
+        return fail_start("fastnetd sent a reply this library does not understand", 0);
+    }
+    UmemConfig uc;
+    uc.frame_count = rp.frame_count;
+    uc.frame_size = rp.frame_size;
+    uc.fill_size = rp.fill_size;
+    uc.comp_size = rp.comp_size;
+    s.nqueues = rp.queues;
+    for (uint32_t q = 0; q < s.nqueues; ++q) {
+        if (s.umem[q].attach(fds[first_umem + 2 * q], fds[first_umem + 2 * q + 1], uc) < 0) {
+            snprintf(why, sizeof why, "fastnetd's UMEM: %s", s.umem[q].error());
+            for (uint32_t i = first_umem + 2 * q; i < n; ++i) real().close(fds[i]);
+            return fail_start(why, 0);
+        }
+    }
+    s.steering.adopt(fds, fds[Steering::kMapCount], static_cast<int>(rp.ifindex), rp.native != 0);
+    s.base.port_base = static_cast<uint16_t>(rp.port_base);
+    s.base.port_count = static_cast<uint16_t>(rp.port_count);
+    s.via_daemon = true;
+    s.daemon_fd = d;
+    s.daemon_pid = s.pid = getpid();
+    __atomic_store_n(&s.started, 1, __ATOMIC_RELEASE);
+    char ip[INET_ADDRSTRLEN];
+    uint32_t ip_be = htonl(s.base.ip);
+    inet_ntop(AF_INET, &ip_be, ip, sizeof ip);
+    counters_set_state("accelerated on %s (%s) through fastnetd, XDP %s mode", s.ifc.name, ip,
+                       s.steering.attached_native() ? "native" : "generic");
+    log(LogLevel::Info, "accelerating TCP on %s (%s) through fastnetd, %u queue(s)", s.ifc.name, ip,
+        s.nqueues);
+    return true;
 }
 
 }  // namespace
@@ -311,6 +436,10 @@ bool Runtime::start() {
     s.base.sndbuf = cfg.sndbuf;
     s.base.rcvbuf = cfg.rcvbuf;
     host_secret(s.base.isn_secret);
+
+    // A fastnetd serving the interface owns it: every preloaded process goes through it,
+    // root or not. Without one, a root process runs standalone.
+    if (int d = daemon_connect(s.ifc.name); d >= 0) return start_with_daemon(s, d);
 
     raise_memlock_limit();
     UmemConfig uc;
@@ -370,7 +499,9 @@ EngineBox* add_engine(State& s, char* why, size_t why_len) {
                 : cfg.zerocopy == ZeroCopy::Off ? ZeroCopyMode::Off : ZeroCopyMode::Auto;
     // Each engine transmits on a queue of its own where it can (a NIC's TX queues are
     // per CPU); it receives on every queue, wherever the NIC's RSS puts its flows.
-    int r = box->dev.open(s.umem, s.nqueues, xc, static_cast<uint32_t>(slot) % s.nqueues);
+    std::function<int(uint32_t)> from_daemon;
+    if (s.via_daemon) from_daemon = [&s](uint32_t q) { return daemon_xsk(s, q); };
+    int r = box->dev.open(s.umem, s.nqueues, xc, static_cast<uint32_t>(slot) % s.nqueues, from_daemon);
     if (r < 0) snprintf(why, why_len, "cannot open an AF_XDP socket: %s", box->dev.error());
     else if ((r = box->nb.open(s.ifc.ifindex)) < 0)
         snprintf(why, why_len, "cannot open the neighbour cache: %s", strerror(-r));
@@ -540,7 +671,8 @@ void Runtime::after_fork_in_child() {
     s.spare = 0;
     s.progress_running = false;
     for (uint32_t q = 0; q < s.nqueues; ++q) s.umem[q].forget_sockets_after_fork();
-    counters_set_state("accelerated (forked child of %d)", getppid());
+    counters_set_state("accelerated (forked child of %d)%s", getppid(),
+                       s.via_daemon ? " through fastnetd" : "");
     t.orphan_hook = [](int fd, Entry* en) { return fs::adopt_listener(fd, en); };
     for (int fd = 0; fd <= t.high_water(); ++fd) {
         if (static_cast<unsigned>(fd) >= t.size()) break;

@@ -28,8 +28,10 @@ const char* const kCounterNames[] = {
 #undef FASTNET_X_NAME
 };
 
+// The order of Steering::export_fds() / adopt().
 enum MapId { kXsks, kFlows, kPassive, kKernel, kListen, kConfig, kCounters, kSlotCounters,
-              kQueueCounters };
+              kQueueCounters, kMapIds };
+static_assert(kMapIds == Steering::kMapCount);
 
 }  // namespace
 
@@ -48,8 +50,10 @@ int Steering::fail(int err, const char* fmt, ...)
 
 int Steering::map_fd(int which) const
 {
-    if (!skel_)
+    if (!loaded())
         return -1;
+    if (!skel_)
+        return which >= 0 && which < kMapCount ? adopted_[which] : -1;
     switch (which) {
     case kXsks: return bpf_map__fd(skel_->maps.xsks);
     case kFlows: return bpf_map__fd(skel_->maps.flows);
@@ -68,7 +72,7 @@ int Steering::prog_fd() const { return skel_ ? bpf_program__fd(skel_->progs.stee
 
 int Steering::load()
 {
-    if (skel_)
+    if (loaded())
         return 0;
     fastnet_steer* skel = fastnet_steer__open_and_load();
     if (!skel)
@@ -131,6 +135,33 @@ void Steering::close()
     if (skel_)
         fastnet_steer__destroy(skel_);
     skel_ = nullptr;
+    for (int& fd : adopted_) {
+        if (fd >= 0)
+            ::close(fd);
+        fd = -1;
+    }
+}
+
+int Steering::export_fds(int* maps, int* link) const
+{
+    if (!loaded())
+        return -ENOENT;
+    for (int i = 0; i < kMapCount; i++)
+        maps[i] = map_fd(i);
+    *link = link_fd_;
+    return 0;
+}
+
+int Steering::adopt(const int* maps, int link, int ifindex, bool native)
+{
+    if (loaded())
+        return fail(-EBUSY, "steering program already loaded here");
+    for (int i = 0; i < kMapCount; i++)
+        adopted_[i] = maps[i];
+    link_fd_ = link;
+    ifindex_ = ifindex;
+    native_ = native;
+    return 0;
 }
 
 int Steering::read_config(fastnet_config& cfg) const
@@ -151,7 +182,7 @@ int Steering::write_config(const fastnet_config& cfg)
 
 int Steering::set_active_range(uint16_t base, uint16_t count, uint32_t nslots)
 {
-    if (!skel_)
+    if (!loaded())
         return fail(-ENOENT, "steering program not loaded");
     if (count && (nslots == 0 || nslots > FASTNET_MAX_SLOTS))
         return fail(-EINVAL, "active-open range: %u slots (1..%u)", nslots, FASTNET_MAX_SLOTS);
@@ -168,7 +199,7 @@ int Steering::set_active_range(uint16_t base, uint16_t count, uint32_t nslots)
 
 int Steering::set_local_ip(uint32_t ip_be)
 {
-    if (!skel_)
+    if (!loaded())
         return fail(-ENOENT, "steering program not loaded");
     fastnet_config cfg{};
     if (int err = read_config(cfg))
@@ -179,7 +210,7 @@ int Steering::set_local_ip(uint32_t ip_be)
 
 int Steering::set_hash_seed(uint32_t seed)
 {
-    if (!skel_)
+    if (!loaded())
         return fail(-ENOENT, "steering program not loaded");
     fastnet_config cfg{};
     if (int err = read_config(cfg))
@@ -191,12 +222,12 @@ int Steering::set_hash_seed(uint32_t seed)
 uint32_t Steering::hash_seed() const
 {
     fastnet_config cfg{};
-    return skel_ && read_config(cfg) == 0 ? cfg.hash_seed : 0;
+    return loaded() && read_config(cfg) == 0 ? cfg.hash_seed : 0;
 }
 
 int Steering::add_listen_slot(uint16_t port, uint32_t slot)
 {
-    if (!skel_)
+    if (!loaded())
         return fail(-ENOENT, "steering program not loaded");
     if (slot >= FASTNET_MAX_SLOTS)
         return fail(-EINVAL, "slot %u out of range (max %u)", slot, FASTNET_MAX_SLOTS - 1);
@@ -217,7 +248,7 @@ int Steering::add_listen_slot(uint16_t port, uint32_t slot)
 
 int Steering::remove_listen_slot(uint16_t port, uint32_t slot)
 {
-    if (!skel_)
+    if (!loaded())
         return fail(-ENOENT, "steering program not loaded");
     fastnet_listen_slots v{};
     if (bpf_map_lookup_elem(map_fd(kListen), &port, &v))
@@ -238,7 +269,7 @@ int Steering::remove_listen_slot(uint16_t port, uint32_t slot)
 
 int Steering::forget_slot(uint32_t slot)
 {
-    if (!skel_)
+    if (!loaded())
         return fail(-ENOENT, "steering program not loaded");
     int removed = 0;
     // Collect first: deleting while walking with get_next_key restarts the walk.
@@ -272,7 +303,7 @@ int Steering::forget_slot(uint32_t slot)
 
 int Steering::listen_slots(uint16_t port, uint32_t* out, size_t n) const
 {
-    if (!skel_)
+    if (!loaded())
         return -ENOENT;
     fastnet_listen_slots v{};
     if (bpf_map_lookup_elem(map_fd(kListen), &port, &v))
@@ -294,7 +325,7 @@ static fastnet_flow_key flow_key(const FlowTuple& f)
 
 int Steering::add_flow(const FlowTuple& flow, uint32_t slot)
 {
-    if (!skel_)
+    if (!loaded())
         return fail(-ENOENT, "steering program not loaded");
     if (slot >= FASTNET_MAX_SLOTS)
         return fail(-EINVAL, "slot %u out of range (max %u)", slot, FASTNET_MAX_SLOTS - 1);
@@ -306,7 +337,7 @@ int Steering::add_flow(const FlowTuple& flow, uint32_t slot)
 
 int Steering::remove_flow(const FlowTuple& flow)
 {
-    if (!skel_)
+    if (!loaded())
         return fail(-ENOENT, "steering program not loaded");
     fastnet_flow_key k = flow_key(flow);
     if (bpf_map_delete_elem(map_fd(kFlows), &k))
@@ -316,7 +347,7 @@ int Steering::remove_flow(const FlowTuple& flow)
 
 int Steering::passive_flow_slot(const FlowTuple& flow, uint32_t* slot) const
 {
-    if (!skel_)
+    if (!loaded())
         return -ENOENT;
     fastnet_flow_key k = flow_key(flow);
     return bpf_map_lookup_elem(map_fd(kPassive), &k, slot) ? -errno : 0;
@@ -324,7 +355,7 @@ int Steering::passive_flow_slot(const FlowTuple& flow, uint32_t* slot) const
 
 int Steering::add_kernel_flow(const FlowTuple& flow)
 {
-    if (!skel_)
+    if (!loaded())
         return fail(-ENOENT, "steering program not loaded");
     fastnet_config cfg{};
     if (int err = read_config(cfg))
@@ -343,7 +374,7 @@ int Steering::add_kernel_flow(const FlowTuple& flow)
 
 int Steering::set_xsk(uint32_t slot, int xsk_fd, uint32_t queue)
 {
-    if (!skel_)
+    if (!loaded())
         return fail(-ENOENT, "steering program not loaded");
     if (slot >= FASTNET_MAX_SLOTS)
         return fail(-EINVAL, "slot %u out of range (max %u)", slot, FASTNET_MAX_SLOTS - 1);
@@ -358,7 +389,7 @@ int Steering::set_xsk(uint32_t slot, int xsk_fd, uint32_t queue)
 
 int Steering::clear_xsk(uint32_t slot)
 {
-    if (!skel_)
+    if (!loaded())
         return fail(-ENOENT, "steering program not loaded");
     if (slot >= FASTNET_MAX_SLOTS)
         return fail(-EINVAL, "slot %u out of range (max %u)", slot, FASTNET_MAX_SLOTS - 1);
@@ -373,7 +404,7 @@ int Steering::clear_xsk(uint32_t slot)
 int Steering::read_counters(SteerCounters& out) const
 {
     out = SteerCounters{};
-    if (!skel_)
+    if (!loaded())
         return -ENOENT;
     int ncpu = libbpf_num_possible_cpus();
     if (ncpu <= 0)

@@ -50,7 +50,15 @@ public:
     void detach();
     void close();  // detach and unload
 
-    bool loaded() const { return skel_ != nullptr; }
+    bool loaded() const { return skel_ != nullptr || adopted_[0] >= 0; }
+
+    // fastnetd hands its program to clients as fds: the maps (kMapCount, in a fixed
+    // order) and the bpf_link, which keeps the program attached while any client still
+    // holds it. adopt() takes the fds over; the adopting process edits the maps
+    // (no privilege needed for that through an fd) but never loads or attaches.
+    static constexpr int kMapCount = 9;
+    int export_fds(int* maps, int* link) const;
+    int adopt(const int* maps, int link, int ifindex, bool native);
     bool attached() const { return link_fd_ >= 0; }
     bool attached_native() const { return attached() && native_; }
     int ifindex() const { return ifindex_; }
@@ -114,6 +122,7 @@ private:
     int map_fd(int which) const;
 
     struct fastnet_steer* skel_ = nullptr;
+    int adopted_[kMapCount] = {-1, -1, -1, -1, -1, -1, -1, -1, -1};
     int link_fd_ = -1;
     int ifindex_ = 0;
     bool native_ = false;

@@ -5,6 +5,7 @@
 
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/resource.h>
 #include <unistd.h>
 #include <xdp/xsk.h>
@@ -91,19 +92,20 @@ int Umem::create(const UmemConfig& cfg)
 
     raise_memlock_limit();  // best effort: registration reports ENOBUFS if still short
 
-    size_t free_off = round_up(sizeof(UmemShared), 64);
-    size_t owner_off = free_off + sizeof(uint64_t) * cfg.frame_count;
-    size_t header = round_up(owner_off + cfg.frame_count, static_cast<size_t>(page));
+    int mfd = -1;
+    if (cfg.memfd) {
+        mfd = memfd_create("fastnet-umem", MFD_CLOEXEC);
+        if (mfd < 0)
+            return fail(-errno, "memfd_create for a UMEM");
+    }
+    if (int r = map_memory(cfg, mfd); r < 0) {
+        if (mfd >= 0)
+            close(mfd);
+        return r;
+    }
+    memfd_ = mfd;
     size_t area = size_t(cfg.frame_count) * cfg.frame_size;
-    map_len_ = header + area;
-    void* m = mmap(nullptr, map_len_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (m == MAP_FAILED)
-        return fail(-errno, "mapping a UMEM of %zu bytes", map_len_);
-    map_ = static_cast<uint8_t*>(m);
-    area_ = map_ + header;
     shared_ = new (map_) UmemShared{};
-    free_list_ = reinterpret_cast<uint64_t*>(map_ + free_off);
-    owner_ = map_ + owner_off;   // zero: every frame starts in the free list
 
     pthread_mutexattr_t attr;
     pthread_mutexattr_init(&attr);
@@ -130,11 +132,7 @@ int Umem::create(const UmemConfig& cfg)
         umem_ = nullptr;
         int e = fail(err, "registering a UMEM of %u x %u bytes%s", cfg.frame_count,
                      cfg.frame_size, err == -ENOBUFS ? " (RLIMIT_MEMLOCK too low)" : "");
-        munmap(map_, map_len_);
-        map_ = area_ = nullptr;
-        shared_ = nullptr;
-        free_list_ = nullptr;
-        owner_ = nullptr;
+        unmap();
         return e;
     }
     sockets_ = 0;
@@ -142,8 +140,81 @@ int Umem::create(const UmemConfig& cfg)
     return 0;
 }
 
+// Header (lock, ring cursors, free list, owner tags), then the frames; from the memfd
+// when there is one (ftruncate'd by the creator).
+int Umem::map_memory(const UmemConfig& cfg, int fd)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    size_t free_off = round_up(sizeof(UmemShared), 64);
+    size_t owner_off = free_off + sizeof(uint64_t) * cfg.frame_count;
+    size_t header = round_up(owner_off + cfg.frame_count, static_cast<size_t>(page));
+    size_t len = header + size_t(cfg.frame_count) * cfg.frame_size;
+    if (fd >= 0 && !remote_ && ftruncate(fd, static_cast<off_t>(len)) < 0)
+        return fail(-errno, "sizing the UMEM memfd to %zu bytes", len);
+    if (fd >= 0) {
+        struct stat st{};
+        if (fstat(fd, &st) < 0 || static_cast<size_t>(st.st_size) < len)
+            return fail(-EINVAL, "the UMEM memfd holds %lld bytes, %zu expected",
+                        static_cast<long long>(st.st_size), len);
+    }
+    void* m = fd >= 0 ? mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
+                      : mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED)
+        return fail(-errno, "mapping a UMEM of %zu bytes", len);
+    map_len_ = len;
+    map_ = static_cast<uint8_t*>(m);
+    area_ = map_ + header;
+    shared_ = reinterpret_cast<UmemShared*>(map_);
+    free_list_ = reinterpret_cast<uint64_t*>(map_ + free_off);
+    owner_ = map_ + owner_off;   // zero: every frame starts in the free list
+    return 0;
+}
+
+void Umem::unmap()
+{
+    if (map_)
+        munmap(map_, map_len_);
+    map_ = area_ = nullptr;
+    shared_ = nullptr;
+    free_list_ = nullptr;
+    owner_ = nullptr;
+}
+
+int Umem::attach(int memfd, int umem_fd, const UmemConfig& cfg)
+{
+    if (created())
+        return fail(-EEXIST, "UMEM already created");
+    cfg_ = cfg;
+    remote_ = true;
+    if (int r = map_memory(cfg, memfd); r < 0) {
+        remote_ = false;
+        return r;
+    }
+    if (shared_->frame_count != cfg.frame_count) {
+        unmap();
+        remote_ = false;
+        return fail(-EINVAL, "the UMEM has %u frames, %u announced", shared_->frame_count,
+                    cfg.frame_count);
+    }
+    memfd_ = memfd;
+    remote_fd_ = umem_fd;
+    sockets_ = 0;
+    parked_ = nullptr;
+    return 0;
+}
+
 int Umem::destroy()
 {
+    if (remote_) {
+        unmap();
+        if (memfd_ >= 0)
+            close(memfd_);
+        if (remote_fd_ >= 0)
+            close(remote_fd_);
+        memfd_ = remote_fd_ = -1;
+        remote_ = false;
+        return 0;
+    }
     if (parked_ && sockets_ == 0) {
         xsk_socket__delete(parked_);
         parked_ = nullptr;
@@ -155,16 +226,14 @@ int Umem::destroy()
         umem_ = nullptr;
     }
     sockets_ = 0;
-    if (map_)
-        munmap(map_, map_len_);
-    map_ = area_ = nullptr;
-    shared_ = nullptr;
-    free_list_ = nullptr;
-    owner_ = nullptr;
+    unmap();
+    if (memfd_ >= 0)
+        close(memfd_);
+    memfd_ = -1;
     return 0;
 }
 
-int Umem::fd() const { return umem_ ? xsk_umem__fd(umem_) : -1; }
+int Umem::fd() const { return remote_ ? remote_fd_ : umem_ ? xsk_umem__fd(umem_) : -1; }
 
 void Umem::lock() const
 {
@@ -214,6 +283,8 @@ void Umem::set_mode(XskMode m)
 
 bool Umem::needs_service() const
 {
+    if (remote_)
+        return false;   // fastnetd services the rings; caches meet the free list in take()
     const xsk_ring_cons& c = shared_->comp;
     if (__atomic_load_n(c.producer, __ATOMIC_ACQUIRE) != __atomic_load_n(c.consumer, __ATOMIC_RELAXED))
         return true;
@@ -229,7 +300,9 @@ void Umem::service(uint64_t* cache, uint32_t* count, uint32_t cap, uint32_t lo, 
 {
     lock();
     uint32_t n = *count;
-
+    if (remote_)
+        goto rebalance;
+    {
     // Completed TX frames come back to whichever engine drains them: one shared pool.
     xsk_ring_cons* comp = &shared_->comp;
     uint32_t idx = 0;
@@ -263,7 +336,9 @@ void Umem::service(uint64_t* cache, uint32_t* count, uint32_t cap, uint32_t lo, 
             xsk_ring_prod__submit(fill, want);
         }
     }
+    }
 
+rebalance:
     uint32_t mid = (lo + hi) / 2;
     if (n < lo) {
         while (n < mid && shared_->free_count) {
@@ -383,6 +458,9 @@ uint32_t Umem::free_frames() const
 uint32_t Umem::fill_level() const
 {
     const xsk_ring_prod& f = shared_->fill;
+    if (remote_)   // the ring is mapped in fastnetd only: its cursors as last seen there
+        return __atomic_load_n(&f.cached_prod, __ATOMIC_RELAXED) -
+               (__atomic_load_n(&f.cached_cons, __ATOMIC_RELAXED) - cfg_.fill_size);
     return __atomic_load_n(f.producer, __ATOMIC_ACQUIRE) -
            __atomic_load_n(f.consumer, __ATOMIC_ACQUIRE);
 }

@@ -26,6 +26,8 @@ struct UmemConfig {
     // Frames kept in the fill ring; the rest serve TX and the engines' caches.
     // 0 = min(fill_size, frame_count / 2).
     uint32_t fill_target = 0;
+    // Back the memory with a memfd (fastnetd: clients map the same memory, Umem::attach).
+    bool memfd = false;
 };
 
 enum class XskMode : int32_t { Unbound = 0, Copy = 1, ZeroCopy = 2 };
@@ -45,9 +47,19 @@ public:
     // Maps the memory and registers it (XDP_UMEM_REG). Raises RLIMIT_MEMLOCK first.
     // 0 or -errno (see error()).
     int create(const UmemConfig& cfg = {});
+    // A client of fastnetd: maps the UMEM fastnetd created (its memfd) and binds its
+    // sockets to fastnetd's UMEM socket (umem_fd). Both fds become the Umem's. The fill and
+    // completion rings stay fastnetd's: it keeps the fill ring topped up and drains
+    // completions into the free list (the kernel lets only the socket that registered
+    // the UMEM map them, and only before it is bound); service() here only moves
+    // frames between the caller's cache and the free list. 0 or -errno.
+    int attach(int memfd, int umem_fd, const UmemConfig& cfg);
     // Fails with -EBUSY while sockets still use it.
     int destroy();
-    bool created() const { return umem_ != nullptr; }
+    bool created() const { return umem_ != nullptr || remote_; }
+    bool remote() const { return remote_; }
+    int memfd() const { return memfd_; }
+    const UmemConfig& config() const { return cfg_; }
 
     uint8_t* frame(uint64_t addr) const { return area_ + addr; }
     uint32_t frame_size() const { return cfg_.frame_size; }
@@ -113,6 +125,8 @@ private:
     void lock() const;
     void unlock() const;
     int fail(int err, const char* fmt, ...) __attribute__((format(printf, 3, 4)));
+    int map_memory(const UmemConfig& cfg, int fd);
+    void unmap();
     xsk_ring_prod* fill_ring() const;
     xsk_ring_cons* comp_ring() const;
     void set_mode(XskMode m);
@@ -125,6 +139,9 @@ private:
     uint64_t* free_list_ = nullptr;
     uint8_t* owner_ = nullptr;  // one tag per frame, in the shared header
     xsk_umem* umem_ = nullptr;
+    int memfd_ = -1;
+    bool remote_ = false;   // attach(): fastnetd services the rings
+    int remote_fd_ = -1;    // attach(): fastnetd's UMEM socket
     // Sockets of this process on the UMEM. libxdp unmaps the fill/completion rings when
     // the last one is deleted and cannot map them again on the bound UMEM socket, so the
     // last closed socket is parked here (bound, unused) until destroy().

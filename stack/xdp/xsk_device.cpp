@@ -4,6 +4,7 @@
 #include "stack/xdp/xsk_device.hpp"
 
 #include <linux/if_xdp.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <xdp/xsk.h>
@@ -115,10 +116,10 @@ int XskDevice::bind_once(uint32_t bind_flags)
 
 int XskDevice::open(Umem& umem, const XskConfig& cfg)
 {
-    if (xsk_)
+    if (fd_ >= 0)
         return fail(-EBUSY, "XSK already open");
-    if (!umem.created())
-        return fail(-EINVAL, "UMEM not created");
+    if (!umem.created() || umem.remote())
+        return fail(-EINVAL, "UMEM not created here (a fastnetd UMEM takes open_socket)");
     if (!cfg.ifname || strlen(cfg.ifname) >= IF_NAMESIZE)
         return fail(-EINVAL, "bad interface name");
     if (!pow2(cfg.rx_size) || !pow2(cfg.tx_size))
@@ -190,7 +191,7 @@ int XskDevice::open(Umem& umem, const XskConfig& cfg)
 
 void XskDevice::close()
 {
-    if (!xsk_)
+    if (fd_ < 0)
         return;
     auto* rx = reinterpret_cast<xsk_ring_cons*>(rx_);
     uint32_t idx = 0;
@@ -205,6 +206,13 @@ void XskDevice::close()
     service();
     umem_->give(cache_, cache_count_);
     cache_count_ = 0;
+    if (!xsk_) {   // a socket from fastnetd (open_socket): its own mappings
+        unmap_rings();
+        ::close(fd_);
+        fd_ = -1;
+        umem_ = nullptr;
+        return;
+    }
     umem_->lock();
     if (--umem_->sockets_ == 0) {
         // Deleting the process's last socket would unmap the shared rings for good
@@ -219,6 +227,98 @@ void XskDevice::close()
     xsk_ = nullptr;
     fd_ = -1;
     umem_ = nullptr;
+}
+
+int XskDevice::open_socket(Umem& umem, int fd, const XskConfig& cfg)
+{
+    if (fd_ >= 0)
+        return fail(-EBUSY, "XSK already open");
+    if (!umem.created() || umem.fd() < 0)
+        return fail(-EINVAL, "UMEM not created");
+    if (!pow2(cfg.rx_size) || !pow2(cfg.tx_size))
+        return fail(-EINVAL, "XSK ring sizes %u/%u: need powers of two", cfg.rx_size, cfg.tx_size);
+    cfg_ = cfg;
+    snprintf(ifname_, sizeof ifname_, "%s", cfg.ifname ? cfg.ifname : "");
+    cfg_.ifname = ifname_;
+    unsigned ifindex = if_nametoindex(ifname_);
+    if (!ifindex)
+        return fail(-ENODEV, "interface %s", ifname_);
+    // The rings must be sized and mapped before bind (the kernel refuses to map the rings
+    // of a bound socket), then the socket joins the queue's UMEM.
+    int rx = static_cast<int>(cfg.rx_size), tx = static_cast<int>(cfg.tx_size);
+    if (setsockopt(fd, SOL_XDP, XDP_RX_RING, &rx, sizeof rx) < 0 ||
+        setsockopt(fd, SOL_XDP, XDP_TX_RING, &tx, sizeof tx) < 0)
+        return fail(-errno, "sizing the rings of an XSK for %s queue %u", ifname_, cfg.queue);
+    xdp_mmap_offsets off{};
+    socklen_t olen = sizeof off;
+    if (getsockopt(fd, SOL_XDP, XDP_MMAP_OFFSETS, &off, &olen) < 0)
+        return fail(-errno, "XDP_MMAP_OFFSETS");
+    rx_len_ = off.rx.desc + cfg.rx_size * sizeof(xdp_desc);
+    tx_len_ = off.tx.desc + cfg.tx_size * sizeof(xdp_desc);
+    void* rm = mmap(nullptr, rx_len_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd,
+                    XDP_PGOFF_RX_RING);
+    if (rm == MAP_FAILED)
+        return fail(-errno, "mapping an XSK's RX ring");
+    void* tm = mmap(nullptr, tx_len_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd,
+                    XDP_PGOFF_TX_RING);
+    if (tm == MAP_FAILED) {
+        int e = errno;
+        munmap(rm, rx_len_);
+        return fail(-e, "mapping an XSK's TX ring");
+    }
+    rx_map_ = rm;
+    tx_map_ = tm;
+    auto* r = reinterpret_cast<xsk_ring_cons*>(rx_);
+    auto* rb = static_cast<uint8_t*>(rm);
+    r->mask = cfg.rx_size - 1;
+    r->size = cfg.rx_size;
+    r->producer = reinterpret_cast<uint32_t*>(rb + off.rx.producer);
+    r->consumer = reinterpret_cast<uint32_t*>(rb + off.rx.consumer);
+    r->flags = reinterpret_cast<uint32_t*>(rb + off.rx.flags);
+    r->ring = rb + off.rx.desc;
+    r->cached_prod = *r->producer;
+    r->cached_cons = *r->consumer;
+    auto* t = reinterpret_cast<xsk_ring_prod*>(tx_);
+    auto* tb = static_cast<uint8_t*>(tm);
+    t->mask = cfg.tx_size - 1;
+    t->size = cfg.tx_size;
+    t->producer = reinterpret_cast<uint32_t*>(tb + off.tx.producer);
+    t->consumer = reinterpret_cast<uint32_t*>(tb + off.tx.consumer);
+    t->flags = reinterpret_cast<uint32_t*>(tb + off.tx.flags);
+    t->ring = tb + off.tx.desc;
+    t->cached_prod = *t->producer;
+    t->cached_cons = *t->consumer + cfg.tx_size;
+    sockaddr_xdp sa{};
+    sa.sxdp_family = AF_XDP;
+    sa.sxdp_ifindex = ifindex;
+    sa.sxdp_queue_id = cfg.queue;
+    sa.sxdp_flags = XDP_SHARED_UMEM;
+    sa.sxdp_shared_umem_fd = static_cast<uint32_t>(umem.fd());
+    int err = -EBUSY;
+    for (int attempt = 0; attempt < kBindBusyRetries && err == -EBUSY; attempt++) {
+        if (attempt)
+            usleep(kBindBusyWaitUs);
+        err = bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0 ? -errno : 0;
+    }
+    if (err) {
+        unmap_rings();
+        return fail(err, "binding an XSK to %s queue %u (shared UMEM)", ifname_, cfg.queue);
+    }
+    umem_ = &umem;
+    fd_ = fd;
+    stats_ = XskStats{};
+    tx_outstanding_ = 0;
+    service();
+    return 0;
+}
+
+void XskDevice::unmap_rings()
+{
+    if (rx_map_)
+        munmap(rx_map_, rx_len_);
+    if (tx_map_)
+        munmap(tx_map_, tx_len_);
+    rx_map_ = tx_map_ = nullptr;
 }
 
 void XskDevice::service()
@@ -241,7 +341,7 @@ void XskDevice::put_cache(const uint64_t* addrs, size_t n)
 
 size_t XskDevice::rx_burst(Frame* out, size_t n)
 {
-    if (!xsk_)
+    if (fd_ < 0)
         return 0;
     if (umem_->needs_service())
         service();
@@ -251,7 +351,8 @@ size_t XskDevice::rx_burst(Frame* out, size_t n)
     if (got == 0) {
         // Zero-copy drivers stop receiving when the fill ring ran dry until woken;
         // copy mode never needs it, and a syscall per idle poll would be waste.
-        if (umem_->mode() == XskMode::ZeroCopy && xsk_ring_prod__needs_wakeup(umem_->fill_ring())) {
+        if (umem_->mode() == XskMode::ZeroCopy && !umem_->remote() &&
+            xsk_ring_prod__needs_wakeup(umem_->fill_ring())) {
             recvfrom(fd_, nullptr, 0, MSG_DONTWAIT, nullptr, nullptr);
             stats_.rx_wakeups++;
         }
@@ -271,7 +372,7 @@ size_t XskDevice::rx_burst(Frame* out, size_t n)
 
 bool XskDevice::rx_ready() const
 {
-    if (!xsk_)
+    if (fd_ < 0)
         return false;
     // The kernel's producer index against how far rx_burst() has consumed: one load of
     // a shared cache line, no syscall.
@@ -293,7 +394,7 @@ void XskDevice::rx_release(const Frame* frames, size_t n)
 
 size_t XskDevice::tx_alloc(Frame* out, size_t n)
 {
-    if (!xsk_)
+    if (fd_ < 0)
         return 0;
     auto* tx = reinterpret_cast<xsk_ring_prod*>(tx_);
     uint32_t room = xsk_prod_nb_free(tx, cfg_.tx_size);
@@ -319,7 +420,7 @@ size_t XskDevice::tx_alloc(Frame* out, size_t n)
 
 void XskDevice::tx_submit(const Frame* frames, size_t n)
 {
-    if (!xsk_ || n == 0)
+    if (fd_ < 0 || n == 0)
         return;
     tx_outstanding_ -= n <= tx_outstanding_ ? static_cast<uint32_t>(n) : tx_outstanding_;
     auto* tx = reinterpret_cast<xsk_ring_prod*>(tx_);
@@ -352,7 +453,7 @@ void XskDevice::tx_abandon(const Frame* frames, size_t n)
 
 uint32_t XskDevice::tx_pending() const
 {
-    if (!xsk_)
+    if (fd_ < 0)
         return 0;
     auto* tx = reinterpret_cast<const xsk_ring_prod*>(tx_);
     return tx->cached_prod - __atomic_load_n(tx->consumer, __ATOMIC_ACQUIRE);
@@ -360,7 +461,7 @@ uint32_t XskDevice::tx_pending() const
 
 void XskDevice::tx_flush()
 {
-    if (!xsk_)
+    if (fd_ < 0)
         return;
     if (umem_->needs_service())
         service();

@@ -59,11 +59,15 @@ public:
     // requested mode; later ones with XDP_SHARED_UMEM. The XDP program is not touched
     // (Steering loads and attaches it). 0 or -errno (see error()).
     int open(Umem& umem, const XskConfig& cfg);
+    // The same with a socket made by fastnetd (AF_XDP sockets need CAP_NET_RAW; sizing,
+    // mapping and binding them do not): the device takes fd, binds it to cfg.queue with
+    // XDP_SHARED_UMEM on umem (attached: Umem::attach). On failure fd is the caller's.
+    int open_socket(Umem& umem, int fd, const XskConfig& cfg);
     // Returns every frame it holds to the pool, then closes the socket. Clear its slot
     // first (Steering::clear_xsk): the process's last socket on a UMEM stays bound,
     // unused, until Umem::destroy(), so that new sockets can still join the UMEM.
     void close();
-    bool is_open() const { return xsk_ != nullptr; }
+    bool is_open() const { return fd_ >= 0; }
 
     int fd() const { return fd_; }
     XskMode mode() const { return umem_ ? umem_->mode() : XskMode::Unbound; }
@@ -96,10 +100,14 @@ private:
     int bind_once(uint32_t bind_flags);
     void service();
     void put_cache(const uint64_t* addrs, size_t n);
+    void unmap_rings();
 
     Umem* umem_ = nullptr;
-    xsk_socket* xsk_ = nullptr;
+    xsk_socket* xsk_ = nullptr;   // libxdp's (open), or null for open_socket()
     int fd_ = -1;
+    void* rx_map_ = nullptr;      // open_socket(): the rings this device mapped itself
+    void* tx_map_ = nullptr;
+    size_t rx_len_ = 0, tx_len_ = 0;
     XskConfig cfg_{};
     char ifname_[IF_NAMESIZE] = {};
     // Ring cursors are private to this socket (only the fill/comp rings are shared).

@@ -12,7 +12,8 @@ namespace fastnet {
 
 XskQueues::~XskQueues() { close(); }
 
-int XskQueues::open(Umem* umems, uint32_t n, const XskConfig& cfg, uint32_t tx_queue)
+int XskQueues::open(Umem* umems, uint32_t n, const XskConfig& cfg, uint32_t tx_queue,
+                    const std::function<int(uint32_t)>& socket_for)
 {
     close();
     err_[0] = 0;
@@ -24,8 +25,23 @@ int XskQueues::open(Umem* umems, uint32_t n, const XskConfig& cfg, uint32_t tx_q
     for (uint32_t q = 0; q < n; q++) {
         XskConfig c = cfg;
         c.queue = q;
-        if (int r = q_[q].open(umems[q], c); r < 0) {
-            snprintf(err_, sizeof err_, "%s", q_[q].error());
+        int r;
+        if (socket_for) {
+            int fd = socket_for(q);
+            r = fd < 0 ? fd : q_[q].open_socket(umems[q], fd, c);
+            if (fd >= 0 && r < 0)
+                ::close(fd);
+            if (fd < 0)
+                snprintf(err_, sizeof err_, "no AF_XDP socket for queue %u from fastnetd: %s", q,
+                         strerror(-fd));
+            else if (r < 0)
+                snprintf(err_, sizeof err_, "%s", q_[q].error());
+        } else {
+            r = q_[q].open(umems[q], c);
+            if (r < 0)
+                snprintf(err_, sizeof err_, "%s", q_[q].error());
+        }
+        if (r < 0) {
             for (uint32_t k = 0; k < q; k++)
                 q_[k].close();
             return r;

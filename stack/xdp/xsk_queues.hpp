@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 
 #include "stack/device.hpp"
 #include "stack/xdp/xsk_device.hpp"
@@ -24,8 +25,11 @@ public:
     XskQueues& operator=(const XskQueues&) = delete;
 
     // Opens an XSK on queues 0..n-1, queue q on umems[q], all with cfg (cfg.queue is
-    // ignored); transmits on tx_queue. On failure nothing stays open. 0 or -errno.
-    int open(Umem* umems, uint32_t n, const XskConfig& cfg, uint32_t tx_queue);
+    // ignored); transmits on tx_queue. With socket_for (a fastnetd client), queue q's
+    // socket is socket_for(q) (an fd, or -errno), bound with XskDevice::open_socket.
+    // On failure nothing stays open. 0 or -errno.
+    int open(Umem* umems, uint32_t n, const XskConfig& cfg, uint32_t tx_queue,
+             const std::function<int(uint32_t)>& socket_for = {});
     // Closes every queue's socket (see XskDevice::close: clear the slot first).
     void close();
 

@@ -26,7 +26,7 @@ expect_status "the program's own status" 7 bash "$FN" -- sh -c 'exit 7'
 expect_status "variables reach the program" 0 bash "$FN" --queues 2 --log info --strict -- \
   sh -c '[ "$FASTNET_QUEUES" = 2 ] && [ "$FASTNET_LOG" = info ] && [ "$FASTNET_STRICT" = 1 ] && case $LD_PRELOAD in *libfastnet.so*) ;; *) exit 1 ;; esac'
 expect_status "as root" 0 bash "$FN" -- true
-grep -q "^fastnet: true runs standalone on the default route's interface$" "$TMP/err" \
+grep -Eq "^fastnet: true runs standalone on " "$TMP/err" \
   && pass "one line says it runs standalone" || fail "stderr: $(cat "$TMP/err")"
 
 PORT=8090

@@ -83,10 +83,15 @@ kill $EP; wait $EP 2>/dev/null
 ip netns exec "$TB_NS_CLI" "$PY" "$S/tests/interpose/peer.py" "$TB_IP_CLI" 7100 > "$TMP/peer.out" 2>&1 &
 PIDS+=($!)
 wait_listen "$TB_NS_CLI" 7101
-(sleep 1.5; echo "held") | ip netns exec "$TB_NS_SRV" env LD_PRELOAD="$LIB" socat - "TCP:$TB_IP_CLI:7101" > "$TMP/socat.out" 2> "$TMP/socat.err" &
+(sleep 3; echo "held") | ip netns exec "$TB_NS_SRV" env LD_PRELOAD="$LIB" socat - "TCP:$TB_IP_CLI:7101" > "$TMP/socat.out" 2> "$TMP/socat.err" &
 SP=$!
-sleep 0.8
-sport=$(cli ss -Htan "sport = :7101" | awk '$1 == "ESTAB" {split($5, a, ":"); print a[2]}' | head -1)
+# Until the connection shows (a new engine's bind may wait for the queue to be released
+# by the processes before it).
+for i in $(seq 50); do
+  sport=$(cli ss -Htan "sport = :7101" | awk '$1 == "ESTAB" {split($5, a, ":"); print a[2]}' | head -1)
+  [[ -n $sport ]] && break
+  sleep 0.05
+done
 [[ -n $sport && $sport -ge 40000 && $sport -lt 56384 ]] && pass "the preloaded socat connected from fastnet port $sport" \
   || fail "socat source port [$sport]"
 [[ -z $(kernel_flows 7101) ]] && pass "no kernel socket for the preloaded client's flow" || fail "kernel sockets: $(kernel_flows 7101)"

@@ -1,0 +1,115 @@
+// fastnetd's protocol: what a client (libfastnet.so) and the daemon (tools/fastnetd.cpp)
+// say over the daemon's Unix socket (SOCK_SEQPACKET, one message per request and reply,
+// fds with SCM_RIGHTS). docs/DESIGN.md "fastnetd".
+//   HELLO -> reply + fds: the program's maps (Steering::kMapCount), its bpf_link, then
+//            per RX queue the UMEM's memfd and fastnetd's UMEM socket.
+//   XSK q -> reply + 1 fd: a fresh, unbound AF_XDP socket for queue q (the client sizes,
+//            maps and binds it: only creating one needs CAP_NET_RAW).
+// A refused client gets status -EACCES and a message it prints.
+#pragma once
+
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+
+namespace fastnet {
+
+inline constexpr uint32_t kDaemonMagic = 0x666e6431;   // "fnd1"
+inline constexpr uint32_t kDaemonVersion = 1;
+inline constexpr const char* kDaemonDir = "/run/fastnet";
+inline constexpr int kDaemonMaxFds = 64;
+
+enum class DaemonOp : uint32_t { Hello = 1, Xsk = 2 };
+
+struct DaemonRequest {
+    uint32_t magic = kDaemonMagic;
+    uint32_t version = kDaemonVersion;
+    DaemonOp op = DaemonOp::Hello;
+    uint32_t queue = 0;
+};
+
+struct DaemonReply {
+    uint32_t magic = kDaemonMagic;
+    uint32_t version = kDaemonVersion;
+    int32_t status = 0;             // 0 or -errno
+    char message[160] = {};         // why, when status < 0
+    uint32_t ifindex = 0;
+    uint32_t native = 0;            // XDP attached in driver mode
+    uint32_t queues = 0;
+    uint32_t frame_count = 0, frame_size = 0, fill_size = 0, comp_size = 0;
+    uint32_t port_base = 0, port_count = 0;   // the active-open range fastnetd set up
+    uint32_t nfds = 0;
+};
+
+// One message with up to kDaemonMaxFds fds. 0 or -errno.
+inline int daemon_send(int sock, const void* msg, size_t len, const int* fds, uint32_t nfds)
+{
+    if (nfds > kDaemonMaxFds)
+        return -EINVAL;
+    iovec iov{const_cast<void*>(msg), len};
+    alignas(cmsghdr) char ctl[CMSG_SPACE(sizeof(int) * kDaemonMaxFds)] = {};
+    msghdr mh{};
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    if (nfds) {
+        mh.msg_control = ctl;
+        mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+        cmsghdr* c = CMSG_FIRSTHDR(&mh);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+        memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+    }
+    ssize_t n;
+    do n = sendmsg(sock, &mh, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    return n == static_cast<ssize_t>(len) ? 0 : n < 0 ? -errno : -EPROTO;
+}
+
+// One message of exactly len bytes; received fds (close-on-exec) into fds, their count
+// into *nfds. 0 or -errno (-EPROTO for a short or oversized message; fds then closed).
+inline int daemon_recv(int sock, void* msg, size_t len, int* fds, uint32_t* nfds)
+{
+    iovec iov{msg, len};
+    alignas(cmsghdr) char ctl[CMSG_SPACE(sizeof(int) * kDaemonMaxFds)] = {};
+    msghdr mh{};
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = ctl;
+    mh.msg_controllen = sizeof ctl;
+    ssize_t n;
+    do n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return -errno;
+    uint32_t got = 0;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+            continue;
+        uint32_t k = static_cast<uint32_t>((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+        for (uint32_t i = 0; i < k; i++) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+            if (got < kDaemonMaxFds && fds) fds[got++] = fd;
+            else ::close(fd);
+        }
+    }
+    if (nfds)
+        *nfds = got;
+    if (n == 0)
+        return -ECONNRESET;
+    if (static_cast<size_t>(n) != len || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+        for (uint32_t i = 0; i < got; i++)
+            ::close(fds[i]);
+        if (nfds)
+            *nfds = 0;
+        return -EPROTO;
+    }
+    return 0;
+}
+
+}  // namespace fastnet

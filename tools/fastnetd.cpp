@@ -1,0 +1,513 @@
+// fastnetd: the privileged owner of one interface for unprivileged fastnet processes.
+// It attaches the XDP program, creates one UMEM per RX queue (memfd-backed) with its
+// first, never-steered socket, keeps every queue's fill ring topped up and its
+// completion ring drained (only the socket that registered a UMEM can map those rings),
+// reaps the slots of clients that died, and hands clients the fds they cannot make
+// themselves (stack/xdp/fastnetd_proto.hpp). Clients are checked with SO_PEERCRED.
+// usage: fastnetd --iface IF [--allow-uid UID]... [--allow-group GROUP]...
+//                 [--queues N|all] [--umem-frames N] [--port-base P] [--port-count N]
+//                 [--dir DIR]
+// Foreground; logs to stderr; SIGTERM/SIGINT end it (clients keep the program attached
+// through their copies of its bpf_link until they exit).
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <string>
+#include <vector>
+
+#include "stack/net/interface.hpp"
+#include "stack/xdp/fastnetd_proto.hpp"
+#include "stack/xdp/steering.hpp"
+#include "stack/xdp/umem.hpp"
+#include "stack/xdp/xsk_device.hpp"
+#include "stack/xdp/xsk_queues.hpp"
+
+using namespace fastnet;
+
+namespace {
+
+constexpr uint32_t kSlots = 16;   // as the runtime's (interpose/runtime.cpp)
+constexpr long kServiceMinNs = 50'000;
+constexpr long kServiceMaxNs = 1'000'000;
+constexpr uint64_t kReapNs = 250'000'000;
+
+volatile sig_atomic_t g_stop = 0;
+void on_signal(int) { g_stop = 1; }
+
+void say(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+void say(const char* fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "fastnetd: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+}
+
+[[noreturn]] void usage(const char* why)
+{
+    if (why)
+        say("%s", why);
+    fprintf(stderr,
+            "usage: fastnetd --iface IF [--allow-uid UID]... [--allow-group GROUP]...\n"
+            "                [--queues N|all] [--umem-frames N] [--port-base P] [--port-count N]\n"
+            "                [--dir DIR]\n");
+    exit(2);
+}
+
+bool parse_u32(const char* s, uint32_t lo, uint32_t hi, uint32_t* out)
+{
+    if (!s || !*s)
+        return false;
+    char* end = nullptr;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (errno || *end || v < lo || v > hi)
+        return false;
+    *out = static_cast<uint32_t>(v);
+    return true;
+}
+
+uint64_t now_ns()
+{
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
+}
+
+struct Options {
+    const char* iface = nullptr;
+    std::vector<uid_t> uids;
+    std::vector<gid_t> gids;
+    uint32_t queues = 0;   // 0 = all
+    uint32_t frames = 4096;
+    uint32_t port_base = 40000, port_count = 16384;
+    std::string dir = kDaemonDir;
+};
+
+Options parse(int argc, char** argv)
+{
+    Options o;
+    for (int i = 1; i < argc; i++) {
+        std::string a = argv[i];
+        auto val = [&]() -> const char* {
+            if (i + 1 >= argc)
+                usage((a + " needs a value").c_str());
+            return argv[++i];
+        };
+        if (a == "--iface") {
+            o.iface = val();
+            if (strlen(o.iface) >= IF_NAMESIZE || !*o.iface)
+                usage("--iface: an interface name of 1 to 15 characters");
+        } else if (a == "--allow-uid") {
+            const char* v = val();
+            uint32_t u;
+            if (parse_u32(v, 0, 0x7fffffff, &u)) {
+                o.uids.push_back(u);
+            } else if (passwd* pw = getpwnam(v)) {
+                o.uids.push_back(pw->pw_uid);
+            } else {
+                usage((std::string("--allow-uid: no user ") + v).c_str());
+            }
+        } else if (a == "--allow-group") {
+            const char* v = val();
+            uint32_t g;
+            if (parse_u32(v, 0, 0x7fffffff, &g)) {
+                o.gids.push_back(g);
+            } else if (group* gr = getgrnam(v)) {
+                o.gids.push_back(gr->gr_gid);
+            } else {
+                usage((std::string("--allow-group: no group ") + v).c_str());
+            }
+        } else if (a == "--queues") {
+            const char* v = val();
+            if (strcmp(v, "all") != 0 && !parse_u32(v, 1, kMaxXskQueues, &o.queues))
+                usage("--queues: all, or a count from 1 to 16");
+        } else if (a == "--umem-frames") {
+            if (!parse_u32(val(), 512, 1u << 20, &o.frames) || (o.frames & (o.frames - 1)))
+                usage("--umem-frames: a power of two from 512 to 1048576");
+        } else if (a == "--port-base") {
+            if (!parse_u32(val(), 1024, 65535, &o.port_base))
+                usage("--port-base: a port from 1024 to 65535");
+        } else if (a == "--port-count") {
+            if (!parse_u32(val(), 1, 65535, &o.port_count))
+                usage("--port-count: a count from 1 to 65535");
+        } else if (a == "--dir") {
+            o.dir = val();
+        } else if (a == "-h" || a == "--help") {
+            usage(nullptr);
+        } else {
+            usage(("unknown argument " + a).c_str());
+        }
+    }
+    if (!o.iface)
+        usage("--iface is required");
+    if (o.port_base + o.port_count > 65536)
+        usage("--port-base + --port-count must stay within 65536");
+    return o;
+}
+
+// Keeps the kernel from giving fastnet's active-open ports to its own sockets.
+void reserve_ports(uint32_t base, uint32_t count)
+{
+    const char* path = "/proc/sys/net/ipv4/ip_local_reserved_ports";
+    char cur[4096] = {};
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t n = read(fd, cur, sizeof cur - 1);
+        close(fd);
+        if (n > 0)
+            cur[n] = 0;
+    }
+    char range[32];
+    snprintf(range, sizeof range, "%u-%u", base, base + count - 1);
+    if (strstr(cur, range))
+        return;
+    cur[strcspn(cur, "\n")] = 0;
+    char next[4200];
+    snprintf(next, sizeof next, "%s%s%s", cur, *cur ? "," : "", range);
+    fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || write(fd, next, strlen(next)) < 0)
+        say("cannot reserve ports %s in the kernel (%s)", range, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+}
+
+// Whether a peer may use the interface: root, a listed uid, or a member of a listed
+// group (primary or supplementary, from /proc/PID/status).
+bool allowed(const Options& o, const ucred& cr)
+{
+    if (cr.uid == 0)
+        return true;
+    for (uid_t u : o.uids)
+        if (u == cr.uid)
+            return true;
+    for (gid_t g : o.gids)
+        if (g == cr.gid)
+            return true;
+    if (o.gids.empty())
+        return false;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/status", cr.pid);
+    FILE* f = fopen(path, "re");
+    if (!f)
+        return false;
+    char line[1024];
+    bool ok = false;
+    while (!ok && fgets(line, sizeof line, f)) {
+        if (strncmp(line, "Groups:", 7) != 0)
+            continue;
+        char* save = nullptr;
+        for (char* t = strtok_r(line + 7, " \t\n", &save); t && !ok; t = strtok_r(nullptr, " \t\n", &save))
+            for (gid_t g : o.gids)
+                if (static_cast<gid_t>(strtoul(t, nullptr, 10)) == g)
+                    ok = true;
+    }
+    fclose(f);
+    return ok;
+}
+
+struct Daemon {
+    Options opt;
+    InterfaceInfo ifc;
+    Steering steering;
+    uint32_t nqueues = 1;
+    Umem umem[kMaxXskQueues];
+    XskDevice first[kMaxXskQueues];   // each UMEM's own socket: bound, never steered
+    int listen_fd = -1;
+    std::string path;
+    std::vector<int> clients;
+    std::vector<int> refused;   // answered at their first request, then closed
+
+    int start();
+    void serve();
+    void handle(int fd);
+    uint32_t service_rings();
+    void reap();
+    void stop();
+};
+
+int Daemon::start()
+{
+    if (find_interface(opt.iface, &ifc) < 0) {
+        say("no interface %s", opt.iface);
+        return 1;
+    }
+    EngineConfig ec;
+    if (engine_config_from_kernel(ifc, &ec) < 0) {
+        say("%s has no IPv4 address or no Ethernet address", opt.iface);
+        return 1;
+    }
+    uint32_t have = ifc.rx_queues ? ifc.rx_queues : 1;
+    nqueues = opt.queues ? opt.queues : have;
+    if (nqueues > have)
+        nqueues = have;
+    if (nqueues > kMaxXskQueues) {
+        say("%s has %u RX queues; serving the first %u (ethtool -L %s combined %u)", opt.iface,
+            nqueues, kMaxXskQueues, opt.iface, kMaxXskQueues);
+        nqueues = kMaxXskQueues;
+    }
+    raise_memlock_limit();
+    for (uint32_t q = 0; q < nqueues; q++) {
+        UmemConfig uc;
+        uc.frame_count = opt.frames;
+        uc.memfd = true;
+        if (umem[q].create(uc) < 0) {
+            say("%s", umem[q].error());
+            return 1;
+        }
+    }
+    if (steering.attach(ifc.ifindex, XdpAttachMode::Auto) < 0) {
+        say("%s", steering.error());
+        return 1;
+    }
+    for (uint32_t q = 0; q < nqueues; q++) {
+        XskConfig xc;
+        xc.ifname = ifc.name;
+        xc.queue = q;
+        xc.rx_size = xc.tx_size = 64;
+        if (first[q].open(umem[q], xc) < 0) {
+            say("%s", first[q].error());
+            return 1;
+        }
+    }
+    steering.set_local_ip(htonl(ec.ip));
+    steering.set_active_range(static_cast<uint16_t>(opt.port_base),
+                              static_cast<uint16_t>(opt.port_count), kSlots);
+    reserve_ports(opt.port_base, opt.port_count);
+
+    mkdir(opt.dir.c_str(), 0755);
+    path = opt.dir + "/" + ifc.name + ".sock";
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    if (path.size() >= sizeof sa.sun_path) {
+        say("socket path %s is too long", path.c_str());
+        return 1;
+    }
+    memcpy(sa.sun_path, path.c_str(), path.size() + 1);
+    listen_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    // A daemon already serving the interface holds the XDP attachment, so attach()
+    // above failed for us; a socket left by a dead one is stale.
+    unlink(path.c_str());
+    if (listen_fd < 0 || bind(listen_fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0 ||
+        chmod(path.c_str(), 0666) < 0 || listen(listen_fd, 64) < 0) {
+        say("cannot listen on %s: %s", path.c_str(), strerror(errno));
+        return 1;
+    }
+    char ip[INET_ADDRSTRLEN];
+    uint32_t be = htonl(ec.ip);
+    inet_ntop(AF_INET, &be, ip, sizeof ip);
+    say("serving %s (%s), %u queue(s), XDP %s mode, %s mode sockets, on %s", ifc.name, ip, nqueues,
+        steering.attached_native() ? "native" : "generic", to_string(umem[0].mode()), path.c_str());
+    return 0;
+}
+
+uint32_t Daemon::service_rings()
+{
+    // Completions into the free list, the fill ring up to its target; no cache here.
+    uint32_t moved = 0;
+    for (uint32_t q = 0; q < nqueues; q++) {
+        if (!umem[q].needs_service())
+            continue;
+        uint64_t none[1];
+        uint32_t n = 0;
+        umem[q].service(none, &n, 0, 0, 0, 0);
+        moved++;
+    }
+    return moved;
+}
+
+void Daemon::reap()
+{
+    uint32_t dead[kSlots];
+    uint32_t frames = 0;
+    uint32_t n = umem[0].reap_dead_slots(kSlots, dead, &frames);
+    for (uint32_t i = 0; i < n; i++) {
+        for (uint32_t q = 1; q < nqueues; q++)
+            frames += umem[q].reclaim(static_cast<uint8_t>(dead[i] + 1));
+        umem[0].control_lock();
+        steering.forget_slot(dead[i]);
+        umem[0].control_unlock();
+        say("slot %u: its process is gone; slot, frames and steering reclaimed", dead[i]);
+    }
+}
+
+void Daemon::handle(int fd)
+{
+    DaemonRequest rq;
+    uint32_t nin = 0;
+    int in[kDaemonMaxFds];
+    int r = daemon_recv(fd, &rq, sizeof rq, in, &nin);
+    for (uint32_t i = 0; i < nin; i++)
+        close(in[i]);
+    if (r < 0 || rq.magic != kDaemonMagic || rq.version != kDaemonVersion) {
+        close(fd);
+        for (auto* v : {&clients, &refused})
+            for (auto& c : *v)
+                if (c == fd)
+                    c = -1;
+        return;
+    }
+    DaemonReply rp;
+    for (auto& c : refused) {
+        if (c != fd)
+            continue;
+        // Answered here, after reading the request: closing a connection with an unread
+        // request would reset it and lose the answer.
+        ucred cr{};
+        socklen_t len = sizeof cr;
+        getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len);
+        rp.status = -EACCES;
+        snprintf(rp.message, sizeof rp.message,
+                 "uid %u is not allowed by fastnetd on %s (--allow-uid, --allow-group)", cr.uid,
+                 ifc.name);
+        daemon_send(fd, &rp, sizeof rp, nullptr, 0);
+        c = -1;
+        shutdown(fd, SHUT_WR);
+        for (auto& k : clients)
+            if (k == fd)
+                k = -1;
+        close(fd);
+        return;
+    }
+    if (rq.op == DaemonOp::Hello) {
+        int fds[kDaemonMaxFds];
+        int link = -1;
+        steering.export_fds(fds, &link);
+        uint32_t n = Steering::kMapCount;
+        fds[n++] = link;
+        for (uint32_t q = 0; q < nqueues; q++) {
+            fds[n++] = umem[q].memfd();
+            fds[n++] = umem[q].fd();
+        }
+        const UmemConfig& uc = umem[0].config();
+        rp.ifindex = static_cast<uint32_t>(ifc.ifindex);
+        rp.native = steering.attached_native();
+        rp.queues = nqueues;
+        rp.frame_count = uc.frame_count;
+        rp.frame_size = uc.frame_size;
+        rp.fill_size = uc.fill_size;
+        rp.comp_size = uc.comp_size;
+        rp.port_base = opt.port_base;
+        rp.port_count = opt.port_count;
+        rp.nfds = n;
+        daemon_send(fd, &rp, sizeof rp, fds, n);
+    } else if (rq.op == DaemonOp::Xsk && rq.queue < nqueues) {
+        int s = socket(AF_XDP, SOCK_RAW | SOCK_CLOEXEC, 0);
+        if (s < 0) {
+            rp.status = -errno;
+            snprintf(rp.message, sizeof rp.message, "fastnetd cannot create an AF_XDP socket: %s",
+                     strerror(errno));
+            daemon_send(fd, &rp, sizeof rp, nullptr, 0);
+        } else {
+            rp.nfds = 1;
+            daemon_send(fd, &rp, sizeof rp, &s, 1);
+            close(s);
+        }
+    } else {
+        rp.status = -EINVAL;
+        snprintf(rp.message, sizeof rp.message, "unknown request %u (queue %u)",
+                 static_cast<uint32_t>(rq.op), rq.queue);
+        daemon_send(fd, &rp, sizeof rp, nullptr, 0);
+    }
+}
+
+void Daemon::serve()
+{
+    long wait_ns = kServiceMinNs;
+    uint64_t last_reap = 0;
+    while (!g_stop) {
+        std::vector<pollfd> p;
+        p.push_back({listen_fd, POLLIN, 0});
+        for (int c : clients)
+            p.push_back({c, POLLIN, 0});
+        timespec ts{0, wait_ns};
+        int n = ppoll(p.data(), p.size(), &ts, nullptr);
+        if (n < 0 && errno != EINTR)
+            break;
+        // Busy rings are serviced every 50 us, idle ones back off to every 1 ms.
+        wait_ns = service_rings() ? kServiceMinNs : std::min(wait_ns * 2, kServiceMaxNs);
+        if (n > 0) {
+            if (p[0].revents & POLLIN) {
+                int c = accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+                if (c >= 0) {
+                    ucred cr{};
+                    socklen_t len = sizeof cr;
+                    if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0 || !allowed(opt, cr)) {
+                        say("refused pid %d (uid %u)", cr.pid, cr.uid);
+                        refused.push_back(c);
+                    }
+                    clients.push_back(c);
+                }
+            }
+            for (size_t i = 1; i < p.size(); i++)
+                if (p[i].revents & (POLLIN | POLLHUP | POLLERR))
+                    handle(p[i].fd);
+            std::vector<int> live;
+            for (int c : clients)
+                if (c >= 0)
+                    live.push_back(c);
+            clients.swap(live);
+            live.clear();
+            for (int c : refused)
+                if (c >= 0)
+                    live.push_back(c);
+            refused.swap(live);
+        }
+        if (uint64_t now = now_ns(); now - last_reap > kReapNs) {
+            last_reap = now;
+            reap();
+        }
+    }
+}
+
+void Daemon::stop()
+{
+    if (!path.empty())
+        unlink(path.c_str());
+    for (int c : clients)
+        close(c);
+    if (listen_fd >= 0)
+        close(listen_fd);
+    say("stopping; clients keep the program attached until they exit");
+}
+
+}  // namespace
+
+int main(int argc, char** argv)
+{
+    Daemon d;
+    d.opt = parse(argc, argv);
+    if (geteuid() != 0) {
+        say("must run as root (it attaches XDP programs and creates AF_XDP sockets)");
+        return 1;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    struct sigaction sa{};
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, nullptr);
+    sigaction(SIGINT, &sa, nullptr);
+    if (int r = d.start(); r != 0) {
+        d.stop();
+        return r;
+    }
+    d.serve();
+    d.stop();
+    return 0;
+}
