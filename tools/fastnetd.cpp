@@ -231,17 +231,46 @@ struct Daemon {
     Umem umem[kMaxXskQueues];
     XskDevice first[kMaxXskQueues];   // each UMEM's own socket: bound, never steered
     int listen_fd = -1;
-    std::string path;
+    std::string path;         // DIR/IF.sock: clients
+    std::string state_path;   // DIR/IF.state: the ring keeper, for a restarted fastnetd
+    bool adopted = false;     // took the interface over from a running keeper
+    pid_t keeper = 0;
     std::vector<int> clients;
     std::vector<int> refused;   // answered at their first request, then closed
 
     int start();
+    int take_over();
     void serve();
     void handle(int fd);
+    void send_state(int fd);
     uint32_t service_rings();
     void reap();
+    [[noreturn]] void keep();
     void stop();
 };
+
+// A SOCK_SEQPACKET listener at path with the given mode (a stale file is replaced).
+int listen_unix(const std::string& path, mode_t mode)
+{
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    if (path.size() >= sizeof sa.sun_path)
+        return -ENAMETOOLONG;
+    memcpy(sa.sun_path, path.c_str(), path.size() + 1);
+    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return -errno;
+    unlink(path.c_str());
+    if (bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0 || chmod(path.c_str(), mode) < 0 ||
+        listen(fd, 64) < 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    return fd;
+}
+
+bool alive(pid_t pid) { return pid > 0 && (kill(pid, 0) == 0 || errno != ESRCH); }
 
 int Daemon::start()
 {
@@ -254,6 +283,12 @@ int Daemon::start()
         say("%s has no IPv4 address or no Ethernet address", opt.iface);
         return 1;
     }
+    mkdir(opt.dir.c_str(), 0755);
+    path = opt.dir + "/" + ifc.name + ".sock";
+    state_path = opt.dir + "/" + ifc.name + ".state";
+    if (take_over() == 0) {
+        adopted = true;
+    } else {
     uint32_t have = ifc.rx_queues ? ifc.rx_queues : 1;
     nqueues = opt.queues ? opt.queues : have;
     if (nqueues > have)
@@ -291,31 +326,137 @@ int Daemon::start()
     steering.set_active_range(static_cast<uint16_t>(opt.port_base),
                               static_cast<uint16_t>(opt.port_count), kSlots);
     reserve_ports(opt.port_base, opt.port_count);
-
-    mkdir(opt.dir.c_str(), 0755);
-    path = opt.dir + "/" + ifc.name + ".sock";
-    sockaddr_un sa{};
-    sa.sun_family = AF_UNIX;
-    if (path.size() >= sizeof sa.sun_path) {
-        say("socket path %s is too long", path.c_str());
+    // The fill and completion rings are mapped here and can be mapped nowhere else: a
+    // child of this process services them, so that a fastnetd that crashes or is killed
+    // does not stop its clients' traffic, and hands the rest of the state to the next
+    // fastnetd (take_over).
+    fflush(stderr);
+    keeper = fork();
+    if (keeper < 0) {
+        say("fork: %s", strerror(errno));
         return 1;
     }
-    memcpy(sa.sun_path, path.c_str(), path.size() + 1);
-    listen_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    // A daemon already serving the interface holds the XDP attachment, so attach()
-    // above failed for us; a socket left by a dead one is stale.
-    unlink(path.c_str());
-    if (listen_fd < 0 || bind(listen_fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0 ||
-        chmod(path.c_str(), 0666) < 0 || listen(listen_fd, 64) < 0) {
-        say("cannot listen on %s: %s", path.c_str(), strerror(errno));
+    if (keeper == 0)
+        keep();
+    }
+
+    listen_fd = listen_unix(path, 0666);
+    if (listen_fd < 0) {
+        say("cannot listen on %s: %s", path.c_str(), strerror(-listen_fd));
         return 1;
     }
     char ip[INET_ADDRSTRLEN];
     uint32_t be = htonl(ec.ip);
     inet_ntop(AF_INET, &be, ip, sizeof ip);
-    say("serving %s (%s), %u queue(s), XDP %s mode, %s mode sockets, on %s", ifc.name, ip, nqueues,
-        steering.attached_native() ? "native" : "generic", to_string(umem[0].mode()), path.c_str());
+    say("serving %s (%s), %u queue(s), XDP %s mode, %s mode sockets, on %s%s", ifc.name, ip,
+        nqueues, steering.attached_native() ? "native" : "generic", to_string(umem[0].mode()),
+        path.c_str(), adopted ? ", taken over from the running ring keeper" : "");
     return 0;
+}
+
+// A ring keeper left by an earlier fastnetd still serves the interface: take its state
+// (the same fds a client gets) instead of attaching anew. 0, or -errno when there is none.
+int Daemon::take_over()
+{
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    if (state_path.size() >= sizeof sa.sun_path)
+        return -ENAMETOOLONG;
+    memcpy(sa.sun_path, state_path.c_str(), state_path.size() + 1);
+    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    if (connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0) {
+        close(fd);
+        return -ENOENT;
+    }
+    DaemonRequest rq;
+    DaemonReply rp;
+    int fds[kDaemonMaxFds];
+    uint32_t n = 0;
+    int r = daemon_send(fd, &rq, sizeof rq, nullptr, 0);
+    if (r == 0)
+        r = daemon_recv(fd, &rp, sizeof rp, fds, &n);
+    close(fd);
+    const uint32_t first = Steering::kMapCount + 1;
+    if (r == 0 && (rp.status < 0 || rp.queues == 0 || rp.queues > kMaxXskQueues ||
+                   n != first + 2 * rp.queues))
+        r = -EPROTO;
+    if (r < 0) {
+        for (uint32_t i = 0; i < n; i++)
+            close(fds[i]);
+        say("the ring keeper at %s did not hand over its state (%s)", state_path.c_str(), strerror(-r));
+        return r;
+    }
+    UmemConfig uc;
+    uc.frame_count = rp.frame_count;
+    uc.frame_size = rp.frame_size;
+    uc.fill_size = rp.fill_size;
+    uc.comp_size = rp.comp_size;
+    nqueues = rp.queues;
+    for (uint32_t q = 0; q < nqueues; q++)
+        if (umem[q].attach(fds[first + 2 * q], fds[first + 2 * q + 1], uc) < 0) {
+            say("%s", umem[q].error());
+            return -EPROTO;
+        }
+    steering.adopt(fds, fds[Steering::kMapCount], static_cast<int>(rp.ifindex), rp.native != 0);
+    opt.port_base = rp.port_base;
+    opt.port_count = rp.port_count;
+    return 0;
+}
+
+// The ring keeper: services every queue's fill and completion rings, reaps dead clients,
+// and answers a restarted fastnetd on the state socket (root only). It ignores SIGINT
+// and SIGTERM and ends by itself once no fastnetd and no client is left.
+void Daemon::keep()
+{
+    signal(SIGINT, SIG_IGN);
+    signal(SIGTERM, SIG_IGN);
+    std::vector<pid_t> fronts{getppid()};
+    int sfd = listen_unix(state_path, 0600);
+    if (sfd < 0)
+        say("ring keeper: cannot listen on %s (%s): a restarted fastnetd cannot take over",
+            state_path.c_str(), strerror(-sfd));
+    long wait_ns = kServiceMinNs;
+    uint64_t last_reap = 0;
+    for (;;) {
+        pollfd p{sfd, POLLIN, 0};
+        timespec ts{0, wait_ns};
+        int n = ppoll(&p, sfd >= 0 ? 1 : 0, &ts, nullptr);
+        wait_ns = service_rings() ? kServiceMinNs : std::min(wait_ns * 2, kServiceMaxNs);
+        if (n > 0 && (p.revents & POLLIN)) {
+            int c = accept4(sfd, nullptr, nullptr, SOCK_CLOEXEC);
+            ucred cr{};
+            socklen_t len = sizeof cr;
+            if (c >= 0 && getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0 && cr.uid == 0) {
+                DaemonRequest rq;
+                uint32_t k = 0;
+                pollfd w{c, POLLIN, 0};
+                if (poll(&w, 1, 1000) == 1 && daemon_recv(c, &rq, sizeof rq, nullptr, &k) == 0) {
+                    send_state(c);
+                    fronts.push_back(cr.pid);
+                    say("ring keeper: state handed to fastnetd %d", cr.pid);
+                }
+            }
+            if (c >= 0)
+                close(c);
+        }
+        if (uint64_t now = now_ns(); now - last_reap > kReapNs) {
+            last_reap = now;
+            reap();
+            bool front = false, client = false;
+            for (pid_t f : fronts)
+                front = front || alive(f);
+            for (uint32_t i = 0; i < kSlots; i++)
+                client = client || umem[0].slot_pid(i) != 0;
+            if (!front && !client)
+                break;
+        }
+    }
+    if (sfd >= 0)
+        unlink(state_path.c_str());
+    say("ring keeper: no fastnetd and no client left; the program goes with the last fd");
+    _exit(0);
 }
 
 uint32_t Daemon::service_rings()
@@ -387,6 +528,32 @@ void Daemon::handle(int fd)
         return;
     }
     if (rq.op == DaemonOp::Hello) {
+        send_state(fd);
+    } else if (rq.op == DaemonOp::Xsk && rq.queue < nqueues) {
+        int s = socket(AF_XDP, SOCK_RAW | SOCK_CLOEXEC, 0);
+        if (s < 0) {
+            rp.status = -errno;
+            snprintf(rp.message, sizeof rp.message, "fastnetd cannot create an AF_XDP socket: %s",
+                     strerror(errno));
+            daemon_send(fd, &rp, sizeof rp, nullptr, 0);
+        } else {
+            rp.nfds = 1;
+            daemon_send(fd, &rp, sizeof rp, &s, 1);
+            close(s);
+        }
+    } else {
+        rp.status = -EINVAL;
+        snprintf(rp.message, sizeof rp.message, "unknown request %u (queue %u)",
+                 static_cast<uint32_t>(rq.op), rq.queue);
+        daemon_send(fd, &rp, sizeof rp, nullptr, 0);
+    }
+}
+
+// The HELLO answer: the program's maps and link, each queue's memfd and UMEM socket.
+void Daemon::send_state(int fd)
+{
+    DaemonReply rp;
+    {
         int fds[kDaemonMaxFds];
         int link = -1;
         steering.export_fds(fds, &link);
@@ -408,23 +575,6 @@ void Daemon::handle(int fd)
         rp.port_count = opt.port_count;
         rp.nfds = n;
         daemon_send(fd, &rp, sizeof rp, fds, n);
-    } else if (rq.op == DaemonOp::Xsk && rq.queue < nqueues) {
-        int s = socket(AF_XDP, SOCK_RAW | SOCK_CLOEXEC, 0);
-        if (s < 0) {
-            rp.status = -errno;
-            snprintf(rp.message, sizeof rp.message, "fastnetd cannot create an AF_XDP socket: %s",
-                     strerror(errno));
-            daemon_send(fd, &rp, sizeof rp, nullptr, 0);
-        } else {
-            rp.nfds = 1;
-            daemon_send(fd, &rp, sizeof rp, &s, 1);
-            close(s);
-        }
-    } else {
-        rp.status = -EINVAL;
-        snprintf(rp.message, sizeof rp.message, "unknown request %u (queue %u)",
-                 static_cast<uint32_t>(rq.op), rq.queue);
-        daemon_send(fd, &rp, sizeof rp, nullptr, 0);
     }
 }
 
@@ -441,8 +591,8 @@ void Daemon::serve()
         int n = ppoll(p.data(), p.size(), &ts, nullptr);
         if (n < 0 && errno != EINTR)
             break;
-        // Busy rings are serviced every 50 us, idle ones back off to every 1 ms.
-        wait_ns = service_rings() ? kServiceMinNs : std::min(wait_ns * 2, kServiceMaxNs);
+        // The keeper services the rings; the front wakes for clients and reaping.
+        wait_ns = 100'000'000;
         if (n > 0) {
             if (p[0].revents & POLLIN) {
                 int c = accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
@@ -485,7 +635,7 @@ void Daemon::stop()
         close(c);
     if (listen_fd >= 0)
         close(listen_fd);
-    say("stopping; clients keep the program attached until they exit");
+    say("stopping; the ring keeper serves the clients until they exit");
 }
 
 }  // namespace

@@ -6,7 +6,9 @@
 # both under load at once from the client namespace; both accelerated through fastnetd
 # (state, counters while they run, no kernel socket on the fastnet side). memcached
 # started as user memcache, not allowed: one line says why and it serves on the kernel.
-# Stopping fastnetd and its clients leaves no XDP program and no socket file.
+# fastnetd killed with SIGKILL under load: its ring keeper carries the clients on, and a
+# restarted fastnetd takes over from the keeper and serves new clients. Stopping
+# everything leaves no XDP program and no socket file.
 # Usage: fastnetd.sh <build-dir> <source-dir>
 set -uo pipefail
 source "$(dirname "$0")/lib.sh" "$@"
@@ -100,12 +102,47 @@ s = socket.create_connection((sys.argv[1], 11211), timeout=5); s.sendall(b"versi
   [[ $v == VERSION* ]] && pass "it serves on the kernel ($v)" || fail "memcached on the kernel answered [$v]"
 fi
 
-# Stop: clients first, then fastnetd; nothing stays attached.
-kill "$MP" "$RP" "$MASTER" 2>/dev/null; wait "$MP" "$RP" "$MASTER" 2>/dev/null
+# kill -9 fastnetd while redis is under load: its ring keeper goes on, the load
+# completes; a new fastnetd takes over from the keeper and serves a new client.
+kill "$MP" 2>/dev/null; wait "$MP" 2>/dev/null
+cli redis-benchmark -h "$TB_IP_SRV" -p 6379 -c 10 -n 40000 -t set,get -q > "$TMP/rb2.out" 2>&1 &
+RB=$!
+sleep 0.5
+kill -9 "$DP"; wait "$DP" 2>/dev/null
+wait "$RB"; rb=$?
+[[ $rb -eq 0 ]] && grep -q 'GET: ' "$TMP/rb2.out" && ! grep -qi error "$TMP/rb2.out" \
+  && pass "fastnetd killed with SIGKILL during the load: redis-benchmark completed without errors" \
+  || fail "after kill -9 fastnetd: redis-benchmark (rc $rb): $(tail -2 "$TMP/rb2.out")"
+v=$(jget retransmits <<< "$(stat_json "$RP")")
+echo "  redis retransmits so far: $v"
+ip netns exec "$TB_NS_SRV" "$FND" --iface "$TB_IF_SRV" --allow-uid redis --allow-uid nobody > "$TMP/fnd2.log" 2>&1 &
+DP=$!; PIDS+=("$DP")
+for i in $(seq 100); do grep -q serving "$TMP/fnd2.log" && break; sleep 0.05; done
+grep -q "taken over from the running ring keeper" "$TMP/fnd2.log" \
+  && pass "a restarted fastnetd takes over: $(head -1 "$TMP/fnd2.log")" || fail "restart: $(cat "$TMP/fnd2.log")"
+ip netns exec "$TB_NS_SRV" setpriv --reuid=nobody --regid=nogroup --clear-groups env LD_PRELOAD="$PUBLIB" \
+  "$B/examples/http_server" 8090 > "$TMP/hs.log" 2>&1 &
+HP=$!; PIDS+=("$HP")
+if wait_listen "$TB_NS_SRV" 8090; then
+  ok=0
+  for i in 1 2 3 4 5; do
+    cli curl -s --max-time 5 -o /dev/null -w '%{http_code}\n' "http://$TB_IP_SRV:8090/" | grep -q 200 && ok=$((ok + 1))
+  done
+  st=$(jget state <<< "$(stat_json "$HP")")
+  [[ $ok -eq 5 && $st == *"through fastnetd"* ]] && pass "a new client of the restarted fastnetd served 5 requests ($st)" \
+    || fail "new client after the restart: $ok of 5, state [$st]"
+  prove_counters "$HP" conn_accepted 5
+fi
+
+# Stop: clients, then fastnetd; the keeper follows; nothing stays attached.
+kill "$HP" "$RP" "$MASTER" 2>/dev/null; wait "$HP" "$RP" "$MASTER" 2>/dev/null
 kill -TERM "$DP"; wait "$DP"; drc=$?
-[[ $drc -eq 0 ]] && pass "fastnetd exits 0 on SIGTERM" || fail "fastnetd exited $drc: $(tail -3 "$TMP/fnd.log")"
-sleep 0.3
+[[ $drc -eq 0 ]] && pass "fastnetd exits 0 on SIGTERM" || fail "fastnetd exited $drc: $(tail -3 "$TMP/fnd2.log")"
+for i in $(seq 60); do
+  srv ip link show "$TB_IF_SRV" | grep -q 'xdp' || break
+  sleep 0.1
+done
 srv ip link show "$TB_IF_SRV" | grep -q 'xdp' && fail "an XDP program is still attached to $TB_IF_SRV" || pass "no XDP program left on $TB_IF_SRV"
-[[ ! -e $SOCK ]] && pass "the socket file is gone" || fail "$SOCK is left behind"
-sed 's/^/  /' "$TMP/fnd.log"
+[[ ! -e $SOCK && ! -e ${SOCK%.sock}.state ]] && pass "the socket files are gone" || fail "left behind: $(ls /run/fastnet)"
+sed 's/^/  /' "$TMP/fnd.log" "$TMP/fnd2.log"
 finish
