@@ -283,8 +283,10 @@ void Umem::set_mode(XskMode m)
 
 bool Umem::needs_service() const
 {
+    // fastnetd services the rings from the free list alone: engines must not sit on
+    // frames it needs to keep the fill ring full.
     if (remote_)
-        return false;   // fastnetd services the rings; caches meet the free list in take()
+        return __atomic_load_n(&shared_->free_count, __ATOMIC_RELAXED) < cfg_.fill_target;
     const xsk_ring_cons& c = shared_->comp;
     if (__atomic_load_n(c.producer, __ATOMIC_ACQUIRE) != __atomic_load_n(c.consumer, __ATOMIC_RELAXED))
         return true;

@@ -323,7 +323,11 @@ void XskDevice::unmap_rings()
 
 void XskDevice::service()
 {
-    umem_->service(cache_, &cache_count_, kCacheCap, kCacheLo, kCacheHi, cfg_.owner);
+    // On a fastnetd UMEM the fill ring is fed from the free list only: smaller caches.
+    if (umem_->remote())
+        umem_->service(cache_, &cache_count_, kCacheCap, kRemoteCacheLo, kRemoteCacheHi, cfg_.owner);
+    else
+        umem_->service(cache_, &cache_count_, kCacheCap, kCacheLo, kCacheHi, cfg_.owner);
 }
 
 void XskDevice::put_cache(const uint64_t* addrs, size_t n)
@@ -343,7 +347,7 @@ size_t XskDevice::rx_burst(Frame* out, size_t n)
 {
     if (fd_ < 0)
         return 0;
-    if (umem_->needs_service())
+    if (want_service())
         service();
     auto* rx = reinterpret_cast<xsk_ring_cons*>(rx_);
     uint32_t idx = 0;
@@ -463,7 +467,7 @@ void XskDevice::tx_flush()
 {
     if (fd_ < 0)
         return;
-    if (umem_->needs_service())
+    if (want_service())
         service();
     if (tx_pending() == 0)
         return;
@@ -475,7 +479,7 @@ void XskDevice::tx_flush()
         ssize_t r = sendto(fd_, nullptr, 0, MSG_DONTWAIT, nullptr, 0);
         int e = r < 0 ? errno : 0;
         // Completions must be drained every loop: a full completion ring stops TX.
-        if (umem_->needs_service())
+        if (want_service())
             service();
         if (e == EAGAIN) {
             // More than one batch queued, or the completion ring was full: go again.

@@ -94,12 +94,21 @@ private:
     static constexpr uint32_t kCacheCap = 1024;
     static constexpr uint32_t kCacheLo = 128;
     static constexpr uint32_t kCacheHi = 768;
+    static constexpr uint32_t kRemoteCacheLo = 64;
+    static constexpr uint32_t kRemoteCacheHi = 256;
 
     int fail(int err, const char* fmt, ...) __attribute__((format(printf, 3, 4)));
     int bind_socket(uint32_t bind_flags);
     int bind_once(uint32_t bind_flags);
     void service();
     void put_cache(const uint64_t* addrs, size_t n);
+    // Whether service() has something to do: the shared rings, or (fastnetd's UMEM) a
+    // short free list while this cache holds more than its share.
+    bool want_service() const
+    {
+        return umem_->needs_service() &&
+               (!umem_->remote() || cache_count_ > kRemoteCacheHi || cache_count_ < kRemoteCacheLo);
+    }
     void unmap_rings();
 
     Umem* umem_ = nullptr;

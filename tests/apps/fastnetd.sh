@@ -15,13 +15,7 @@ source "$(dirname "$0")/lib.sh" "$@"
 need nginx redis-server redis-benchmark memcached setpriv
 FND=$B/tools/fastnetd
 SOCK=/run/fastnet/$TB_IF_SRV.sock
-chmod 755 "$TMP"
-# Processes that start unprivileged load the library and the launcher from a copy
-# anyone can read (the build tree may sit in a private directory).
-mkdir -p "$TMP/pub"
-cp "$LIB" "$B/tools/fastnet" "$TMP/pub/"
-chmod 755 "$TMP/pub"; chmod 644 "$TMP/pub/"*
-PUBLIB=$TMP/pub/libfastnet.so
+public_lib
 
 ip netns exec "$TB_NS_SRV" "$FND" --iface "$TB_IF_SRV" --allow-uid redis --allow-uid nobody > "$TMP/fnd.log" 2>&1 &
 DP=$!; PIDS+=("$DP")

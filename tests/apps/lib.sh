@@ -58,6 +58,16 @@ wait_listen() {  # ns port
   fail "nothing listens on port $2 in $1"; return 1
 }
 
+# Processes that start unprivileged load the library (and the launcher) from a copy
+# anyone can read: the build tree may sit in a private directory. Sets PUBLIB.
+public_lib() {
+  chmod 755 "$TMP"
+  mkdir -p "$TMP/pub"
+  cp "$LIB" "$B/tools/fastnet" "$TMP/pub/"
+  chmod 755 "$TMP/pub"; chmod 644 "$TMP/pub/"*
+  PUBLIB=$TMP/pub/libfastnet.so
+}
+
 stat_json() { "$STAT" --json "$1" 2>/dev/null; }
 # jget KEY < json: one counter (drops.<reason> for a drop counter).
 jget() {

@@ -5,7 +5,8 @@
 # an XSK on every queue. Phases, each 1000 connections in batches of 50 held open for
 # 0.2 s, every answer checked, counters moved on every queue, no kernel socket:
 #   1. nginx, one process;  2. nginx, master and 2 workers;  3. memcached -t 2;
-#   4. preloaded clients connecting out to a kernel nginx in the client namespace: 1000
+#   4. memcached -t 2 started as user memcache, through fastnetd;
+#   5. preloaded clients connecting out to a kernel nginx in the client namespace: 1000
 #      fresh connections, then wrk on 32 kept-alive ones.
 # Usage: multiqueue.sh <build-dir> <source-dir> <queues>
 set -uo pipefail
@@ -94,7 +95,24 @@ MP=$APP_PID
 wait_listen "$TB_NS_SRV" $PORT && load "memcached -t 2" memcached $PORT "$MP"
 kill "$MP"; wait "$MP" 2>/dev/null
 
-# Preloaded clients: the replies of their connections arrive on whatever queue the kernel
+# Through fastnetd: memcached started as its own user, 2 threads.
+public_lib
+ip netns exec "$TB_NS_SRV" "$B/tools/fastnetd" --iface "$TB_IF_SRV" --allow-uid memcache > "$TMP/fnd.log" 2>&1 &
+DP=$!; PIDS+=("$DP")
+for i in $(seq 100); do grep -q serving "$TMP/fnd.log" && break; sleep 0.05; done
+PORT=11212
+ip netns exec "$TB_NS_SRV" setpriv --reuid=memcache --regid=memcache --clear-groups env LD_PRELOAD="$PUBLIB" \
+  memcached -t 2 -p $PORT -U 0 -l 0.0.0.0 -c 1024 > "$TMP/mc2.out" 2>&1 &
+MP=$!; PIDS+=("$MP")
+if wait_listen "$TB_NS_SRV" $PORT; then
+  st=$(jget state <<< "$(stat_json "$MP")")
+  [[ $st == *"through fastnetd"* ]] && pass "memcached as user memcache: $st" || fail "memcached through fastnetd: state [$st]"
+  load "memcached -t 2 as memcache, through fastnetd" memcached $PORT "$MP"
+fi
+kill "$MP"; wait "$MP" 2>/dev/null
+kill -TERM "$DP"; wait "$DP" 2>/dev/null
+
+ the replies of their connections arrive on whatever queue the kernel
 # server's side picks; the engine that opened each must get them. First 1000 fresh
 # connections (the server closes first), then wrk on 32 kept-alive connections.
 PORT=8082
