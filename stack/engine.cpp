@@ -315,8 +315,11 @@ uint32_t TcpCore::events(const Tcb& t) const {
     if ((rd_closed && wr_closed) || t.state == TcpState::Closed) ev |= EPOLLHUP;
     if (rd_closed) ev |= EPOLLIN | EPOLLRDHUP;
     if (t.rcv.size()) ev |= EPOLLIN;
+    // TCP_NOTSENT_LOWAT: Linux tcp_poll reports writable below half the limit
+    // (tcp_stream_memory_free with wake = 1).
+    const uint32_t lowat = notsent_lowat(t);
     if ((t.state == TcpState::Established || t.state == TcpState::CloseWait) && !wr_closed &&
-        t.snd.free() > 0)
+        t.snd.free() > 0 && (lowat == ~0u || uint64_t(notsent(t)) * 2 < lowat))
         ev |= EPOLLOUT;
     return ev;
 }
@@ -503,7 +506,7 @@ int Engine::connect(SockId s, Endpoint remote) {
     return -EINPROGRESS;
 }
 
-ssize_t Engine::send(SockId s, const void* buf, size_t len, int) {
+ssize_t Engine::send(SockId s, const void* buf, size_t len, int flags, bool continues) {
     TcpCore& c = *impl_;
     Tcb* t = c.get(s);
     if (!t) return -EBADF;
@@ -523,8 +526,22 @@ ssize_t Engine::send(SockId s, const void* buf, size_t len, int) {
     }
     if (t->fin_queued) return -EPIPE;
     if (len == 0) return 0;
+    // TCP_NOTSENT_LOWAT (Linux sk_stream_memory_free): no new data while the unsent bytes
+    // reach the limit; a write may fill the segment it starts past it.
+    const size_t want = len;
+    const uint32_t lowat = c.notsent_lowat(*t);
+    if (lowat != ~0u) {
+        uint32_t notsent = c.notsent(*t);
+        if (notsent >= lowat) return -EAGAIN;
+        size_t room = lowat - notsent;
+        room += (t->snd_mss - room % t->snd_mss) % t->snd_mss;
+        len = std::min(len, room);
+    }
     size_t n = t->snd.write(buf, len);
     if (n == 0) return -EAGAIN;
+    t->more = (flags & MSG_MORE) != 0;
+    // A write that ends here, or that stops short (Linux pushes before it waits).
+    if (!continues || n < want) c.add_write_mark(*t, (flags & MSG_EOR) && n == want && !continues);
     c.mark_output(*t);
     c.finish_api();
     return static_cast<ssize_t>(n);
@@ -816,7 +833,8 @@ int Engine::setsockopt(SockId s, int level, int name, const void* val, socklen_t
     }
     if (level == IPPROTO_TCP) {
         switch (name) {
-        case TCP_NODELAY: case TCP_KEEPIDLE: case TCP_KEEPINTVL: case TCP_KEEPCNT: case TCP_MAXSEG: break;
+        case TCP_NODELAY: case TCP_KEEPIDLE: case TCP_KEEPINTVL: case TCP_KEEPCNT: case TCP_MAXSEG:
+        case TCP_CORK: case TCP_NOTSENT_LOWAT: case TCP_USER_TIMEOUT: break;
         // Not ours: judged by the kernel (interpose/fastsock.cpp), whose length rule
         // differs for string options (TCP_CONGESTION, TCP_ULP).
         default: return -ENOPROTOOPT;
@@ -846,6 +864,27 @@ int Engine::setsockopt(SockId s, int level, int name, const void* val, socklen_t
         case TCP_MAXSEG:
             if (v != 0 && (v < 88 || v > 32767)) return -EINVAL;   // Linux TCP_MIN_MSS, MAX_TCP_WINDOW
             t->user_mss = static_cast<uint16_t>(v);
+            return 0;
+        case TCP_CORK:
+            // Linux tcp_sock_set_cork: uncorking pushes what waits (Nagle still applies).
+            t->cork = v != 0;
+            if (!t->cork) {
+                c.mark_output(*t);
+                c.finish_api();
+            }
+            return 0;
+        case TCP_NOTSENT_LOWAT:
+            t->notsent_lowat = static_cast<uint32_t>(v);   // as Linux: any value, 0 = default
+            c.mark_events(*t);
+            c.finish_api();
+            return 0;
+        case TCP_USER_TIMEOUT:
+            if (v < 0) return -EINVAL;
+            t->user_timeout = TimeNs(v) * 1'000'000;
+            if (t->rto_at && !t->persist) {
+                t->rto_at = c.user_timeout_clamp(*t, t->rto_at);
+                c.rearm(*t);
+            }
             return 0;
         default: return -ENOPROTOOPT;
         }
@@ -888,6 +927,9 @@ int Engine::getsockopt(SockId s, int level, int name, void* val, socklen_t* len)
             return put_opt(val, len, int(t->synchronized() ? t->snd_mss
                                          : (t->user_mss ? t->user_mss : kDefaultMss)));
         case TCP_INFO: return put_opt(val, len, tcp_info_of(c, *t));
+        case TCP_CORK: return put_opt(val, len, int(t->cork));
+        case TCP_NOTSENT_LOWAT: return put_opt(val, len, int(t->notsent_lowat));
+        case TCP_USER_TIMEOUT: return put_opt(val, len, int(t->user_timeout / 1'000'000));
         default: return -ENOPROTOOPT;
         }
     }

@@ -47,6 +47,9 @@ struct EngineConfig {
     TimeNs rto_initial = 1'000'000'000;// RFC 6298 (2.1)
     TimeNs msl = 30'000'000'000;       // TIME_WAIT lasts 2*msl
     TimeNs delack = 40'000'000;
+    // net.ipv4.tcp_notsent_lowat: the TCP_NOTSENT_LOWAT of a socket that set none
+    // (Linux's default: no limit).
+    uint32_t notsent_lowat = ~0u;
     CongestionControl cc = CongestionControl::Cubic;
     uint64_t isn_secret[2] = {};       // RFC 6528 key; 0,0 means "pick a random one"
     // Whether a socket call kicks the device itself (one kick per call). false: its
@@ -135,12 +138,16 @@ public:
     int listen(SockId s, int backlog);
     int accept(SockId s, Endpoint* peer);                 // new SockId or -errno
     int connect(SockId s, Endpoint remote);               // -EINPROGRESS, then events
-    ssize_t send(SockId s, const void* buf, size_t len, int flags);
+    // flags: MSG_MORE (hold a partial segment, as TCP_CORK, until the next write or ACK),
+    // MSG_EOR (the next write starts a new segment). continues: the caller's write goes on
+    // with its next buffer (writev), so this is no write boundary (no PSH, no EOR here).
+    ssize_t send(SockId s, const void* buf, size_t len, int flags, bool continues = false);
     ssize_t recv(SockId s, void* buf, size_t len, int flags);   // MSG_PEEK, MSG_WAITALL ignored
     int shutdown(SockId s, int how);                      // SHUT_RD / SHUT_WR / SHUT_RDWR
     int close(SockId s);                                  // orderly (or RST per SO_LINGER 0)
     int abort(SockId s);                                  // RST, release now
     uint32_t events(SockId s) const;                      // EPOLLIN|OUT|ERR|HUP|RDHUP
+                                                          // (OUT: below TCP_NOTSENT_LOWAT too)
     int setsockopt(SockId s, int level, int name, const void* val, socklen_t len);
     int getsockopt(SockId s, int level, int name, void* val, socklen_t* len);
     int local_endpoint(SockId s, Endpoint* out) const;

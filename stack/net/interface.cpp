@@ -201,6 +201,12 @@ int engine_config_from_kernel(const InterfaceInfo& ifc, EngineConfig* cfg) {
     // Only a veth hands over a kernel peer's CHECKSUM_PARTIAL segments unfinished; on a
     // NIC the same field value is a corrupted segment.
     cfg->accept_csum_partial = std::strcmp(ifc.kind, "veth") == 0;
+    // The network namespace's net.ipv4.tcp_notsent_lowat (Linux: 4294967295, no limit).
+    if (FILE* f = std::fopen("/proc/sys/net/ipv4/tcp_notsent_lowat", "re")) {
+        unsigned long v = 0;
+        if (std::fscanf(f, "%lu", &v) == 1 && v > 0) cfg->notsent_lowat = v > ~0u ? ~0u : uint32_t(v);
+        std::fclose(f);
+    }
     return 0;
 }
 

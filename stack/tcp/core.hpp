@@ -143,7 +143,16 @@ struct TcpCore {
     void fill_options(Tcb& t, TcpOptions& o, bool syn);
     uint16_t window_to_advertise(Tcb& t, bool syn);
     uint32_t tsval(const Tcb& t) const;
-    bool nagle_ok(Tcb& t, uint32_t len, uint32_t avail) const;
+    bool nagle_ok(Tcb& t, uint32_t len, uint32_t avail, bool record_end) const;
+    uint8_t data_flags(const Tcb& t, Seq seq, uint32_t& len, bool* record_end) const;
+    void add_write_mark(Tcb& t, bool eor);
+    void drop_write_marks(Tcb& t);
+    uint32_t notsent_lowat(const Tcb& t) const;
+    // Bytes queued and never sent (Linux write_seq - snd_nxt).
+    static uint32_t notsent(const Tcb& t) {
+        return t.snd_data_end() > t.snd_max ? static_cast<uint32_t>(t.snd_data_end() - t.snd_max) : 0;
+    }
+    TimeNs user_timeout_clamp(const Tcb& t, TimeNs at) const;
     uint32_t send_window(const Tcb& t) const;
     TimeNs persist_interval(const Tcb& t) const;
     void maybe_arm_persist(Tcb& t);
@@ -156,6 +165,7 @@ struct TcpCore {
     // --- timers.cpp
     void rearm(Tcb& t);
     void arm_keepalive(Tcb& t);
+    void incr_quickack(Tcb& t);
     void on_timer(Tcb& t);
     void on_rto(Tcb& t);
     void arm_rto(Tcb& t);

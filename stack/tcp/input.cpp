@@ -455,6 +455,9 @@ bool TcpCore::ack_processing(Tcb& t, const TcpView& seg) {
         if (t.fin_sent && ack > t.fin_seq) t.fin_acked = true;
         note_acked(t, acked);
         t.snd_una = ack;
+        drop_write_marks(t);
+        t.more = false;          // Linux: an ACK pushes with the socket's own Nagle setting
+        t.una_since = now;       // what is still in flight left no later than now
         if (t.snd_nxt < t.snd_una) t.snd_nxt = t.snd_una;
         if (t.high_rxt < t.snd_una) t.high_rxt = t.snd_una;
         if (t.sack_ok) t.sb.update(t.snd_una, nullptr, 0, t.snd_max);
@@ -632,6 +635,14 @@ void TcpCore::process_data(Tcb& t, const TcpView&, const uint8_t* data, size_t l
         t.rcv_unacked_bytes += static_cast<uint32_t>(n);
         // Linux tcp_measure_rcv_mss: the largest segment seen is the peer's full size.
         if (len > t.rcv_mss_est && len <= 65535) t.rcv_mss_est = static_cast<uint16_t>(len);
+        // Linux tcp_event_data_recv: quick-ACK mode for the first data of a connection
+        // and for data after more than an RTO of silence.
+        if (n && (!t.data_rcvd || now - t.last_data_rcv > t.rtt.rto())) {
+            t.data_rcvd = true;
+            incr_quickack(t);
+        }
+        if (n) t.last_data_rcv = now;
+        if (n && t.quickacks && !t.pingpong) t.ack_now = true;
         // RFC 5681 4.2 / RFC 9293 3.8.6.3: ACK at least every second full-sized segment.
         if (t.rcv_unacked_bytes >= 2u * t.rcv_mss_est) t.ack_now = true;
         if (!t.ack_now && !t.delack_at) {

@@ -56,6 +56,9 @@ Tcb* TcpCore::new_child(Tcb& l, uint32_t local_ip, uint32_t remote_ip, const Tcp
     c.sndbuf = l.sndbuf;
     c.rcvbuf = l.rcvbuf;
     c.user_mss = l.user_mss;
+    c.cork = l.cork;
+    c.notsent_lowat = l.notsent_lowat;
+    c.user_timeout = l.user_timeout;
     c.local = {local_ip, seg.dst_port};
     c.remote = {remote_ip, seg.src_port};
     c.rcv_wscale = wscale_for(c.rcvbuf);

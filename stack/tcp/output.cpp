@@ -66,9 +66,12 @@ bool TcpCore::send_rst_raw(uint32_t src_ip, uint16_t src_port, uint32_t dst_ip,
 }
 
 void TcpCore::send_rst_for(Tcb& t) {
-    // Linux tcp_send_active_reset: RST|ACK at snd_nxt.
+    // Linux tcp_send_active_reset: RST|ACK at snd_nxt, with the connection's options
+    // (a timestamp when they were negotiated).
+    TcpOptions o;
+    if (t.ts_ok) o.ts = Timestamps{tsval(t), t.ts_recent};
     send_raw(t.local.ip, t.local.port, t.remote.ip, t.remote.port, t.snd_nxt, t.rcv_nxt,
-             kTcpRst | kTcpAck, 0, nullptr);
+             kTcpRst | kTcpAck, 0, &o);
 }
 
 uint16_t TcpCore::window_to_advertise(Tcb& t, bool syn) {
@@ -149,6 +152,10 @@ int TcpCore::send_segment(Tcb& t, uint8_t flags, Seq seq, uint32_t len, bool rex
         t.fin_seq = seq + len;
     }
     const Seq end = seq + seqlen;
+    if (seqlen > 0 && t.snd_max == t.snd_una) t.una_since = now;   // the oldest in flight now
+    if (len > 0 && end > t.snd_max && notsent_lowat(t) != ~0u) mark_events(t);   // EPOLLOUT may turn on
+    if (len > 0 && !rexmit && t.data_rcvd && now - t.last_data_rcv < cfg.delack)
+        t.pingpong = true;   // Linux tcp_event_data_sent: a reply within the ACK delay
     if (seq == t.snd_nxt) t.snd_nxt = end;
     if (end > t.snd_max) t.snd_max = end;
     if (seqlen > 0) {
@@ -168,6 +175,7 @@ int TcpCore::send_segment(Tcb& t, uint8_t flags, Seq seq, uint32_t len, bool rex
     }
     if (flags & kTcpAck) {
         t.ack_now = false;
+        if (t.quickacks && t.rcv_nxt != t.last_ack_sent) --t.quickacks;   // Linux tcp_dec_quickack_mode
         t.rcv_unacked_bytes = 0;
         t.last_ack_sent = t.rcv_nxt;
         if (t.delack_at) {
@@ -187,15 +195,84 @@ bool TcpCore::send_probe(Tcb& t) {
     return send_segment(t, kTcpAck, t.snd_una - 1, 0, false) >= 0;
 }
 
-bool TcpCore::nagle_ok(Tcb& t, uint32_t len, uint32_t avail) const {
+// record_end: the segment ends where an MSG_EOR write ended.
+bool TcpCore::nagle_ok(Tcb& t, uint32_t len, uint32_t avail, bool record_end) const {
     if (len >= t.snd_mss) return true;
     if (len == avail) {
+        if (t.fin_queued) return true;             // Linux tcp_nagle_test: a FIN goes
+        // TCP_CORK, MSG_MORE (Linux TCP_NAGLE_CORK): a partial last segment waits for
+        // more data, uncorking, or the persist timer (Linux's probe timer, >= 200 ms).
+        if (t.cork || t.more) return false;
         // RFC 9293 3.7.4 Nagle: a short segment only when nothing is unacknowledged.
-        if (t.nodelay || t.fin_queued) return true;
+        if (t.nodelay) return true;
         return t.snd_max == t.snd_una;
     }
+    // A record that ends short of a full segment is not the last: Linux sends every
+    // skb but the last without the Nagle test.
+    if (record_end) return true;
     // RFC 9293 3.8.6.2.1 sender SWS avoidance: at least half the largest window seen.
     return t.max_snd_wnd > 0 && len >= t.max_snd_wnd / 2;
+}
+
+// ACK, plus PSH when a write ended in [seq, seq + len) or the segment reaches the end of
+// the queued data (Linux tcp_mark_push on each sendmsg's last skb), plus FIN after the
+// last byte. len is cut at the end of an MSG_EOR record (*record_end then set): the next
+// record starts a new segment (Linux tcp_skb_can_collapse_to).
+uint8_t TcpCore::data_flags(const Tcb& t, Seq seq, uint32_t& len, bool* record_end) const {
+    uint8_t flags = kTcpAck;
+    if (record_end) *record_end = false;
+    for (uint32_t i = 0; i < t.wmark_count; ++i) {
+        const Tcb::WriteMark& m = t.wmarks[(t.wmark_first + i) % Tcb::kWriteMarks];
+        if (m.end <= seq) continue;
+        if (m.end > seq + len) break;
+        flags |= kTcpPsh;
+        if (m.eor) {
+            len = static_cast<uint32_t>(m.end - seq);
+            if (record_end) *record_end = true;
+            break;
+        }
+    }
+    const Seq data_end = t.snd_data_end();
+    if (seq + len == data_end) {
+        flags |= kTcpPsh;
+        if (t.fin_queued) flags |= kTcpFin;
+    }
+    return flags;
+}
+
+// The end of what the application just queued; eor: MSG_EOR.
+void TcpCore::add_write_mark(Tcb& t, bool eor) {
+    const Seq end = t.snd_data_end();
+    if (t.wmark_count) {
+        Tcb::WriteMark& last = t.wmarks[(t.wmark_first + t.wmark_count - 1) % Tcb::kWriteMarks];
+        if (last.end == end || t.wmark_count == Tcb::kWriteMarks) {
+            // Full: the newest boundary moves (those two writes share a segment).
+            last.end = end;
+            last.eor = eor;
+            return;
+        }
+    }
+    t.wmarks[(t.wmark_first + t.wmark_count) % Tcb::kWriteMarks] = {end, eor};
+    ++t.wmark_count;
+}
+
+void TcpCore::drop_write_marks(Tcb& t) {
+    while (t.wmark_count && t.wmarks[t.wmark_first].end <= t.snd_una) {
+        t.wmark_first = (t.wmark_first + 1) % Tcb::kWriteMarks;
+        --t.wmark_count;
+    }
+}
+
+// Linux tcp_notsent_lowat: the socket's value, else net.ipv4.tcp_notsent_lowat.
+uint32_t TcpCore::notsent_lowat(const Tcb& t) const {
+    return t.notsent_lowat ? t.notsent_lowat : cfg.notsent_lowat;
+}
+
+// Linux tcp_clamp_rto_to_user_timeout: with TCP_USER_TIMEOUT, the retransmission timer
+// fires no later than when the oldest unacknowledged data has waited that long.
+TimeNs TcpCore::user_timeout_clamp(const Tcb& t, TimeNs at) const {
+    if (!t.user_timeout || t.snd_una == t.snd_max) return at;
+    return std::min(at, std::max(t.una_since + t.user_timeout, now + 1'000'000));
 }
 
 TimeNs TcpCore::persist_interval(const Tcb& t) const {
@@ -312,11 +389,7 @@ bool TcpCore::sack_recovery_send(Tcb& t) {
         } else {
             uint32_t avail = static_cast<uint32_t>(data_end - t.snd_max);
             uint32_t len = std::min({avail, rwnd_room, static_cast<uint32_t>(t.snd_mss)});
-            uint8_t flags = kTcpAck;
-            if (t.snd_max + len == data_end) {
-                flags |= kTcpPsh;
-                if (t.fin_queued) flags |= kTcpFin;
-            }
+            uint8_t flags = data_flags(t, t.snd_max, len, nullptr);
             int sent = send_segment(t, flags, t.snd_max, len, false);
             if (sent < 0) return false;
             if (sent == 0) break;
@@ -374,14 +447,13 @@ bool TcpCore::output(Tcb& t) {
             uint32_t len = std::min({avail, static_cast<uint32_t>(usable),
                                      static_cast<uint32_t>(t.snd_mss)});
             const bool rexmit = t.snd_nxt < t.snd_max;
-            if (!rexmit && !nagle_ok(t, len, avail)) {
-                if (len < avail) maybe_arm_persist(t);   // SWS: the override timeout
+            bool record_end = false;
+            uint8_t flags = data_flags(t, t.snd_nxt, len, &record_end);
+            if (!rexmit && !nagle_ok(t, len, avail, record_end)) {
+                // SWS or cork: the override timeout (maybe_arm_persist waits while data
+                // is in flight; its ACK runs output again).
+                maybe_arm_persist(t);
                 break;
-            }
-            uint8_t flags = kTcpAck;
-            if (t.snd_nxt + len == data_end) {
-                flags |= kTcpPsh;
-                if (t.fin_queued) flags |= kTcpFin;
             }
             Seq at = t.snd_nxt;
             int sent = send_segment(t, flags, at, len, rexmit);

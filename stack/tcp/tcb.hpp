@@ -163,6 +163,13 @@ struct Tcb {
     bool delack_armed = false;
     uint32_t rcv_unacked_bytes = 0; // in-order bytes received since our last ACK
     uint16_t rcv_mss_est = 536;     // largest segment seen (Linux rcv_mss)
+    // Linux quick-ACK mode (tcp_incr_quickack): the first data segments of a connection,
+    // and the first after an idle RTO, are ACKed at once, unless the connection is
+    // interactive (pingpong: we answered within the delayed-ACK time).
+    uint8_t quickacks = 0;
+    bool data_rcvd = false;         // Linux icsk_ack.ato != 0
+    bool pingpong = false;
+    TimeNs last_data_rcv = 0;       // Linux icsk_ack.lrcvtime
 
     // Timers: one wheel Timer per TCB armed at the earliest of these deadlines.
     Timer timer;
@@ -186,6 +193,21 @@ struct Tcb {
     int linger_secs = 0;
     int so_error = 0;
     bool reset = false;             // connection ended by RST or abort
+    // Send-side options, with Linux's semantics (net/ipv4/tcp.c, tcp_output.c).
+    bool cork = false;              // TCP_CORK: a partial last segment waits (TCP_NAGLE_CORK)
+    bool more = false;              // the last write said MSG_MORE: corked until the next
+                                    // write, or an ACK of new data
+    uint32_t notsent_lowat = 0;     // TCP_NOTSENT_LOWAT as set; 0: EngineConfig's default
+    TimeNs user_timeout = 0;        // TCP_USER_TIMEOUT (0: tcp_retries2 / keepcnt decide)
+    TimeNs una_since = 0;           // when the oldest unacknowledged byte left (at most)
+    TimeNs probe_since = 0;         // first zero-window probe of this episode
+    // Ends of writes in [snd_una, data end), oldest first: the segment holding one gets
+    // PSH (Linux marks the last skb of each sendmsg), and an MSG_EOR end is never
+    // coalesced across (Linux tcp_skb_can_collapse_to). When full, the newest mark moves.
+    struct WriteMark { Seq end; bool eor; };
+    static constexpr uint32_t kWriteMarks = 16;
+    WriteMark wmarks[kWriteMarks];
+    uint32_t wmark_first = 0, wmark_count = 0;
 
     // Listener state.
     int backlog = 0;

@@ -29,6 +29,13 @@ void TcpCore::arm_keepalive(Tcb& t) {
     rearm(t);
 }
 
+// Linux tcp_incr_quickack: about half a window of segments, 2 to TCP_MAX_QUICKACKS (16).
+void TcpCore::incr_quickack(Tcb& t) {
+    uint32_t q = t.rcv_wnd / (2u * std::max<uint32_t>(t.rcv_mss_est, 1));
+    q = std::clamp<uint32_t>(q ? q : 2, 2, 16);
+    if (q > t.quickacks) t.quickacks = static_cast<uint8_t>(q);
+}
+
 void TcpCore::on_timer(Tcb& t) {
     const SockId id = t.id;
     auto alive = [&] { return pool.get(id) == &t && t.state != TcpState::Closed; };
@@ -42,6 +49,7 @@ void TcpCore::on_timer(Tcb& t) {
     if (t.delack_at && t.delack_at <= now) {
         t.delack_at = 0;
         t.ack_now = true;
+        t.pingpong = false;   // Linux tcp_delack_timer_handler: a missed piggyback ends it
         mark_output(t);
     }
     if (t.rto_at && t.rto_at <= now) {
@@ -88,9 +96,11 @@ void TcpCore::on_rto(Tcb& t) {
         return;
     }
     if (t.snd_una == t.snd_max) return;
-    // Linux tcp_retries2 (orphans: tcp_orphan_retries, 8 when unset).
+    // Linux tcp_retries2 (orphans: tcp_orphan_retries, 8 when unset), or with
+    // TCP_USER_TIMEOUT the time the oldest unacknowledged data has waited
+    // (retransmits_timed_out).
     const uint32_t limit = t.user_closed ? 8 : kRetries2;
-    if (t.retransmits >= limit) {
+    if (t.user_timeout ? now - t.una_since >= t.user_timeout : t.retransmits >= limit) {
         conn_error(t, ETIMEDOUT);
         return;
     }
@@ -114,7 +124,7 @@ void TcpCore::on_rto(Tcb& t) {
     t.rtt_timing = false;
     // RFC 6298 5.6: restart the timer now; output only restarts it when a segment goes
     // out, and behind a zero window none may, which left orphans with no timer at all.
-    t.rto_at = now + t.rtt.rto();
+    t.rto_at = user_timeout_clamp(t, now + t.rtt.rto());
     mark_output(t);
 }
 
@@ -136,7 +146,8 @@ void TcpCore::arm_rto(Tcb& t) {
             t.tlp_armed = true;
         }
     }
-    t.rto_at = now + rto;
+    t.rto_at = user_timeout_clamp(t, now + rto);
+    if (t.rto_at < now + rto) t.tlp_armed = false;
     rearm(t);
 }
 
@@ -153,11 +164,7 @@ void TcpCore::on_pto(Tcb& t) {
     if (data_end > t.snd_max && !t.fin_sent && room > 0) {
         uint32_t len = std::min({static_cast<uint32_t>(data_end - t.snd_max), room,
                                  static_cast<uint32_t>(t.snd_mss)});
-        uint8_t flags = kTcpAck;
-        if (t.snd_max + len == data_end) {
-            flags |= kTcpPsh;
-            if (t.fin_queued) flags |= kTcpFin;
-        }
+        uint8_t flags = data_flags(t, t.snd_max, len, nullptr);
         sent = send_segment(t, flags, t.snd_max, len, false);
     } else {
         Seq top = t.fin_sent ? t.fin_seq : seq_min(t.snd_max, data_end);
@@ -169,7 +176,7 @@ void TcpCore::on_pto(Tcb& t) {
     t.tlp_out = sent >= 0;
     t.tlp_end = t.snd_max;
     t.tlp_armed = false;
-    t.rto_at = now + t.rtt.rto();
+    t.rto_at = user_timeout_clamp(t, now + t.rtt.rto());
 }
 
 void TcpCore::on_persist(Tcb& t) {
@@ -193,19 +200,26 @@ void TcpCore::on_persist(Tcb& t) {
         // The SWS override timeout (RFC 9293 3.8.6.2.1): send what fits now.
         uint32_t len = std::min({avail, static_cast<uint32_t>(usable),
                                  static_cast<uint32_t>(t.snd_mss)});
-        uint8_t flags = kTcpAck | kTcpPsh;
-        if (t.fin_queued && t.snd_nxt + len == data_end) flags |= kTcpFin;
+        uint8_t flags = data_flags(t, t.snd_nxt, len, nullptr) | kTcpPsh;
         if (send_segment(t, flags, t.snd_nxt, len, false) >= 0) {
             t.persist_backoff = 0;
             return;
         }
     } else {
-        // RFC 9293 3.8.6.1 zero-window probe.
+        // RFC 9293 3.8.6.1 zero-window probe; Linux tcp_probe_timer gives up once
+        // probing has lasted TCP_USER_TIMEOUT.
+        if (t.persist_backoff == 0) t.probe_since = now;
+        if (t.user_timeout && now - t.probe_since >= t.user_timeout) {
+            conn_error(t, ETIMEDOUT);
+            return;
+        }
         send_probe(t);
     }
     t.persist_backoff++;
     t.persist = true;
     t.rto_at = now + persist_interval(t);
+    if (t.user_timeout && usable <= 0)   // Linux tcp_clamp_probe0_to_user_timeout
+        t.rto_at = std::min(t.rto_at, std::max(t.probe_since + t.user_timeout, now + 1'000'000));
 }
 
 void TcpCore::on_keepalive(Tcb& t) {
@@ -219,7 +233,10 @@ void TcpCore::on_keepalive(Tcb& t) {
         t.keepalive_at = now + t.keepidle;
         return;
     }
-    if (t.keepalive_probes >= t.keepcnt) {
+    // Linux tcp_keepalive_timer: with TCP_USER_TIMEOUT, the time since the peer was last
+    // heard decides (once a probe went unanswered), not the probe count.
+    if (t.user_timeout ? t.keepalive_probes > 0 && now - t.last_recv >= t.user_timeout
+                       : t.keepalive_probes >= t.keepcnt) {
         conn_error(t, ETIMEDOUT);
         return;
     }

@@ -22,6 +22,7 @@ TEST_CASE("active close goes FIN-WAIT-1, FIN-WAIT-2, TIME-WAIT and ends after 2 
     CHECK(ti.tcpi_state == 5);   // FIN_WAIT2
     // Data still flows towards us in FIN-WAIT-2.
     f.send_segment(kTcpAck | kTcpPsh, f.rseq, f.lseq + 1, bytes(5));
+    f.expect_segment(kTcpAck, f.lseq + 1, f.rseq + 5, 0);   // quick ACK: the first data
     f.send_segment(kTcpFin | kTcpAck, f.rseq + 5, f.lseq + 1);
     f.expect_segment(kTcpAck, f.lseq + 1, f.rseq + 6, 0);
     f.eng->getsockopt(s, IPPROTO_TCP, TCP_INFO, &ti, &len);

@@ -7,16 +7,64 @@
 using namespace fastnet;
 using namespace fastnet::test;
 
+namespace {
+
+// A request answered within the ACK delay: the connection is interactive (Linux
+// pingpong mode), so from now on ACKs wait to ride on replies instead of going at once.
+void request_reply(Fixture& f, SockId s) {
+    f.send_segment(kTcpAck | kTcpPsh, f.rseq, f.lseq, bytes(10));
+    f.expect_segment(kTcpAck, f.lseq, f.rseq + 10, 0);   // quick ACK
+    f.rseq += 10;
+    uint8_t buf[10];
+    REQUIRE(f.eng->recv(s, buf, sizeof buf, 0) == 10);
+    REQUIRE(f.eng->send(s, "reply", 5, 0) == 5);
+    f.expect_segment(kTcpAck | kTcpPsh, f.lseq, f.rseq, 5);
+    f.lseq += 5;
+    f.send_segment(kTcpAck, f.rseq, f.lseq);
+    f.expect_nothing();
+}
+
+}  // namespace
+
+TEST_CASE("the first data of a connection is acknowledged at once (Linux quick ACKs)", "[tcp][established][delack][quickack]") {
+    Fixture f;
+    SockId l = f.listen_socket();
+    SockId s = f.establish_passive(l, SegOpts().with_mss(1000));
+    // Linux tcp_incr_quickack: rcv_wnd / (2 * rcv_mss), at most 16 ACKs.
+    for (int i = 0; i < 16; ++i) {
+        f.send_segment(kTcpAck | kTcpPsh, f.rseq, f.lseq, bytes(100));
+        f.rseq += 100;
+        f.expect_segment(kTcpAck, f.lseq, f.rseq, 0);
+        f.advance_by(1 * kMs);
+    }
+    // Quick mode is over: the next one waits for the delayed-ACK timer.
+    f.send_segment(kTcpAck | kTcpPsh, f.rseq, f.lseq, bytes(100));
+    f.rseq += 100;
+    f.expect_nothing();
+    f.run_until(f.now + 40 * kMs);
+    f.expect_segment(kTcpAck, f.lseq, f.rseq, 0);
+    // Silence for longer than the RTO: quick ACKs again.
+    f.advance_by(2 * kSec);
+    f.send_segment(kTcpAck | kTcpPsh, f.rseq, f.lseq, bytes(100));
+    f.rseq += 100;
+    f.expect_segment(kTcpAck, f.lseq, f.rseq, 0);
+    f.eng->abort(s);
+    f.eng->close(l);
+    f.leak_check();
+}
+
 TEST_CASE("one in-order segment is acknowledged after the delayed-ACK timeout", "[tcp][established][delack]") {
     Fixture f;
     SockId l = f.listen_socket();
     SockId s = f.establish_passive(l);
+    request_reply(f, s);
+    const TimeNs t0 = f.now;
     f.send_segment(kTcpAck | kTcpPsh, f.rseq, f.lseq, bytes(100));
     f.expect_nothing();
     CHECK((f.eng->events(s) & EPOLLIN) != 0);
-    f.run_until(39 * kMs);
+    f.run_until(t0 + 39 * kMs);
     f.expect_nothing();
-    f.run_until(40 * kMs);
+    f.run_until(t0 + 40 * kMs);
     f.expect_segment(kTcpAck, f.lseq, f.rseq + 100, 0);
     uint8_t buf[200];
     CHECK(f.eng->recv(s, buf, sizeof buf, 0) == 100);
@@ -31,6 +79,7 @@ TEST_CASE("every second full-sized segment is acknowledged at once", "[tcp][esta
     Fixture f;
     SockId l = f.listen_socket();
     SockId s = f.establish_passive(l, SegOpts().with_mss(1460));
+    request_reply(f, s);
     f.send_segment(kTcpAck, f.rseq, f.lseq, bytes(1460));
     f.expect_nothing();
     f.send_segment(kTcpAck, f.rseq + 1460, f.lseq, bytes(1460));
