@@ -573,6 +573,9 @@ ssize_t Engine::recv(SockId s, void* buf, size_t len, int flags) {
         }
         return static_cast<ssize_t>(n);
     }
+    // Linux tcp_recvmsg: after the peer's FIN a read says 0 (SOCK_DONE) and leaves a later
+    // error (a RST in CLOSE-WAIT: EPIPE) to the next write.
+    if (t->fin_rcvd) return 0;
     if (t->so_error) {
         int e = t->so_error;
         t->so_error = 0;
@@ -580,7 +583,7 @@ ssize_t Engine::recv(SockId s, void* buf, size_t len, int flags) {
         c.finish_api();
         return -e;
     }
-    if (t->fin_rcvd || t->reset || t->rd_shutdown) return 0;
+    if (t->reset || t->rd_shutdown) return 0;
     if (t->state == TcpState::Closed) return t->connected_once ? 0 : -ENOTCONN;
     if (len == 0) return 0;
     return -EAGAIN;
@@ -946,7 +949,8 @@ int Engine::local_endpoint(SockId s, Endpoint* out) const {
 int Engine::remote_endpoint(SockId s, Endpoint* out) const {
     const Tcb* t = impl_->get(s);
     if (!t) return -EBADF;
-    if (t->remote.port == 0) return -ENOTCONN;
+    // Linux inet_getname: no peer once the connection is CLOSED (reset, timed out).
+    if (t->remote.port == 0 || t->state == TcpState::Closed) return -ENOTCONN;
     if (out) *out = t->remote;
     return 0;
 }

@@ -256,8 +256,13 @@ void TcpCore::input(Tcb& t, const TcpView& seg) {
         case TcpState::Established:
         case TcpState::FinWait1:
         case TcpState::FinWait2:
-        case TcpState::CloseWait:
             conn_error(t, ECONNRESET);
+            return;
+        case TcpState::CloseWait:
+            // Linux tcp_reset: the peer already closed its side, so the error a
+            // write then meets is EPIPE (and SIGPIPE), not ECONNRESET.
+            stats.conn_reset++;
+            conn_error(t, EPIPE);
             return;
         default:   // Closing, LastAck, TimeWait
             stats.conn_reset++;
