@@ -547,13 +547,16 @@ ssize_t send(int fd, Entry* en, const iovec* iov, int iovcnt, int flags) {
     uint64_t deadline = kNoDeadline;
     bool timed = false;
     ssize_t total = 0;
+    // One write to the engine however many buffers: PSH and MSG_EOR go at its end only.
+    int last = iovcnt - 1;
+    while (last > 0 && iov[last].iov_len == 0) --last;
     for (int i = 0; i < iovcnt; ++i) {
         auto* p = static_cast<const char*>(iov[i].iov_base);
         size_t left = iov[i].iov_len;
         const bool bad = bad_user_range(p, left);
         while (left > 0) {
             ssize_t r = with_engine(en, [&](Engine& eng) -> ssize_t {
-                if (!bad) return eng.send(en->sid, p, left, flags);
+                if (!bad) return eng.send(en->sid, p, left, flags, i < last);
                 // As Linux: the connection's state (error, EPIPE, not yet connected)
                 // first, EFAULT where the bytes would be copied.
                 ssize_t s = eng.send(en->sid, p, 0, flags);
@@ -801,6 +804,20 @@ int setsockopt(int fd, Entry* en, int level, int name, const void* val, socklen_
         int v;
         memcpy(&v, val, sizeof v);
         en->v6only = v != 0;
+        en->remember_opt(level, name, val, len);
+        return 0;
+    }
+    // SO_TIMESTAMPING: the engine makes no timestamps (no SCM_TIMESTAMPING, no error
+    // queue). A socket not on the wire yet goes to the kernel with it (below, as any option
+    // the engine lacks); a listener or a connection refuses to turn any on rather than
+    // accept and never deliver. Turning them off (0) is accepted.
+    if (level == SOL_SOCKET && (name == SO_TIMESTAMPING_OLD || name == SO_TIMESTAMPING_NEW) &&
+        (en->state == SockState::Listening || en->state == SockState::Connecting ||
+         en->state == SockState::Connected)) {
+        if (int j = judge_open(en, level, name, val, len); j < 0) return j;   // the value's errno
+        int tsflags = 0;
+        memcpy(&tsflags, val, std::min<size_t>(len, sizeof tsflags));
+        if (tsflags != 0) return -EOPNOTSUPP;
         en->remember_opt(level, name, val, len);
         return 0;
     }

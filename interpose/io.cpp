@@ -108,6 +108,7 @@ ssize_t recvmsg(int fd, struct msghdr* msg, int flags) {
     Entry* e = socket_entry(c, fd);
     if (!e) return real().recvmsg(fd, msg, flags);
     if (fs::bad_user_range(msg, sizeof *msg)) return c.finish(static_cast<ssize_t>(-EFAULT));
+    if (msg->msg_iovlen > IOV_MAX) return c.finish(static_cast<ssize_t>(-EMSGSIZE));   // Linux __copy_msghdr
     ssize_t r = guarded(c, [&] { return fs::recv(fd, e, msg->msg_iov, static_cast<int>(msg->msg_iovlen), flags); });
     if (r >= 0) {
         msg->msg_namelen = 0;
@@ -128,7 +129,8 @@ int recvmmsg(int fd, struct mmsghdr* vec, unsigned int vlen, int flags, struct t
         msghdr& m = vec[n].msg_hdr;
         int f = n == 0 ? (flags & ~MSG_WAITFORONE) : (flags | MSG_DONTWAIT);
         if (n > 0 && (flags & MSG_WAITFORONE)) f |= MSG_DONTWAIT;
-        ssize_t r = fs::recv(fd, e, m.msg_iov, static_cast<int>(m.msg_iovlen), f);
+        ssize_t r = m.msg_iovlen > IOV_MAX ? -EMSGSIZE
+                                           : fs::recv(fd, e, m.msg_iov, static_cast<int>(m.msg_iovlen), f);
         if (r < 0) {
             if (n == 0) return c.finish(static_cast<int>(r));
             break;
@@ -165,6 +167,7 @@ ssize_t sendmsg(int fd, const struct msghdr* msg, int flags) {
     Entry* e = socket_entry(c, fd);
     if (!e) return real().sendmsg(fd, msg, flags);
     if (fs::bad_user_range(msg, sizeof *msg)) return c.finish(static_cast<ssize_t>(-EFAULT));
+    if (msg->msg_iovlen > IOV_MAX) return c.finish(static_cast<ssize_t>(-EMSGSIZE));   // Linux __copy_msghdr
     return guarded(c, [&] { return fs::send(fd, e, msg->msg_iov, static_cast<int>(msg->msg_iovlen), flags); });
 }
 
@@ -176,7 +179,8 @@ int sendmmsg(int fd, struct mmsghdr* vec, unsigned int vlen, int flags) {
     unsigned n = 0;
     for (; n < vlen; ++n) {
         msghdr& m = vec[n].msg_hdr;
-        ssize_t r = fs::send(fd, e, m.msg_iov, static_cast<int>(m.msg_iovlen), flags);
+        ssize_t r = m.msg_iovlen > IOV_MAX ? -EMSGSIZE
+                                           : fs::send(fd, e, m.msg_iov, static_cast<int>(m.msg_iovlen), flags);
         if (r < 0) {
             if (n == 0) return c.finish(static_cast<int>(r));
             break;

@@ -5,6 +5,7 @@ never preloaded). Usage: peer.py <bind-ip> <base-port>
   base+2 reset     accepts, then closes with a RST (SO_LINGER 0)
   base+3 silent    accepts and never sends; closes when the client does
   base+4 late      accepts, sends b"late!" 2 s later, then reads until the client closes
+  base+5 finreset  accepts, sends its FIN at once and a RST 0.5 s later
 Prints "ready" once all of them listen; runs until killed."""
 import socket
 import struct
@@ -57,8 +58,14 @@ def reset(conn):
     conn.close()
 
 
+def finreset(conn):
+    conn.shutdown(socket.SHUT_WR)
+    time.sleep(0.5)
+    reset(conn)
+
+
 socks = [(listener(base + 1), echo), (listener(base + 2), reset), (listener(base + 3), silent),
-         (listener(base + 4), late)]
+         (listener(base + 4), late), (listener(base + 5), finreset)]
 for s, h in socks:
     threading.Thread(target=serve, args=(s, h), daemon=True).start()
 print("ready", flush=True)

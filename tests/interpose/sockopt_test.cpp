@@ -18,11 +18,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <climits>
+#include <linux/net_tstamp.h>
 #include <linux/tcp.h>   // today's struct tcp_info (glibc's <netinet/tcp.h> has 104 bytes)
 #include <netinet/in.h>
 #include <string>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <thread>
 #include <unistd.h>
 #include <vector>
@@ -432,4 +435,107 @@ TEST_CASE("TCP_INFO fills today's struct tcp_info on a live accelerated connecti
     CHECK(peer_mss > 0);
     CHECK(ti.tcpi_snd_mss >= static_cast<uint32_t>(peer_mss));
     CHECK(kernel_flows_of(p.fast).empty());
+}
+
+TEST_CASE("TCP_CORK, TCP_NOTSENT_LOWAT and TCP_USER_TIMEOUT are the engine's: no handover, read back", "[sockopt]") {
+    long handovers = stat_counter("handovers");
+    int fresh = socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(served_by_fastnet(fresh));
+    const int opts[][2] = {{TCP_CORK, 1}, {TCP_NOTSENT_LOWAT, 16384}, {TCP_USER_TIMEOUT, 5000}};
+    for (auto [name, v] : opts) {
+        CAPTURE(name);
+        CHECK(setsockopt(fresh, IPPROTO_TCP, name, &v, sizeof v) == 0);
+        int back = -1;
+        socklen_t len = sizeof back;
+        CHECK(getsockopt(fresh, IPPROTO_TCP, name, &back, &len) == 0);
+        CHECK(back == v);
+    }
+    CHECK(served_by_fastnet(fresh));
+    CHECK(stat_counter("handovers") == handovers);
+    sockaddr_storage a;
+    socklen_t l = make_addr(AF_INET, env("FASTNET_TEST_PEER"), echo_port(), &a);
+    REQUIRE(connect(fresh, sa(a), l) == 0);
+    int off = 0;
+    REQUIRE(setsockopt(fresh, IPPROTO_TCP, TCP_CORK, &off, sizeof off) == 0);
+    const char msg[] = "uncorked";
+    REQUIRE(send(fresh, msg, sizeof msg, 0) == static_cast<ssize_t>(sizeof msg));
+    char back[sizeof msg] = {};
+    REQUIRE(recv(fresh, back, sizeof back, MSG_WAITALL) == static_cast<ssize_t>(sizeof back));
+    CHECK(served_by_fastnet(fresh));
+    CHECK(kernel_flows_of(fresh).empty());
+    close(fresh);
+}
+
+TEST_CASE("SO_TIMESTAMPING on a connection is refused, not silently ignored; 0 is accepted", "[sockopt]") {
+    Pair p;
+    make_pair(AF_INET, Connected, 0, &p);
+    int flags = SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE;
+    errno = 0;
+    CHECK(setsockopt(p.fast, SOL_SOCKET, SO_TIMESTAMPING, &flags, sizeof flags) == -1);
+    CHECK(errno == EOPNOTSUPP);
+    int none = 0;
+    CHECK(setsockopt(p.fast, SOL_SOCKET, SO_TIMESTAMPING, &none, sizeof none) == 0);
+    CHECK(served_by_fastnet(p.fast));
+}
+
+namespace {
+
+uint16_t finreset_port() { return base() + 5; }
+
+// errno of a call, or 0 when it succeeded.
+template <class F>
+int err_of(F f) {
+    errno = 0;
+    return f() < 0 ? errno : 0;
+}
+
+}  // namespace
+
+TEST_CASE("after a RST in CLOSE-WAIT: read 0, write EPIPE, getpeername ENOTCONN, as on the kernel", "[errno]") {
+    int fast = socket(AF_INET, SOCK_STREAM, 0);
+    int kern = ksocket(AF_INET);
+    REQUIRE(served_by_fastnet(fast));
+    sockaddr_storage a;
+    socklen_t l = make_addr(AF_INET, env("FASTNET_TEST_PEER"), finreset_port(), &a);
+    REQUIRE(connect(fast, sa(a), l) == 0);
+    REQUIRE(syscall(SYS_connect, kern, sa(a), l) == 0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));   // FIN, then the RST
+    char buf[16];
+    CHECK(recv(fast, buf, sizeof buf, 0) == 0);
+    CHECK(syscall(SYS_recvfrom, kern, buf, sizeof buf, 0, nullptr, nullptr) == 0);
+    int kw = err_of([&] { return syscall(SYS_sendto, kern, "x", 1, MSG_NOSIGNAL, nullptr, 0); });
+    int fw = err_of([&] { return send(fast, "x", 1, MSG_NOSIGNAL); });
+    CHECK(kw == EPIPE);
+    CHECK(strerrorname_np(fw) == std::string(strerrorname_np(kw)));
+    sockaddr_storage peer;
+    socklen_t pl = sizeof peer;
+    int kp = err_of([&] { return syscall(SYS_getpeername, kern, sa(peer), &pl); });
+    pl = sizeof peer;
+    int fp = err_of([&] { return getpeername(fast, sa(peer), &pl); });
+    CHECK(kp == ENOTCONN);
+    CHECK(strerrorname_np(fp) == std::string(strerrorname_np(kp)));
+    CHECK(served_by_fastnet(fast));
+    close(fast);
+    close(kern);
+}
+
+TEST_CASE("more than IOV_MAX buffers: sendmsg and recvmsg say EMSGSIZE, writev EINVAL, as on the kernel", "[errno]") {
+    Pair p;
+    make_pair(AF_INET, Connected, 0, &p);
+    static char byte;
+    std::vector<iovec> iov(IOV_MAX + 1, iovec{&byte, 1});
+    msghdr m{};
+    m.msg_iov = iov.data();
+    m.msg_iovlen = iov.size();
+    int ks = err_of([&] { return syscall(SYS_sendmsg, p.kern, &m, MSG_DONTWAIT); });
+    int fs = err_of([&] { return sendmsg(p.fast, &m, MSG_DONTWAIT); });
+    CHECK(strerrorname_np(fs) == std::string(strerrorname_np(ks)));
+    int kr = err_of([&] { return syscall(SYS_recvmsg, p.kern, &m, MSG_DONTWAIT); });
+    int fr = err_of([&] { return recvmsg(p.fast, &m, MSG_DONTWAIT); });
+    CHECK(strerrorname_np(fr) == std::string(strerrorname_np(kr)));
+    int kv = err_of([&] { return syscall(SYS_writev, p.kern, iov.data(), iov.size()); });
+    int fv = err_of([&] { return writev(p.fast, iov.data(), static_cast<int>(iov.size())); });
+    CHECK(strerrorname_np(fv) == std::string(strerrorname_np(kv)));
+    CHECK(ks == EMSGSIZE);
+    CHECK(served_by_fastnet(p.fast));
 }
