@@ -1,5 +1,6 @@
 // fastnet-stat: prints the counters of running fastnet processes, read from their
-// /dev/shm/fastnet.<pid> segments (counters.hpp). Usage: fastnet-stat [--json] [pid]
+// /dev/shm/fastnet.<pid> segments (counters.hpp). Usage: fastnet-stat [--json] [pid];
+// fastnet-stat --daemon [--json] [interface] asks fastnetd for its view instead.
 // Without a pid: every live fastnet process.
 #include <cerrno>
 #include <cstdio>
@@ -10,11 +11,14 @@
 #include <signal.h>
 #include <string>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 #include <vector>
 
 #include "interpose/counters.hpp"
+#include "stack/xdp/fastnetd_proto.hpp"
 
 using namespace fastnet;
 using namespace fastnet::ipose;
@@ -152,16 +156,92 @@ void print_json(const Totals& t) {
 }
 
 int usage() {
-    fprintf(stderr, "usage: fastnet-stat [--json] [pid]\n");
+    fprintf(stderr, "usage: fastnet-stat [--json] [pid]\n"
+                    "       fastnet-stat --daemon [--json] [interface]   (fastnetd's view)\n");
     return 2;
 }
 
 }  // namespace
 
+// fastnetd's view of one interface (its socket at path). 0, or 1 with a message.
+int print_daemon(const std::string& path, bool json, bool first) {
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path.c_str());
+    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    DaemonRequest rq;
+    rq.op = DaemonOp::Status;
+    DaemonStatus st;
+    int r = fd < 0 ? -errno : connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0 ? -errno : 0;
+    if (r == 0) r = daemon_send(fd, &rq, sizeof rq, nullptr, 0);
+    if (r == 0) r = daemon_recv(fd, &st, sizeof st, nullptr, nullptr);
+    if (fd >= 0) close(fd);
+    if (r == 0 && st.status < 0) r = st.status;
+    if (r < 0) {
+        fprintf(stderr, "fastnet-stat: %s: %s\n", path.c_str(), strerror(-r));
+        return 1;
+    }
+    int slots = 0;
+    for (int32_t p : st.slot_pid) slots += p != 0;
+    if (json) {
+        printf("%s{\"interface\": %s, \"pid\": %d, \"keeper\": %d, \"clients\": %u, \"slots_used\": %d, "
+               "\"queues\": %u, \"frames_per_queue\": %u, \"free_frames\": [", first ? "" : ", ",
+               json_string(st.ifname).c_str(), st.pid, st.keeper, st.clients, slots, st.queues, st.frames);
+        for (uint32_t q = 0; q < st.queues && q < 16; ++q) printf("%s%u", q ? ", " : "", st.free_frames[q]);
+        printf("], \"fill_frames\": [");
+        for (uint32_t q = 0; q < st.queues && q < 16; ++q) printf("%s%u", q ? ", " : "", st.fill_frames[q]);
+        printf("], \"slot_pids\": [");
+        bool any = false;
+        for (int32_t p : st.slot_pid) if (p) { printf("%s%d", any ? ", " : "", p); any = true; }
+        printf("]}");
+        return 0;
+    }
+    printf("fastnetd %d on %s: ring keeper %d, %u client connection%s, %d of 16 slots used, %u queue%s of %u frames\n",
+           st.pid, st.ifname, st.keeper, st.clients, st.clients == 1 ? "" : "s", slots, st.queues,
+           st.queues == 1 ? "" : "s", st.frames);
+    for (uint32_t q = 0; q < st.queues && q < 16; ++q)
+        printf("  queue %-2u free %-6u fill ring %u\n", q, st.free_frames[q], st.fill_frames[q]);
+    for (int i = 0; i < 16; ++i)
+        if (st.slot_pid[i]) printf("  slot %-2d pid %d\n", i, st.slot_pid[i]);
+    return 0;
+}
+
+int daemons_main(const char* ifname, bool json) {
+    std::vector<std::string> paths;
+    if (ifname) {
+        paths.push_back(std::string(kDaemonDir) + "/" + ifname + ".sock");
+    } else if (DIR* d = opendir(kDaemonDir)) {
+        while (dirent* de = readdir(d)) {
+            size_t n = strlen(de->d_name);
+            if (n > 5 && strcmp(de->d_name + n - 5, ".sock") == 0)
+                paths.push_back(std::string(kDaemonDir) + "/" + de->d_name);
+        }
+        closedir(d);
+    }
+    int rc = 0;
+    if (json) printf("[");
+    bool first = true;
+    for (auto& p : paths) {
+        int r = print_daemon(p, json, first);
+        if (r == 0) first = false;
+        rc |= r;
+    }
+    if (json) printf("]\n");
+    else if (paths.empty()) printf("no fastnetd running\n");
+    return ifname ? rc : 0;
+}
+
 int main(int argc, char** argv) {
     bool json = false;
     int pid = 0;
     for (int i = 1; i < argc; ++i) {
+        if (strcmp(argv[i], "--daemon") == 0) {
+            const char* ifname = nullptr;
+            for (int k = 1; k < argc; ++k)
+                if (strcmp(argv[k], "--json") == 0) json = true;
+                else if (k != i && argv[k][0] != '-') ifname = argv[k];
+            return daemons_main(ifname, json);
+        }
         if (strcmp(argv[i], "--json") == 0) json = true;
         else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) return usage(), 0;
         else {

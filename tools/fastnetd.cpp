@@ -96,7 +96,7 @@ struct Options {
     std::vector<uid_t> uids;
     std::vector<gid_t> gids;
     uint32_t queues = 0;   // 0 = all
-    uint32_t frames = 4096;
+    uint32_t frames = 8192;   // per queue: every client engine caches some
     uint32_t port_base = 40000, port_count = 16384;
     std::string dir = kDaemonDir;
 };
@@ -370,6 +370,10 @@ int Daemon::take_over()
         close(fd);
         return -ENOENT;
     }
+    ucred cr{};
+    socklen_t crlen = sizeof cr;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &crlen) == 0)
+        keeper = cr.pid;
     DaemonRequest rq;
     DaemonReply rp;
     int fds[kDaemonMaxFds];
@@ -529,6 +533,21 @@ void Daemon::handle(int fd)
     }
     if (rq.op == DaemonOp::Hello) {
         send_state(fd);
+    } else if (rq.op == DaemonOp::Status) {
+        DaemonStatus st;
+        snprintf(st.ifname, sizeof st.ifname, "%s", ifc.name);
+        st.pid = getpid();
+        st.keeper = keeper;
+        st.clients = static_cast<uint32_t>(clients.size());
+        st.queues = nqueues;
+        st.frames = umem[0].frame_count();
+        for (uint32_t q = 0; q < nqueues && q < 16; q++) {
+            st.free_frames[q] = umem[q].free_frames();
+            st.fill_frames[q] = umem[q].fill_level();
+        }
+        for (uint32_t i = 0; i < kSlots; i++)
+            st.slot_pid[i] = umem[0].slot_pid(i);
+        daemon_send(fd, &st, sizeof st, nullptr, 0);
     } else if (rq.op == DaemonOp::Xsk && rq.queue < nqueues) {
         int s = socket(AF_XDP, SOCK_RAW | SOCK_CLOEXEC, 0);
         if (s < 0) {

@@ -5,6 +5,7 @@
 //            per RX queue the UMEM's memfd and fastnetd's UMEM socket.
 //   XSK q -> reply + 1 fd: a fresh, unbound AF_XDP socket for queue q (the client sizes,
 //            maps and binds it: only creating one needs CAP_NET_RAW).
+//   STATUS -> DaemonStatus: fastnetd's view, for fastnet-stat --daemon.
 // A refused client gets status -EACCES and a message it prints.
 #pragma once
 
@@ -23,7 +24,7 @@ inline constexpr uint32_t kDaemonVersion = 1;
 inline constexpr const char* kDaemonDir = "/run/fastnet";
 inline constexpr int kDaemonMaxFds = 64;
 
-enum class DaemonOp : uint32_t { Hello = 1, Xsk = 2 };
+enum class DaemonOp : uint32_t { Hello = 1, Xsk = 2, Status = 3 };
 
 struct DaemonRequest {
     uint32_t magic = kDaemonMagic;
@@ -43,6 +44,20 @@ struct DaemonReply {
     uint32_t frame_count = 0, frame_size = 0, fill_size = 0, comp_size = 0;
     uint32_t port_base = 0, port_count = 0;   // the active-open range fastnetd set up
     uint32_t nfds = 0;
+};
+
+struct DaemonStatus {
+    uint32_t magic = kDaemonMagic;
+    uint32_t version = kDaemonVersion;
+    int32_t status = 0;
+    char ifname[16] = {};
+    int32_t pid = 0, keeper = 0;      // fastnetd, and its ring keeper
+    uint32_t clients = 0;             // connections open to fastnetd now
+    uint32_t queues = 0;
+    uint32_t frames = 0;              // per queue
+    uint32_t free_frames[16] = {};    // per queue: in the free list
+    uint32_t fill_frames[16] = {};    // per queue: in the fill ring
+    int32_t slot_pid[16] = {};        // the process holding each slot, 0 = free
 };
 
 // One message with up to kDaemonMaxFds fds. 0 or -errno.

@@ -65,6 +65,17 @@ for p in "$RP" $W; do
   [[ $st == *"through fastnetd"* ]] && pass "pid $p: $st" || fail "pid $p is not accelerated through fastnetd: [$st]"
 done
 prove_counters "$RP" conn_accepted 20 frames_rx 1000
+# fastnetd's own view: its clients' slots, its queues.
+"$STAT" --daemon "$TB_IF_SRV" | sed 's/^/  /'
+"$STAT" --daemon --json "$TB_IF_SRV" | "$PY" -c '
+import json, sys
+d = json.load(sys.stdin)[0]
+pids = [int(p) for p in sys.argv[1:]]
+assert d["queues"] == 1 and d["clients"] >= 4 and d["keeper"] > 0, d
+assert all(p in d["slot_pids"] for p in pids), (pids, d["slot_pids"])
+assert d["free_frames"][0] + d["fill_frames"][0] <= d["frames_per_queue"], d
+' "$RP" $W && pass "fastnet-stat --daemon lists the clients' slots and the queue" \
+  || fail "fastnet-stat --daemon: $("$STAT" --daemon --json "$TB_IF_SRV")"
 wait "$RB"; rb=$?
 wait "$CB"; cb=$?
 sampler_stop
