@@ -102,6 +102,19 @@ std::optional<ConfigError> parse_config(Config& cfg, const EnvLookup& env) {
             return bad("FASTNET_UMEM_FRAMES", v, "a power of two from 512 to 1048576");
         cfg.umem_frames = static_cast<uint32_t>(n);
     }
+    if (const char* v = env("FASTNET_PROFILE")) {
+        if (!parse_enum<Profile>(v, {{"default", Profile::Default}, {"latency", Profile::Latency},
+                                     {"throughput", Profile::Throughput}},
+                                 &cfg.profile))
+            return bad("FASTNET_PROFILE", v, "default, latency, throughput");
+        if (cfg.profile == Profile::Latency) cfg.spin_us = kLatencySpinUs;
+    }
+    // After the profile: an explicit value wins over the profile's.
+    if (const char* v = env("FASTNET_SPIN_US")) {
+        if (!parse_uint(v, 1000000, &n, false))
+            return bad("FASTNET_SPIN_US", v, "microseconds from 0 to 1000000");
+        cfg.spin_us = static_cast<uint32_t>(n);
+    }
     if (const char* v = env("FASTNET_QUEUES")) {
         if (strcmp(v, "all") == 0) cfg.queues = 0;
         else if (!parse_uint(v, 16, &n, false) || n < 1)

@@ -13,6 +13,9 @@
 namespace fastnet::ipose {
 
 enum class ZeroCopy : uint8_t { Auto, On, Off };
+// FASTNET_PROFILE: coherent groups of settings (README "Configuration").
+enum class Profile : uint8_t { Default, Latency, Throughput };
+inline constexpr uint32_t kLatencySpinUs = 50;
 
 struct Config {
     // FASTNET_IFACE; empty: default route's interface. A plain array keeps Config
@@ -28,6 +31,10 @@ struct Config {
     uint16_t port_count = 16384;
     uint32_t umem_frames = 4096;    // per RX queue served
     uint32_t queues = 0;            // FASTNET_QUEUES: RX queues served, 0 = all of them
+    Profile profile = Profile::Default;
+    // FASTNET_SPIN_US: a thread about to sleep in epoll_wait/poll/select or a blocking
+    // call polls its engines this long first. The latency profile sets kLatencySpinUs.
+    uint32_t spin_us = 0;
 };
 
 // The first invalid variable: its name, the value given, and what would be accepted.

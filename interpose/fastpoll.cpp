@@ -330,6 +330,7 @@ int epoll_wait(int epfd, Entry* ep, epoll_event* evs, int maxevents, const times
                                       static_cast<uint64_t>(timeout->tv_nsec)
                                 : ~0ull;
     std::vector<RtEngine*> engines;
+    const uint64_t spin_until = start + spin_ns();
     for (;;) {
         {
             std::lock_guard sg(s->mu);
@@ -357,6 +358,10 @@ int epoll_wait(int epfd, Entry* ep, epoll_event* evs, int maxevents, const times
         if (n > 0) return n;
         uint64_t now = now_ns();
         if (now >= deadline) return 0;
+        if (now < spin_until) {   // busy polling (FASTNET_SPIN_US): look again, no sleep
+            spin_pause();
+            continue;
+        }
 
         flush_deferred();   // what this thread sent on other engines leaves before it sleeps
         uint64_t until = min_deadline(engines, std::min(deadline, now + kMaxSleepNs));
@@ -439,6 +444,7 @@ int poll(pollfd* fds, nfds_t nfds, const timespec* timeout, const sigset_t* mask
     }
     for (Entry* en : socks) if (en) en->waiters.fetch_add(1, std::memory_order_acq_rel);
     int result;
+    const uint64_t spin_until = now + spin_ns();
     for (;;) {
         for (RtEngine* e : engines) pump(e, true);
         int count = 0;
@@ -450,7 +456,9 @@ int poll(pollfd* fds, nfds_t nfds, const timespec* timeout, const sigset_t* mask
         }
         flush_deferred();
         now = now_ns();
-        uint64_t until = count ? now : min_deadline(engines, std::min(deadline, now + kMaxSleepNs));
+        // While busy polling (FASTNET_SPIN_US) the kernel fds are only looked at.
+        uint64_t until = count || now < spin_until
+                             ? now : min_deadline(engines, std::min(deadline, now + kMaxSleepNs));
         timespec ts = ns_to_ts(until > now ? until - now : 0);
         int r = real().ppoll(k.data(), k.size(), &ts, mask);
         if (r < 0) {

@@ -98,6 +98,16 @@ int wait_once(Entry* en, uint32_t want, uint64_t deadline) {
     if (sock_events(en) & (want | EPOLLERR | EPOLLHUP)) return 0;
     uint64_t now = now_ns();
     if (deadline != kNoDeadline && now >= deadline) return -EAGAIN;
+    // Busy polling (FASTNET_SPIN_US): the engine, then the socket, until something
+    // happens or the spin ends; only then sleep.
+    if (uint64_t spin = spin_ns()) {
+        for (uint64_t end = std::min(deadline, now + spin); now < end; now = now_ns()) {
+            spin_pause();
+            pump(e, true);
+            if (sock_events(en) & (want | EPOLLERR | EPOLLHUP)) return 0;
+        }
+        if (deadline != kNoDeadline && now >= deadline) return -EAGAIN;
+    }
     uint64_t until = std::min(deadline, std::min(engine_deadline(e), now + kMaxSleepNs));
     uint64_t ns = until > now ? until - now : 0;
     timespec ts{static_cast<time_t>(ns / 1000000000ull), static_cast<long>(ns % 1000000000ull)};

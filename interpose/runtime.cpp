@@ -408,6 +408,8 @@ uint64_t now_ns() {
     return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
 }
 
+uint64_t spin_ns() { return uint64_t(config().spin_us) * 1000; }
+
 Runtime& Runtime::get() {
     static Runtime r;
     return r;

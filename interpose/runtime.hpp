@@ -95,4 +95,15 @@ public:
 
 uint64_t now_ns();
 
+// Busy polling: how long a thread about to sleep polls first (FASTNET_SPIN_US, or the
+// latency profile's), and the pause between two looks.
+uint64_t spin_ns();
+inline void spin_pause() {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    asm volatile("yield");
+#endif
+}
+
 }  // namespace fastnet::ipose

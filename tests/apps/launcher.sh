@@ -19,12 +19,13 @@ expect_status "no program" 2 bash "$FN"
 expect_status "an unknown option" 2 bash "$FN" --bogus -- true
 expect_status "--queues 99" 2 bash "$FN" --queues 99 -- true
 expect_status "--log loud" 2 bash "$FN" --log loud -- true
+expect_status "--profile fast" 2 bash "$FN" --profile fast -- true
 expect_status "--iface of a missing interface" 2 bash "$FN" --iface fn-no-such-if -- true
 grep -q "no interface 'fn-no-such-if'" "$TMP/err" && pass "the missing interface is named" || fail "stderr: $(cat "$TMP/err")"
 expect_status "a missing program" 127 bash "$FN" -- fn-no-such-program
 expect_status "the program's own status" 7 bash "$FN" -- sh -c 'exit 7'
-expect_status "variables reach the program" 0 bash "$FN" --queues 2 --log info --strict -- \
-  sh -c '[ "$FASTNET_QUEUES" = 2 ] && [ "$FASTNET_LOG" = info ] && [ "$FASTNET_STRICT" = 1 ] && case $LD_PRELOAD in *libfastnet.so*) ;; *) exit 1 ;; esac'
+expect_status "variables reach the program" 0 bash "$FN" --queues 2 --log info --strict --profile latency -- \
+  sh -c '[ "$FASTNET_QUEUES" = 2 ] && [ "$FASTNET_LOG" = info ] && [ "$FASTNET_STRICT" = 1 ] && [ "$FASTNET_PROFILE" = latency ] && case $LD_PRELOAD in *libfastnet.so*) ;; *) exit 1 ;; esac'
 expect_status "as root" 0 bash "$FN" -- true
 grep -Eq "^fastnet: true runs standalone on " "$TMP/err" \
   && pass "one line says it runs standalone" || fail "stderr: $(cat "$TMP/err")"

@@ -17,6 +17,8 @@ cases=(
   "FASTNET_PORT_COUNT=0|accepted: a count from 1 to 65535"
   "FASTNET_UMEM_FRAMES=1000|accepted: a power of two"
   "FASTNET_QUEUES=0|accepted: all, or a count of RX queues"
+  "FASTNET_PROFILE=fast|accepted: default, latency, throughput"
+  "FASTNET_SPIN_US=1e3|accepted: microseconds from 0 to 1000000"
   "FASTNET_IFACE=this-name-is-too-long|accepted: an interface name"
 )
 for c in "${cases[@]}"; do

@@ -61,6 +61,20 @@ TEST_CASE("valid values are accepted and converted", "[config]") {
     CHECK(cfg.queues == 0);
 }
 
+TEST_CASE("the latency profile spins; an explicit FASTNET_SPIN_US wins", "[config]") {
+    Config cfg;
+    CHECK(cfg.spin_us == 0);
+    REQUIRE_FALSE(parse(cfg, {{"FASTNET_PROFILE", "latency"}}));
+    CHECK(cfg.profile == Profile::Latency);
+    CHECK(cfg.spin_us == kLatencySpinUs);
+    Config c2;
+    REQUIRE_FALSE(parse(c2, {{"FASTNET_PROFILE", "latency"}, {"FASTNET_SPIN_US", "0"}}));
+    CHECK(c2.spin_us == 0);
+    Config c3;
+    REQUIRE_FALSE(parse(c3, {{"FASTNET_PROFILE", "throughput"}}));
+    CHECK(c3.spin_us == 0);
+}
+
 TEST_CASE("an invalid value names the variable, the value and what is accepted", "[config]") {
     auto [var, value] = GENERATE(table<const char*, const char*>({
         {"FASTNET_STRICT", "yes"}, {"FASTNET_LOG", "verbose"}, {"FASTNET_DISABLE", "2"},
@@ -69,7 +83,8 @@ TEST_CASE("an invalid value names the variable, the value and what is accepted",
         {"FASTNET_RCVBUF", "1g"}, {"FASTNET_PORT_BASE", "80"}, {"FASTNET_PORT_BASE", "70000"},
         {"FASTNET_PORT_COUNT", "0"}, {"FASTNET_UMEM_FRAMES", "1000"},
         {"FASTNET_UMEM_FRAMES", "-4"}, {"FASTNET_QUEUES", "0"}, {"FASTNET_QUEUES", "17"},
-        {"FASTNET_QUEUES", "some"}}));
+        {"FASTNET_QUEUES", "some"}, {"FASTNET_PROFILE", "fast"}, {"FASTNET_SPIN_US", "-1"},
+        {"FASTNET_SPIN_US", "2000000"}}));
     CAPTURE(var, value);
     Config cfg;
     auto err = parse(cfg, {{var, value}});
