@@ -6,7 +6,8 @@
 # usage: bash bench/run.sh [--rounds N] [--duration S] [--only w1,w2] [--out DIR] [--build DIR]
 #   --rounds    kernel/fastnet pairs per workload (default 3, at least 1)
 #   --duration  seconds of load per run (default 6)
-#   --only      comma-separated subset of: nginx,nginx_both,redis,sockperf,iperf3,memory,scale,ceiling
+#   --only      comma-separated subset of: nginx,nginx_both,redis,sockperf,sockperf_latency,
+#               iperf3,memory,scale,ceiling
 #   --out       result directory (default /tmp/fastnet-bench.<date>); gets report.md,
 #               report.json, results.jsonl, *.png, logs/
 #   --build     meson build directory holding interpose/libfastnet.so and bench/reflector
@@ -18,7 +19,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 src=$(cd "$here/.." && pwd)
 
 rounds=3 duration=6 only="" out="" build=""
-usage() { sed -n '6,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '6,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 while [[ $# -gt 0 ]]; do
   case $1 in
     --rounds) rounds=${2:-}; shift 2 || usage ;;
@@ -32,7 +33,7 @@ while [[ $# -gt 0 ]]; do
 done
 [[ $rounds =~ ^[0-9]+$ && $rounds -ge 1 && $rounds -le 50 ]] || { echo "run.sh: --rounds must be 1..50" >&2; exit 2; }
 [[ $duration =~ ^[0-9]+$ && $duration -ge 1 && $duration -le 120 ]] || { echo "run.sh: --duration must be 1..120 s" >&2; exit 2; }
-all=nginx,nginx_both,redis,sockperf,iperf3,memory,scale,ceiling
+all=nginx,nginx_both,redis,sockperf,sockperf_latency,iperf3,memory,scale,ceiling
 only=${only:-$all}
 for w in ${only//,/ }; do
   [[ ,$all, == *,$w,* ]] || { echo "run.sh: unknown workload '$w' (known: $all)" >&2; exit 2; }

@@ -23,6 +23,8 @@ METRICS = [
     ("sockperf", "p50_us", "sockperf ping-pong p50", "µs", "low", None, "latency"),
     ("sockperf", "p99_us", "sockperf ping-pong p99", "µs", "low", 0.7, "latency"),
     ("sockperf", "p999_us", "sockperf ping-pong p99.9", "µs", "low", None, "latency"),
+    ("sockperf_latency", "p50_us", "sockperf p50, server FASTNET_PROFILE=latency", "µs", "low", 0.7, "latency"),
+    ("sockperf_latency", "p99_us", "sockperf p99, server FASTNET_PROFILE=latency", "µs", "low", 0.7, "latency"),
     ("iperf3", "c2s_gbps", "iperf3 client→server", "Gbit/s", "high", 0.8, "bulk"),
     ("iperf3", "s2c_gbps", "iperf3 server→client (-R)", "Gbit/s", "high", 0.8, "bulk"),
     ("memory", "rss_idle_mb", "server RSS before the connections", "MB", "low", None, "memory"),

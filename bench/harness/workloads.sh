@@ -62,7 +62,7 @@ HZ=$(getconf CLK_TCK)
 srv_start() {
   local mode=$1 name=$2; shift 2
   local pre=()
-  [[ $mode == fastnet ]] && pre=(env LD_PRELOAD="$LIB" FASTNET_IFACE="$TB_IF_SRV" FASTNET_STRICT=1)
+  [[ $mode == fastnet ]] && pre=(env LD_PRELOAD="$LIB" FASTNET_IFACE="$TB_IF_SRV" FASTNET_STRICT=1 ${SRV_ENV:-})
   ( ulimit -Sn "$(ulimit -Hn)"
     exec ip netns exec "$TB_NS_SRV" taskset -c $SRV_CPU "${pre[@]}" "$@" ) \
     > "$LOG/$name.out" 2> "$LOG/$name.err" &
@@ -348,10 +348,13 @@ wl_redis() {
 }
 
 # --- 4: sockperf ping-pong ----------------------------------------------------------------
+# sockperf_latency: the same with the server under FASTNET_PROFILE=latency (busy polling).
 wl_sockperf() {
-  local wl=sockperf mode=$1 round=$2 la miss before after rc flows
+  local wl=${3:-sockperf} mode=$1 round=$2 la miss before after rc flows
+  local SRV_ENV=""
+  [[ $wl == sockperf_latency ]] && SRV_ENV=FASTNET_PROFILE=latency
   la=$(loadavg)
-  local P; P=$(mport 11111 "$mode")
+  local P; P=$(mport $([[ $wl == sockperf_latency ]] && echo 11411 || echo 11111) "$mode")
   if miss=$(have sockperf); then :; else emit $wl "$mode" "$round" ok=false loadavg="$la" "error=$miss is not installed"; return; fi
   srv_start "$mode" "$wl-$mode-$round" sockperf server --tcp -i "$TB_IP_SRV" -p $P
   if ! wait_listen $P; then
@@ -518,6 +521,7 @@ for w in ${BENCH_ONLY//,/ }; do
         nginx|nginx_both|scale) wl_nginx "$w" "$mode" "$r" ;;
         redis) wl_redis "$mode" "$r" ;;
         sockperf) wl_sockperf "$mode" "$r" ;;
+        sockperf_latency) wl_sockperf "$mode" "$r" sockperf_latency ;;
         iperf3) wl_iperf3 "$mode" "$r" ;;
         memory) wl_memory "$mode" "$r" ;;
       esac
