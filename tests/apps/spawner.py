@@ -7,6 +7,7 @@ Usage: spawner.py PORT
 import socket
 import subprocess
 import sys
+import time
 
 ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -23,3 +24,5 @@ for line in f:
         pass
     c.sendall(line)
 c.close()
+# Stay alive for the test to read this process's counters (it is killed then).
+time.sleep(60)
