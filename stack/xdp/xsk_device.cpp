@@ -324,7 +324,9 @@ void XskDevice::unmap_rings()
 void XskDevice::service()
 {
     // On a fastnetd UMEM the fill ring is fed from the free list only: smaller caches.
-    if (umem_->remote())
+    if (cfg_.rx_only)
+        umem_->service(cache_, &cache_count_, kCacheCap, 0, kRxOnlyCacheHi, cfg_.owner);
+    else if (umem_->remote())
         umem_->service(cache_, &cache_count_, kCacheCap, kRemoteCacheLo, kRemoteCacheHi, cfg_.owner);
     else
         umem_->service(cache_, &cache_count_, kCacheCap, kCacheLo, kCacheHi, cfg_.owner);

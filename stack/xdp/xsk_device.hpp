@@ -36,6 +36,10 @@ struct XskConfig {
     ZeroCopyMode zerocopy = ZeroCopyMode::Auto;
     // Tag on the frames this socket holds (Umem::reclaim); 0 = untracked.
     uint8_t owner = 0;
+    // Nothing is sent through this socket (an engine's XSK on a queue other than its TX
+    // queue): it keeps no frames of its own, so that idle engines do not hold frames
+    // the queue's fill ring needs.
+    bool rx_only = false;
 };
 
 struct XskStats {
@@ -96,6 +100,7 @@ private:
     static constexpr uint32_t kCacheHi = 768;
     static constexpr uint32_t kRemoteCacheLo = 64;
     static constexpr uint32_t kRemoteCacheHi = 256;
+    static constexpr uint32_t kRxOnlyCacheHi = 64;
 
     int fail(int err, const char* fmt, ...) __attribute__((format(printf, 3, 4)));
     int bind_socket(uint32_t bind_flags);
@@ -106,8 +111,11 @@ private:
     // short free list while this cache holds more than its share.
     bool want_service() const
     {
-        return umem_->needs_service() &&
-               (!umem_->remote() || cache_count_ > kRemoteCacheHi || cache_count_ < kRemoteCacheLo);
+        if (!umem_->needs_service())
+            return false;
+        if (cfg_.rx_only)
+            return cache_count_ > kRxOnlyCacheHi || !umem_->remote();
+        return !umem_->remote() || cache_count_ > kRemoteCacheHi || cache_count_ < kRemoteCacheLo;
     }
     void unmap_rings();
 

@@ -25,6 +25,7 @@ int XskQueues::open(Umem* umems, uint32_t n, const XskConfig& cfg, uint32_t tx_q
     for (uint32_t q = 0; q < n; q++) {
         XskConfig c = cfg;
         c.queue = q;
+        c.rx_only = n > 1 && q != tx_queue;
         int r;
         if (socket_for) {
             int fd = socket_for(q);

@@ -112,7 +112,7 @@ fi
 kill "$MP"; wait "$MP" 2>/dev/null
 kill -TERM "$DP"; wait "$DP" 2>/dev/null
 
- the replies of their connections arrive on whatever queue the kernel
+# Preloaded clients: the replies of their connections arrive on whatever queue the kernel
 # server's side picks; the engine that opened each must get them. First 1000 fresh
 # connections (the server closes first), then wrk on 32 kept-alive connections.
 PORT=8082
@@ -146,10 +146,15 @@ if wait_listen "$TB_NS_CLI" $PORT; then
   [[ $seen -gt 0 && -z $bad ]] && pass "preloaded client: $seen flow snapshots at the server, no kernel socket on $TB_IP_SRV" \
     || fail "preloaded client: $seen snapshots, kernel sockets: $(head -3 <<< "$bad")"
 
-  ip netns exec "$TB_NS_SRV" env LD_PRELOAD="$LIB" wrk -t 2 -c 32 -d 4s \
+  ip netns exec "$TB_NS_SRV" env LD_PRELOAD="$LIB" wrk -t 2 -c 32 -d 6s \
     "http://$TB_IP_CLI:$PORT/" > "$TMP/wrk.out" 2>&1 &
   WP=$!; PIDS+=("$WP")
-  sleep 2.5
+  # Its engines bind an XSK per queue, each possibly waiting for the queue to be
+  # released by the processes before: until its 32 connections are open.
+  for i in $(seq 100); do
+    [[ $(jget conn_opened <<< "$(stat_json "$WP")") -ge 32 ]] 2>/dev/null && break
+    sleep 0.05
+  done
   sampler_start
   prove_counters "$WP" conn_opened 32
   # Kept-alive flows keep the TX queue the kernel server's side picked for them, often
