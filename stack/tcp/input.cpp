@@ -512,6 +512,18 @@ bool TcpCore::ack_processing(Tcb& t, const TcpView& seg) {
                    (uint32_t(seg.window) << t.snd_wscale) == old_wnd;
         if (dup || (t.sack_ok && newly_sacked > 0)) on_dupack(t);
     }
+    if (t.sack_ok && seg.ack == t.snd_una && !t.sb.empty() && t.sb.range(0).left == t.snd_una &&
+        t.snd_una < t.snd_max) {
+        // The cumulative ACK stops at data the peer SACKed: it reneged, dropping what it
+        // had queued out of order (Linux tcp_check_sack_reneging). The scoreboard no
+        // longer says what the peer holds: forget it, and let a short timer resend from
+        // snd_una (Linux: max(SRTT/2, 10 ms)). Only then is SACKed data sent again.
+        t.sb.clear();
+        t.tlp_armed = false;
+        t.persist = false;
+        t.rto_at = now + std::max<TimeNs>(t.rtt.srtt() / 2, 10'000'000);
+        rearm(t);
+    }
     if (t.in_recovery && t.sack_ok && (ack > snd_una_before || newly_sacked > 0))
         detect_lost_retransmits(t);
     update_window(t, seg);
@@ -591,6 +603,10 @@ void TcpCore::on_dupack(Tcb& t) {
     t.rescue_valid = false;
     rxt_marks_reset(t);
     t.cc.on_enter_recovery(static_cast<uint32_t>(t.snd_max - t.snd_una), now);
+    // A loss probe armed before recovery would resend the tail the peer SACKs, about
+    // an RTT after the fast retransmit: from here the timer is the RTO (Linux re-arms
+    // it when the head is retransmitted, tcp_xmit_retransmit_queue).
+    if (t.tlp_armed) arm_rto(t);
     if (!t.sack_ok) {
         for (uint32_t i = 0; i < SackScoreboard::kDupThresh; ++i) t.cc.on_recovery_dupack();
         retransmit_head(t);

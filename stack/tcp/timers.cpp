@@ -168,9 +168,19 @@ void TcpCore::on_pto(Tcb& t) {
         sent = send_segment(t, flags, t.snd_max, len, false);
     } else {
         Seq top = t.fin_sent ? t.fin_seq : seq_min(t.snd_max, data_end);
-        uint32_t len = top > t.snd_una ? std::min<uint32_t>(top - t.snd_una, t.snd_mss) : 0;
         uint8_t flags = kTcpAck;
         if (t.fin_sent) flags |= kTcpFin;
+        // SACKed data is never sent again: the probe is the highest segment the peer
+        // does not hold (Linux has no probe once SACK blocks arrived; fastnet, without
+        // RACK's reordering timer, keeps it as its fast way out of a stalled tail).
+        for (size_t i = t.sack_ok ? t.sb.ranges() : 0; i-- > 0;) {
+            const SackBlock& b = t.sb.range(i);
+            if (b.left < top && top <= b.right) {
+                top = b.left;
+                flags = kTcpAck;   // the FIN (at the top) is SACKed with its data
+            }
+        }
+        uint32_t len = top > t.snd_una ? std::min<uint32_t>(top - t.snd_una, t.snd_mss) : 0;
         sent = send_segment(t, flags, top - len, len, true);
     }
     t.tlp_out = sent >= 0;

@@ -224,6 +224,68 @@ TEST_CASE("SACK loss recovery retransmits only the holes (RFC 6675)", "[tcp][est
     f.leak_check();
 }
 
+TEST_CASE("data covered by SACK is not retransmitted after a fast retransmit, by the probe timer or the RTO", "[tcp][established][sack][tlp]") {
+    Fixture f;
+    SockId s = f.establish_active(SegOpts().with_mss(1000).with_sack_permitted(true));
+    // The handshake (RTT 0) and one round trip of 100 ms give SRTT = 12.5 ms: the
+    // loss probe armed with the burst below would fire 15 ms after the fast retransmit.
+    CHECK(f.eng->send(s, "x", 1, 0) == 1);
+    f.expect_segment(kTcpAck | kTcpPsh, f.lseq, f.rseq, 1);
+    f.advance_to(100 * kMs);
+    f.send_segment(kTcpAck, f.rseq, f.lseq + 1);
+    const uint32_t b = f.lseq + 1;
+    auto data = bytes(4000);
+    CHECK(f.eng->send(s, data.data(), data.size(), 0) == 4000);
+    for (int i = 0; i < 4; ++i) f.expect_segment(kTcpAck, b + 1000 * i, f.rseq, 1000);
+    f.advance_to(110 * kMs);   // before the probe timeout (2 SRTT; SRTT = 12.5 ms here)
+    auto sack = [&](uint32_t right) {
+        SegOpts o;
+        o.sack = {{Seq(b + 1000), Seq(right)}};
+        f.send_segment(kTcpAck, f.rseq, b, {}, o);
+    };
+    sack(b + 2000);
+    sack(b + 3000);
+    sack(b + 4000);
+    f.expect_segment(kTcpAck, b, f.rseq, 1000);   // the fast retransmit of the hole
+    f.expect_nothing();
+    // Neither the probe timeout nor the RTO (nor its backoffs) sends SACKed bytes.
+    f.run_until(3 * kSec);
+    int resent_head = 0;
+    while (f.pending()) {
+        Seg r = f.pop();
+        CAPTURE(r.seq - b, r.len());
+        CHECK((r.len() == 0 || r.seq + r.len() <= b + 1000 || r.seq >= b + 4000));
+        if (r.seq == b && r.len() == 1000) ++resent_head;
+    }
+    CHECK(resent_head >= 1);   // the RTO did resend the hole
+    f.send_segment(kTcpAck, f.rseq, b + 4000);
+    f.eng->abort(s);
+    f.leak_check();
+}
+
+TEST_CASE("after the peer reneges on SACKed data, it is resent from the cumulative ACK", "[tcp][established][sack]") {
+    Fixture f;
+    SockId s = f.establish_active(SegOpts().with_mss(1000).with_sack_permitted(true));
+    const uint32_t b = f.lseq;
+    auto data = bytes(4000);
+    CHECK(f.eng->send(s, data.data(), data.size(), 0) == 4000);
+    for (int i = 0; i < 4; ++i) f.expect_segment(kTcpAck, b + 1000 * i, f.rseq, 1000);
+    f.advance_to(10 * kMs);
+    SegOpts o;
+    o.sack = {{Seq(b + 2000), Seq(b + 4000)}};
+    f.send_segment(kTcpAck, f.rseq, b + 1000, {}, o);
+    f.drain();
+    // The next ACK stops at b + 2000, the SACKed data's start, and SACKs nothing: the
+    // peer dropped what it held out of order. Within max(SRTT/2, 10 ms) it is resent.
+    f.send_segment(kTcpAck, f.rseq, b + 2000);
+    f.run_until(f.now + 60 * kMs);
+    Seg r = f.expect_segment(kTcpAck, b + 2000, f.rseq, 1000);
+    (void)r;
+    f.send_segment(kTcpAck, f.rseq, b + 4000);
+    f.eng->abort(s);
+    f.leak_check();
+}
+
 TEST_CASE("Nagle holds a short segment while data is unacknowledged; TCP_NODELAY sends it", "[tcp][established][nagle]") {
     Fixture f;
     SockId s = f.establish_active(SegOpts().with_mss(1000));
