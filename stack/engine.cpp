@@ -108,6 +108,116 @@ void TcpCore::release_buffers(Tcb& t) {
     buffers -= 2;
 }
 
+namespace {
+
+// The ring capacity for a new limit: at least the limit, and at least double the
+// current capacity (so a limit creeping up with every ACK moves storage only a few
+// times), but never beyond what the limit may still become.
+size_t ring_size(size_t cap, uint32_t limit, uint32_t ceiling) {
+    return std::max<size_t>(limit, std::min<size_t>(2 * cap, std::max(limit, ceiling)));
+}
+
+}  // namespace
+
+void TcpCore::set_sndbuf(Tcb& t, uint32_t bytes) {
+    // snd.capacity() == 0 means no rings yet: alloc_buffers() sizes them from the limit.
+    if (t.snd.capacity() && bytes > t.snd.capacity() &&
+        !t.snd.grow(ring_size(t.snd.capacity(), bytes, t.sndbuf_lock ? bytes : cfg.sndbuf_max)))
+        bytes = static_cast<uint32_t>(std::max<size_t>(t.snd.capacity(), t.sndbuf));
+    t.sndbuf = bytes;
+}
+
+void TcpCore::set_rcvbuf(Tcb& t, uint32_t bytes) {
+    // The ring keeps its size when the limit falls: the window already offered is
+    // never taken back (RFC 7323 2.4), and its bytes must still fit.
+    if (t.rcv.capacity() && bytes > t.rcv.capacity() &&
+        !t.rcv.grow(ring_size(t.rcv.capacity(), bytes, rcvbuf_ceiling(t))))
+        bytes = static_cast<uint32_t>(std::max<size_t>(t.rcv.capacity(), t.rcvbuf));
+    t.rcvbuf = bytes;
+}
+
+uint32_t TcpCore::rcv_space(const Tcb& t) const {
+    size_t used = t.rcv.size();
+    return t.rcvbuf > used ? static_cast<uint32_t>(t.rcvbuf - used) : 0;
+}
+
+uint32_t TcpCore::snd_room(const Tcb& t) const {
+    size_t used = t.snd.size();
+    return t.sndbuf > used ? static_cast<uint32_t>(t.sndbuf - used) : 0;
+}
+
+uint32_t TcpCore::rcvbuf_ceiling(const Tcb& t) const {
+    return t.rcvbuf_lock ? t.rcvbuf : std::max(t.rcvbuf, cfg.rcvbuf_max);
+}
+
+// Linux tcp_rcv_space_adjust: once per receiver RTT, compare what the application read
+// in that round with the best round so far; when it read more, offer a window of twice
+// that (plus room for 16 segments, and more in proportion to the growth) so the sender
+// is never held back by the window while the application keeps up.
+void TcpCore::rcv_space_adjust(Tcb& t, size_t copied) {
+    t.rcvq_copied += static_cast<uint32_t>(std::min<size_t>(copied, 0x7fffffff));
+    if (!t.rcvq_time) {
+        t.rcvq_time = now;
+        t.rcvq_space = std::min<uint32_t>(t.rcvbuf, 10u * t.adv_mss);   // TCP_INIT_CWND * advmss
+        return;
+    }
+    const TimeNs rtt = t.rcv_rtt ? t.rcv_rtt : t.rtt.srtt();
+    if (rtt == 0 || now - t.rcvq_time < rtt) return;
+    const uint32_t got = t.rcvq_copied;
+    t.rcvq_copied = 0;
+    t.rcvq_time = now;
+    if (got <= t.rcvq_space) return;
+    if (!t.rcvbuf_lock && t.rcvbuf < cfg.rcvbuf_max) {
+        uint64_t win = 2ull * got + 16ull * t.adv_mss;
+        win += 2 * win * (got - t.rcvq_space) / std::max<uint32_t>(t.rcvq_space, 1);
+        const uint32_t want = static_cast<uint32_t>(std::min<uint64_t>(win, cfg.rcvbuf_max));
+        if (want > t.rcvbuf) {
+            set_rcvbuf(t, want);
+            stats.rcvbuf_grown++;
+        }
+    }
+    t.rcvq_space = got;
+}
+
+// Linux tcp_rcv_rtt_measure / tcp_rcv_rtt_measure_ts. With timestamps the echo on a
+// full-sized data segment gives a sample (1 ms resolution, so never below 1 ms); without
+// them, the time from offering a window until rcv_nxt passes its right edge. Samples are
+// smoothed by 1/8 (timestamps) or, being a window's worth at least, only lower it.
+void TcpCore::rcv_rtt_measure(Tcb& t, const TcpView& seg, uint32_t len) {
+    TimeNs sample = 0;
+    bool window_sample = false;
+    if (t.ts_ok && seg.opts.ts && seg.opts.ts->tsecr) {
+        if (len < t.rcv_mss_est) return;
+        const int32_t ms = static_cast<int32_t>(tsval(t) - seg.opts.ts->tsecr);
+        if (ms < 0) return;
+        sample = std::max<TimeNs>(TimeNs(ms) * 1'000'000, 1'000'000);
+    } else {
+        if (t.rcv_rtt_time && t.rcv_nxt >= t.rcv_rtt_seq) {
+            sample = std::max<TimeNs>(now - t.rcv_rtt_time, 1'000);
+            window_sample = true;
+        }
+        if (!t.rcv_rtt_time || sample) {
+            t.rcv_rtt_seq = t.rcv_nxt + std::max<uint32_t>(t.rcv_wnd, 1);
+            t.rcv_rtt_time = now;
+        }
+        if (!sample) return;
+    }
+    if (!t.rcv_rtt) t.rcv_rtt = sample;
+    else if (!window_sample) t.rcv_rtt = t.rcv_rtt - t.rcv_rtt / 8 + sample / 8;
+    else if (sample < t.rcv_rtt) t.rcv_rtt = sample;
+}
+
+// Linux tcp_sndbuf_expand: the send queue holds two congestion windows, enough to keep
+// the window full while the application refills it each round trip.
+void TcpCore::sndbuf_expand(Tcb& t) {
+    if (t.sndbuf_lock || t.sndbuf >= cfg.sndbuf_max) return;
+    const uint64_t want = std::min<uint64_t>(2ull * t.cc.cwnd(), cfg.sndbuf_max);
+    if (want <= t.sndbuf) return;
+    set_sndbuf(t, static_cast<uint32_t>(want));
+    stats.sndbuf_grown++;
+    mark_events(t);
+}
+
 bool TcpCore::flow_insert(Tcb& t) {
     if (t.in_flow_table) return true;
     FourTuple k{t.local.ip, t.remote.ip, t.local.port, t.remote.port};
@@ -319,7 +429,7 @@ uint32_t TcpCore::events(const Tcb& t) const {
     // (tcp_stream_memory_free with wake = 1).
     const uint32_t lowat = notsent_lowat(t);
     if ((t.state == TcpState::Established || t.state == TcpState::CloseWait) && !wr_closed &&
-        t.snd.free() > 0 && (lowat == ~0u || uint64_t(notsent(t)) * 2 < lowat))
+        t.sndbuf > t.snd.size() && (lowat == ~0u || uint64_t(notsent(t)) * 2 < lowat))
         ev |= EPOLLOUT;
     return ev;
 }
@@ -495,7 +605,7 @@ int Engine::connect(SockId s, Endpoint remote) {
     t->snd_una = t->snd_nxt = t->snd_max = t->iss;
     t->snd_buf_seq = t->iss + 1;
     t->recover = t->iss;
-    t->rcv_wscale = c.wscale_for(t->rcvbuf);
+    t->rcv_wscale = c.wscale_for(c.rcvbuf_ceiling(*t));
     t->ts_offset = ts_offset(c.secret, k.local_ip, k.remote_ip);
     c.setup_mss(*t);
     t->connected_once = true;
@@ -537,7 +647,7 @@ ssize_t Engine::send(SockId s, const void* buf, size_t len, int flags, bool cont
         room += (t->snd_mss - room % t->snd_mss) % t->snd_mss;
         len = std::min(len, room);
     }
-    size_t n = t->snd.write(buf, len);
+    size_t n = t->snd.write(buf, std::min<size_t>(len, c.snd_room(*t)));
     if (n == 0) return -EAGAIN;
     t->more = (flags & MSG_MORE) != 0;
     // A write that ends here, or that stops short (Linux pushes before it waits).
@@ -559,10 +669,11 @@ ssize_t Engine::recv(SockId s, void* buf, size_t len, int flags) {
         } else {
             uint32_t before = t->rcv_adv > t->rcv_nxt ? uint32_t(t->rcv_adv - t->rcv_nxt) : 0;
             n = t->rcv.read(buf, len);
+            c.rcv_space_adjust(*t, n);
             // Window update when the window we could offer has grown a lot (Linux
             // tcp_cleanup_rbuf: new window >= 2 * advertised) and by at least an MSS
             // (receiver SWS avoidance, RFC 9293 3.8.6.2.2).
-            uint32_t now_free = static_cast<uint32_t>(t->rcv.free());
+            uint32_t now_free = c.rcv_space(*t);
             if (t->synchronized() && !t->fin_rcvd && now_free >= before + t->adv_mss &&
                 (now_free >= 2 * before || before < t->adv_mss)) {
                 t->ack_now = true;
@@ -761,7 +872,8 @@ LinuxTcpInfo tcp_info_of(const TcpCore& c, const Tcb& t) {
     ti.tcpi_snd_cwnd = t.cc.cwnd() / mss;
     ti.tcpi_advmss = t.adv_mss;
     ti.tcpi_reordering = 3;   // Linux tcp_reordering default; the engine's DupThresh
-    ti.tcpi_rcv_space = t.rcvbuf;
+    ti.tcpi_rcv_space = t.rcvq_space ? t.rcvq_space : t.rcvbuf;   // Linux rcvq_space.space
+    ti.tcpi_rcv_rtt = us(t.rcv_rtt);
     ti.tcpi_total_retrans = t.total_retrans;
     ti.tcpi_max_pacing_rate = ~0ull;   // Linux: no SO_MAX_PACING_RATE set
     ti.tcpi_bytes_acked = t.info.bytes_acked;
@@ -817,12 +929,37 @@ int Engine::setsockopt(SockId s, int level, int name, const void* val, socklen_t
             if (!t->keepalive) c.rearm(*t);
             return 0;
         case SO_RCVBUF:
-        case SO_SNDBUF:
+        case SO_SNDBUF: {
+            // Linux sock_setsockopt: the value, taken as unsigned, is capped by
+            // wmem_max / rmem_max, then doubled for the kernel's bookkeeping overhead,
+            // and the buffer is locked against autotuning. getsockopt reports the
+            // doubled value; the send queue holds that many bytes, the receive window
+            // offers half of it (Linux's default tcp_adv_win_scale share).
             if (int r = get_int(val, len, &v)) return r;
-            v = std::clamp(v, 2048, 64 << 20);
-            if (t->snd.capacity()) return 0;   // buffers are fixed once allocated
-            (name == SO_RCVBUF ? t->rcvbuf : t->sndbuf) = static_cast<uint32_t>(v);
+            const bool snd = name == SO_SNDBUF;
+            uint32_t u = std::min(static_cast<uint32_t>(v), snd ? c.cfg.wmem_max : c.cfg.rmem_max);
+            u = std::min<uint32_t>(u, INT32_MAX / 2) * 2;
+            if (snd) {
+                t->sndbuf_lock = true;
+                c.set_sndbuf(*t, std::max(u, kSockMinSndbuf));
+                c.mark_events(*t);
+            } else {
+                t->rcvbuf_lock = true;
+                c.set_rcvbuf(*t, std::max(u, kSockMinRcvbuf) / 2);
+                // A window that grew a lot is offered at once (the rule recv() uses,
+                // Linux tcp_cleanup_rbuf); a smaller one as the edge allows: the window
+                // already offered is never retracted.
+                const uint32_t before = t->rcv_adv > t->rcv_nxt ? uint32_t(t->rcv_adv - t->rcv_nxt) : 0;
+                const uint32_t room = c.rcv_space(*t);
+                if (t->synchronized() && !t->fin_rcvd && room >= before + t->adv_mss &&
+                    (room >= 2 * before || before < t->adv_mss)) {
+                    t->ack_now = true;
+                    c.mark_output(*t);
+                }
+            }
+            c.finish_api();
             return 0;
+        }
         case SO_REUSEADDR:
             if (int r = get_int(val, len, &v)) return r;
             t->reuseaddr = v != 0;
@@ -911,7 +1048,7 @@ int Engine::getsockopt(SockId s, int level, int name, void* val, socklen_t* len)
         case SO_KEEPALIVE: return put_opt(val, len, int(t->keepalive));
         case SO_REUSEADDR: return put_opt(val, len, int(t->reuseaddr));
         case SO_REUSEPORT: return put_opt(val, len, int(t->reuseport));
-        case SO_RCVBUF: return put_opt(val, len, int(t->rcvbuf));
+        case SO_RCVBUF: return put_opt(val, len, int(std::min<uint32_t>(t->rcvbuf, INT32_MAX / 2) * 2));
         case SO_SNDBUF: return put_opt(val, len, int(t->sndbuf));
         case SO_LINGER: {
             struct linger l{t->linger_on ? 1 : 0, t->linger_secs};

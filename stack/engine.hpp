@@ -39,8 +39,18 @@ struct EngineConfig {
     uint16_t slot = 0;
     uint16_t nslots = 1;
 
+    // Starting buffer limits (data bytes), and the most autotuning grows them to: the
+    // send queue with the congestion window, the receive window with what the
+    // application reads per round trip (Linux tcp_wmem / tcp_rmem: 4 MiB and 6 MiB
+    // maxima). The window scale offered in the SYN follows rcvbuf_max.
     uint32_t sndbuf = 256 * 1024;
     uint32_t rcvbuf = 256 * 1024;
+    uint32_t sndbuf_max = 4 << 20;
+    uint32_t rcvbuf_max = 6 << 20;
+    // SO_SNDBUF / SO_RCVBUF take at most these (Linux net.core.wmem_max / rmem_max) and
+    // set twice the value, as Linux does.
+    uint32_t wmem_max = 212992;
+    uint32_t rmem_max = 212992;
     uint32_t max_sockets = 65536;
     uint32_t syn_backlog = 1024;       // half-open per listener before SYN cookies
     TimeNs rto_min = 200'000'000;      // Linux's TCP_RTO_MIN
@@ -103,6 +113,8 @@ struct EngineStats {
     uint64_t handed_over = 0;
     // Segments accepted with the pseudo-header sum as their checksum (accept_csum_partial).
     uint64_t rx_csum_partial = 0;
+    // Buffer autotuning steps: a receive window or send queue limit raised.
+    uint64_t rcvbuf_grown = 0, sndbuf_grown = 0;
     uint64_t drops[static_cast<int>(Drop::Count_)] = {};
 };
 

@@ -421,9 +421,10 @@ void print_stats(Peer& p) {
     const EngineStats& s = p.engine().stats();
     printf("stats frames_rx=%" PRIu64 " frames_tx=%" PRIu64 " opened=%" PRIu64 " accepted=%" PRIu64
            " closed=%" PRIu64 " reset=%" PRIu64 " retransmits=%" PRIu64 " rx_csum_partial=%" PRIu64
+           " rcvbuf_grown=%" PRIu64 " sndbuf_grown=%" PRIu64
            " live_tcbs=%zu",
            s.frames_rx, s.frames_tx, s.conn_opened, s.conn_accepted, s.conn_closed, s.conn_reset,
-           s.retransmits, s.rx_csum_partial, p.engine().live_tcbs());
+           s.retransmits, s.rx_csum_partial, s.rcvbuf_grown, s.sndbuf_grown, p.engine().live_tcbs());
     for (int i = 0; i < int(Drop::Count_); ++i)
         if (s.drops[i]) printf(" drop_%s=%" PRIu64, drop_reason_name(Drop(i)), s.drops[i]);
     printf("\n");

@@ -1,5 +1,5 @@
-// Fixed-capacity byte ring for a socket's send and receive buffers. Storage is taken
-// once, at the first byte written — never per packet, and never for a connection that
+// Byte ring for a socket's send and receive buffers. Storage is taken at the first
+// byte written, and moves to a bigger block only when the buffer limit grows — never per packet, and never for a connection that
 // carries no data (10 000 idle connections cost no ring memory). Send: app write() →
 // TCB output peek(offset from snd_una) → ACK consume(). Receive: TCB input
 // write()/write_at() + commit() → app read().
@@ -38,6 +38,27 @@ public:
         own_.reset(); buf_ = storage; cap_ = capacity; head_ = size_ = 0;
     }
     void clear() { head_ = size_ = 0; }
+    // Raises the capacity (never lowers it), keeping every byte placed so far: in-order
+    // ones and out-of-order ones at their offsets from the head. Storage already taken
+    // moves to a new block of the new size (buffer autotuning, SO_SNDBUF/SO_RCVBUF);
+    // false, with nothing changed, when that block cannot be had.
+    bool grow(size_t capacity) {
+        if (capacity <= cap_) return true;
+        if (!buf_) {
+            cap_ = capacity;
+            return true;
+        }
+        if (!own_) return false;   // caller-provided storage does not move
+        std::unique_ptr<uint8_t[]> n(new (std::nothrow) uint8_t[capacity]);
+        if (!n) return false;
+        std::memcpy(n.get(), buf_ + head_, cap_ - head_);
+        std::memcpy(n.get() + (cap_ - head_), buf_, head_);
+        own_ = std::move(n);
+        buf_ = own_.get();
+        head_ = 0;
+        cap_ = capacity;
+        return true;
+    }
 
     size_t size() const { return size_; }             // in-order bytes held
     size_t free() const { return cap_ - size_; }

@@ -29,6 +29,9 @@ inline constexpr uint32_t kChallengeAckLimit = 1000;         // tcp_challenge_ac
 inline constexpr TimeNs kPersistMin = 200'000'000;           // TCP_RTO_MIN
 inline constexpr TimeNs kPersistMax = 120'000'000'000ull;    // TCP_RTO_MAX
 inline constexpr uint32_t kDefaultMss = 536;                 // RFC 9293 3.7.1
+// Linux SOCK_MIN_SNDBUF / SOCK_MIN_RCVBUF on x86-64 (2 * / 1 * (2048 + sk_buff)).
+inline constexpr uint32_t kSockMinSndbuf = 4608;
+inline constexpr uint32_t kSockMinRcvbuf = 2304;
 inline constexpr TimeNs kPawsIdle = 24ull * 24 * 3600 * 1'000'000'000ull;  // RFC 7323 5.5
 
 struct TcpCore {
@@ -80,6 +83,15 @@ struct TcpCore {
     void setup_mss(Tcb& t);
     bool alloc_buffers(Tcb& t);
     void release_buffers(Tcb& t);
+    // Buffer limits (Tcb::sndbuf / rcvbuf); the rings grow with them.
+    void set_sndbuf(Tcb& t, uint32_t bytes);
+    void set_rcvbuf(Tcb& t, uint32_t bytes);
+    uint32_t rcv_space(const Tcb& t) const;     // room for the receive window
+    uint32_t snd_room(const Tcb& t) const;      // what send() may still queue
+    uint32_t rcvbuf_ceiling(const Tcb& t) const;   // the most rcvbuf may become
+    void rcv_space_adjust(Tcb& t, size_t copied);  // receive autotuning, on each read
+    void rcv_rtt_measure(Tcb& t, const TcpView& seg, uint32_t len);
+    void sndbuf_expand(Tcb& t);                 // send autotuning, on each ACK
     int bind_port(Tcb& t, uint16_t port);
     int pick_port(Tcb& t, Endpoint remote);
     bool reuse_time_wait(const FourTuple& k);

@@ -496,6 +496,7 @@ bool TcpCore::ack_processing(Tcb& t, const TcpView& seg) {
             }
         } else {
             t.cc.on_ack(acked, flight_before, now, t.rtt.srtt());
+            sndbuf_expand(t);
         }
         // RFC 6298 5.2/5.3: stop the timer when all is acked, else restart it.
         if (t.snd_una == t.snd_max) {
@@ -638,10 +639,11 @@ void TcpCore::detect_lost_retransmits(Tcb& t) {
     mark_output(t);
 }
 
-void TcpCore::process_data(Tcb& t, const TcpView&, const uint8_t* data, size_t len, Seq seq) {
+void TcpCore::process_data(Tcb& t, const TcpView& seg, const uint8_t* data, size_t len, Seq seq) {
     if (seq == t.rcv_nxt) {
         size_t n = t.rcv.write(data, len);
         t.rcv_nxt += static_cast<uint32_t>(n);
+        if (!t.rcvbuf_lock) rcv_rtt_measure(t, seg, static_cast<uint32_t>(n));
         t.info.bytes_received += n;
         bool had_ooo = !t.ooo.empty();
         if (had_ooo) {

@@ -55,13 +55,15 @@ Tcb* TcpCore::new_child(Tcb& l, uint32_t local_ip, uint32_t remote_ip, const Tcp
     c.linger_secs = l.linger_secs;
     c.sndbuf = l.sndbuf;
     c.rcvbuf = l.rcvbuf;
+    c.sndbuf_lock = l.sndbuf_lock;
+    c.rcvbuf_lock = l.rcvbuf_lock;
     c.user_mss = l.user_mss;
     c.cork = l.cork;
     c.notsent_lowat = l.notsent_lowat;
     c.user_timeout = l.user_timeout;
     c.local = {local_ip, seg.dst_port};
     c.remote = {remote_ip, seg.src_port};
-    c.rcv_wscale = wscale_for(c.rcvbuf);
+    c.rcv_wscale = wscale_for(rcvbuf_ceiling(c));
     return &c;
 }
 

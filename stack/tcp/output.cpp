@@ -75,7 +75,7 @@ void TcpCore::send_rst_for(Tcb& t) {
 }
 
 uint16_t TcpCore::window_to_advertise(Tcb& t, bool syn) {
-    uint32_t space = t.rcv.capacity() ? static_cast<uint32_t>(t.rcv.free()) : t.rcvbuf;
+    uint32_t space = rcv_space(t);
     if (syn) {   // RFC 7323 2.2: the window in a SYN is never scaled
         t.rcv_wnd = std::min<uint32_t>(space, 65535);
         if (t.rcv_nxt + t.rcv_wnd > t.rcv_adv) t.rcv_adv = t.rcv_nxt + t.rcv_wnd;

@@ -93,7 +93,22 @@ struct Tcb {
     // Buffers (allocated when the connection needs them, released on close).
     ByteRing snd, rcv;
     Reassembly ooo;
+    // Limits in data bytes: what the send queue may hold (Linux sk_sndbuf, reported as
+    // SO_SNDBUF) and the most the receive window offers (half of Linux's sk_rcvbuf,
+    // which SO_RCVBUF reports doubled). The rings grow with them, never shrink.
     uint32_t sndbuf = 0, rcvbuf = 0;
+    // SO_SNDBUF / SO_RCVBUF were set: no autotuning that way (Linux SOCK_*BUF_LOCK).
+    bool sndbuf_lock = false, rcvbuf_lock = false;
+    // Receive buffer autotuning (Linux tcp_rcv_space_adjust, "DRS"): bytes the
+    // application read in the current measurement round, which lasts one receiver RTT.
+    uint32_t rcvq_space = 0;        // the most read in one round so far
+    uint32_t rcvq_copied = 0;
+    TimeNs rcvq_time = 0;
+    // The receiver's RTT estimate (Linux rcv_rtt_est): from timestamp echoes on data,
+    // or without timestamps the time a window of data takes to arrive.
+    TimeNs rcv_rtt = 0;
+    Seq rcv_rtt_seq;
+    TimeNs rcv_rtt_time = 0;
 
     // Loss recovery and congestion control.
     RttEstimator rtt;

@@ -146,3 +146,27 @@ TEST_CASE("a ring takes its storage at the first byte written, not before", "[tc
     CHECK_FALSE(r.has_storage());
     CHECK(r.empty());
 }
+
+TEST_CASE("growing keeps in-order and out-of-order bytes across the wrap", "[tcp][ring]") {
+    ByteRing r(8);
+    CHECK(r.grow(4));                              // never shrinks
+    CHECK(r.capacity() == 8);
+    CHECK_FALSE(r.has_storage());
+    CHECK(r.grow(10));                             // no storage yet: only the size
+    CHECK(r.capacity() == 10);
+    CHECK_FALSE(r.has_storage());
+    char out[32] = {};
+    CHECK(r.write("abcdefgh", 8) == 8);
+    CHECK(r.read(out, 6) == 6);                    // head at 6
+    CHECK(r.write("ijkl", 4) == 4);                // "ghijkl", wrapping
+    CHECK(r.write_at(2, "op", 2) == 2);            // out of order, after a 2-byte hole
+    CHECK(r.grow(20));
+    CHECK(r.capacity() == 20);
+    CHECK(r.size() == 6);
+    CHECK(r.write("mn", 2) == 2);                  // fills the hole: "op" is still there
+    r.commit(2);
+    CHECK(r.read(out, 32) == 10);
+    CHECK(std::string(out, 10) == "ghijklmnop");
+    CHECK(r.write("0123456789abcdefghij", 20) == 20);
+    CHECK(r.free() == 0);
+}

@@ -138,6 +138,8 @@ inline EngineConfig test_config() {
     c.msl = 1 * kSec;                  // TIME_WAIT = 2 s in tests
     c.sndbuf = 64 * 1024;
     c.rcvbuf = 64 * 1024;
+    c.sndbuf_max = c.sndbuf;           // no autotuning unless a test asks for it
+    c.rcvbuf_max = c.rcvbuf;
     c.max_sockets = 64;
     c.isn_secret[0] = 1;
     c.isn_secret[1] = 2;
