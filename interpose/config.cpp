@@ -82,6 +82,26 @@ std::optional<ConfigError> parse_config(Config& cfg, const EnvLookup& env) {
         if (!parse_uint(v, 64ull << 20, &n, true) || n < 4096) return bad("FASTNET_RCVBUF", v, kBufAccepted);
         cfg.rcvbuf = static_cast<uint32_t>(n);
     }
+    // The maxima: at least the starting sizes. Unset, they are Linux's tcp_wmem /
+    // tcp_rmem maxima (4 MiB / 6 MiB), or the starting size when that is larger.
+    constexpr const char* kSndMaxAccepted =
+        "bytes from 4096 to 1024m, with an optional k or m suffix, not below FASTNET_SNDBUF";
+    constexpr const char* kRcvMaxAccepted =
+        "bytes from 4096 to 1024m, with an optional k or m suffix, not below FASTNET_RCVBUF";
+    if (const char* v = env("FASTNET_SNDBUF_MAX")) {
+        if (!parse_uint(v, 1ull << 30, &n, true) || n < 4096 || n < cfg.sndbuf)
+            return bad("FASTNET_SNDBUF_MAX", v, kSndMaxAccepted);
+        cfg.sndbuf_max = static_cast<uint32_t>(n);
+    } else if (cfg.sndbuf_max < cfg.sndbuf) {
+        cfg.sndbuf_max = cfg.sndbuf;
+    }
+    if (const char* v = env("FASTNET_RCVBUF_MAX")) {
+        if (!parse_uint(v, 1ull << 30, &n, true) || n < 4096 || n < cfg.rcvbuf)
+            return bad("FASTNET_RCVBUF_MAX", v, kRcvMaxAccepted);
+        cfg.rcvbuf_max = static_cast<uint32_t>(n);
+    } else if (cfg.rcvbuf_max < cfg.rcvbuf) {
+        cfg.rcvbuf_max = cfg.rcvbuf;
+    }
     if (const char* v = env("FASTNET_PORT_BASE")) {
         if (!parse_uint(v, 65535, &n, false) || n < 1024)
             return bad("FASTNET_PORT_BASE", v, "a port from 1024 to 65535");

@@ -27,6 +27,8 @@ struct Config {
     bool disable = false;
     uint32_t sndbuf = 256 * 1024;
     uint32_t rcvbuf = 256 * 1024;
+    uint32_t sndbuf_max = 4 << 20;  // autotuning ceilings, see EngineConfig
+    uint32_t rcvbuf_max = 6 << 20;
     uint16_t port_base = 40000;     // active-open range, see EngineConfig
     uint16_t port_count = 16384;
     uint32_t umem_frames = 4096;    // per RX queue served

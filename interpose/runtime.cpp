@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
 #include <linux/rtnetlink.h>
@@ -154,6 +155,19 @@ void reserve_ports(uint16_t base, uint16_t count) {
         log(LogLevel::Warn, "cannot reserve ports %s in the kernel (%s): kernel sockets may "
                             "collide with fastnet's active opens", range, strerror(errno));
     if (fd >= 0) real().close(fd);
+}
+
+// A number from a sysctl file, or `fallback` when it cannot be read.
+uint32_t read_sysctl_u32(const char* path, uint32_t fallback) {
+    char buf[32] = {};
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return fallback;
+    ssize_t n = real().read(fd, buf, sizeof buf - 1);
+    real().close(fd);
+    if (n <= 0) return fallback;
+    char* end = nullptr;
+    unsigned long v = strtoul(buf, &end, 10);
+    return end != buf && v > 0 && v <= 0x7fffffffu ? static_cast<uint32_t>(v) : fallback;
 }
 
 // Slots whose process died (a killed worker): their frames back to the pool, their
@@ -437,6 +451,11 @@ bool Runtime::start() {
     s.base.nslots = kSlots;
     s.base.sndbuf = cfg.sndbuf;
     s.base.rcvbuf = cfg.rcvbuf;
+    s.base.sndbuf_max = cfg.sndbuf_max;
+    s.base.rcvbuf_max = cfg.rcvbuf_max;
+    // SO_SNDBUF / SO_RCVBUF are capped as the kernel would cap them.
+    s.base.wmem_max = read_sysctl_u32("/proc/sys/net/core/wmem_max", s.base.wmem_max);
+    s.base.rmem_max = read_sysctl_u32("/proc/sys/net/core/rmem_max", s.base.rmem_max);
     host_secret(s.base.isn_secret);
 
     // A fastnetd serving the interface owns it: every preloaded process goes through it,

@@ -84,7 +84,8 @@ TEST_CASE("an invalid value names the variable, the value and what is accepted",
         {"FASTNET_PORT_COUNT", "0"}, {"FASTNET_UMEM_FRAMES", "1000"},
         {"FASTNET_UMEM_FRAMES", "-4"}, {"FASTNET_QUEUES", "0"}, {"FASTNET_QUEUES", "17"},
         {"FASTNET_QUEUES", "some"}, {"FASTNET_PROFILE", "fast"}, {"FASTNET_SPIN_US", "-1"},
-        {"FASTNET_SPIN_US", "2000000"}}));
+        {"FASTNET_SPIN_US", "2000000"}, {"FASTNET_SNDBUF_MAX", "2048"}, {"FASTNET_RCVBUF_MAX", "2000m"},
+        {"FASTNET_RCVBUF_MAX", "x"}}));
     CAPTURE(var, value);
     Config cfg;
     auto err = parse(cfg, {{var, value}});
@@ -92,6 +93,25 @@ TEST_CASE("an invalid value names the variable, the value and what is accepted",
     CHECK(std::string(err->var) == var);
     CHECK(err->value == value);
     CHECK(std::strlen(err->accepted) > 0);
+}
+
+TEST_CASE("buffer maxima default to Linux's and are never below the starting sizes", "[config]") {
+    Config cfg;
+    REQUIRE_FALSE(parse(cfg, {}));
+    CHECK(cfg.sndbuf_max == 4u << 20);
+    CHECK(cfg.rcvbuf_max == 6u << 20);
+    Config big;
+    REQUIRE_FALSE(parse(big, {{"FASTNET_RCVBUF", "15m"}}));
+    CHECK(big.rcvbuf_max == 15u << 20);   // unset: follows a larger starting size
+    Config set;
+    REQUIRE_FALSE(parse(set, {{"FASTNET_SNDBUF_MAX", "16m"}, {"FASTNET_RCVBUF_MAX", "64m"}}));
+    CHECK(set.sndbuf_max == 16u << 20);
+    CHECK(set.rcvbuf_max == 64u << 20);
+    Config low;
+    auto err = parse(low, {{"FASTNET_RCVBUF", "2m"}, {"FASTNET_RCVBUF_MAX", "1m"}});
+    REQUIRE(err);
+    CHECK(std::string(err->var) == "FASTNET_RCVBUF_MAX");
+    CHECK(std::string(err->accepted).find("not below FASTNET_RCVBUF") != std::string::npos);
 }
 
 TEST_CASE("a port range past 65535 is refused", "[config]") {
