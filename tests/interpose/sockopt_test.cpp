@@ -320,6 +320,46 @@ TEST_CASE("an option the kernel accepts and the engine lacks hands a fresh socke
     close(fresh);
 }
 
+TEST_CASE("SO_SNDBUF and SO_RCVBUF on a connection read back doubled as on the kernel, and take effect", "[sockopt][buffers]") {
+    Pair p;
+    make_pair(AF_INET, Connected, 0, &p);
+    // Linux: min(value, wmem_max / rmem_max) * 2, at least SOCK_MIN_SNDBUF / RCVBUF.
+    for (int name : {SO_SNDBUF, SO_RCVBUF}) {
+        for (int v : {100000, 1 << 30, 1, 65536}) {
+            CAPTURE(name == SO_SNDBUF ? "SO_SNDBUF" : "SO_RCVBUF", v);
+            REQUIRE(setsockopt(p.fast, SOL_SOCKET, name, &v, sizeof v) == 0);
+            REQUIRE(syscall(SYS_setsockopt, p.kern, SOL_SOCKET, name, &v, sizeof v) == 0);
+            int fv = 0, kv = 0;
+            socklen_t fl = sizeof fv, kl = sizeof kv;
+            REQUIRE(getsockopt(p.fast, SOL_SOCKET, name, &fv, &fl) == 0);
+            REQUIRE(syscall(SYS_getsockopt, p.kern, SOL_SOCKET, name, &kv, &kl) == 0);
+            CHECK(fv == kv);
+        }
+    }
+    // A 400 KB blocking write after SO_SNDBUF finishes; the echo comes back whole.
+    int v = 100000;
+    REQUIRE(setsockopt(p.fast, SOL_SOCKET, SO_SNDBUF, &v, sizeof v) == 0);
+    std::vector<char> out(400 * 1000), in(out.size());
+    for (size_t i = 0; i < out.size(); ++i) out[i] = static_cast<char>(i * 7 + i / 251);
+    timeval tv{20, 0};
+    setsockopt(p.fast, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    size_t got = 0;
+    std::thread rd([&] {
+        while (got < in.size()) {
+            ssize_t n = read(p.fast, in.data() + got, in.size() - got);
+            if (n <= 0) break;
+            got += static_cast<size_t>(n);
+        }
+    });
+    ssize_t w = write(p.fast, out.data(), out.size());
+    rd.join();
+    CHECK(w == static_cast<ssize_t>(out.size()));
+    CHECK(got == out.size());
+    CHECK(in == out);
+    CHECK(served_by_fastnet(p.fast));
+    CHECK(kernel_flows_of(p.fast).empty());
+}
+
 TEST_CASE("getsockopt at a level the family does not answer fails as on the kernel", "[sockopt]") {
     int family = GENERATE(AF_INET, AF_INET6);
     CAPTURE(family);
