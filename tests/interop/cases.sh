@@ -110,6 +110,63 @@ bulk() {   # bulk SIZE_MIB: both directions at once, fastnet server then fastnet
     check_kernel_clean
 }
 
+# throughput MIB: one-way transfers over the bed's delay, fastnet against the kernel,
+# each direction timed (best of 3, by the kernel client, connect to EOF) beside the
+# same transfer kernel-to-kernel on the same bed. fastnet must reach 0.8x the kernel's
+# rate, and its buffer autotuning must have run (its counters).
+throughput() {
+    local mib=$1 kp=5002 dir try secs best fbest kbest
+    head -c $((mib << 20)) /dev/urandom > "$work/data"
+    local want; want=$(sha "$work/data")
+    timed_client() {   # timed_client PORT ARGS...: prints the client's seconds
+        local p=$1; shift
+        local out; out=$(cli python3 "$kpeer" client --connect "$TB_IP_SRV:$p" --timeout 120 "$@") ||
+            fail "kernel client failed: $out"
+        sed -n 's/.*seconds=\([0-9.]*\).*/\1/p' <<< "$out"
+    }
+    for dir in up down; do
+        fbest=999999 kbest=999999
+        for try in 1 2 3; do
+            rm -f "$work/got"
+            # kernel to kernel
+            if [[ $dir == up ]]; then
+                srv python3 "$kpeer" server --port $kp --recv "$work/got" --timeout 120 > "$work/ks.out" 2>&1 &
+            else
+                srv python3 "$kpeer" server --port $kp --send "$work/data" --timeout 120 > "$work/ks.out" 2>&1 &
+            fi
+            local kpid=$!; pids+=($kpid)
+            for _ in $(seq 50); do srv ss -ltn | grep -q ":$kp " && break; sleep 0.1; done
+            if [[ $dir == up ]]; then secs=$(timed_client $kp --send "$work/data")
+            else secs=$(timed_client $kp --recv "$work/got"); fi
+            wait $kpid || { cat "$work/ks.out"; fail "kernel server failed"; }
+            [[ $(sha "$work/got") == "$want" ]] || fail "kernel-to-kernel bytes differ ($dir)"
+            kbest=$(awk -v a="$kbest" -v b="$secs" 'BEGIN { print (b < a ? b : a) }')
+            rm -f "$work/got"
+            # fastnet
+            if [[ $dir == up ]]; then
+                start_fastnet fpeer server --port $port --recv "$work/got" --timeout 120
+            else
+                start_fastnet fpeer server --port $port --send "$work/data" --timeout 120
+            fi
+            wait_fastnet_listen
+            if [[ $dir == up ]]; then secs=$(timed_client $port --send "$work/data")
+            else secs=$(timed_client $port --recv "$work/got"); fi
+            check_no_kernel_flow
+            finish_fastnet
+            [[ $(sha "$work/got") == "$want" ]] || fail "fastnet bytes differ ($dir)"
+            if [[ $dir == up ]]; then grep -Eq 'rcvbuf_grown=[1-9]' "$work/fastnet.out" || fail "receive autotuning did not run"
+            else grep -Eq 'sndbuf_grown=[1-9]' "$work/fastnet.out" || fail "send autotuning did not run"; fi
+            fbest=$(awk -v a="$fbest" -v b="$secs" 'BEGIN { print (b < a ? b : a) }')
+            echo "try $try, $dir: kernel-to-kernel best ${kbest}s, fastnet best ${fbest}s"
+            check_kernel_clean
+        done
+        awk -v f="$fbest" -v k="$kbest" -v m="$mib" 'BEGIN {
+            printf "%s: kernel %.0f Mbit/s, fastnet %.0f Mbit/s\n", "'$dir'", m * 8 * 1.048576 / k, m * 8 * 1.048576 / f
+            exit !(f * 0.8 <= k) }' ||
+            fail "fastnet ($dir) below 0.8x the kernel-to-kernel rate"
+    done
+}
+
 options() {   # the kernel sees the options fastnet negotiated (its TCP_INFO)
     head -c $((8 << 20)) /dev/urandom > "$work/down"
     start_fastnet fpeer server --port $port --send "$work/down" --timeout 60
