@@ -180,17 +180,17 @@ void TcpCore::rcv_space_adjust(Tcb& t, size_t copied) {
 }
 
 // Linux tcp_rcv_rtt_measure / tcp_rcv_rtt_measure_ts. With timestamps the echo on a
-// full-sized data segment gives a sample (1 ms resolution, so never below 1 ms); without
-// them, the time from offering a window until rcv_nxt passes its right edge. Samples are
-// smoothed by 1/8 (timestamps) or, being a window's worth at least, only lower it.
+// full-sized data segment gives a sample (1 ms resolution); below that (a LAN), or
+// without timestamps, the time from offering a window until rcv_nxt passes its right
+// edge. Samples are smoothed by 1/8 (timestamps) or, being a window's worth at least,
+// only lower the estimate.
 void TcpCore::rcv_rtt_measure(Tcb& t, const TcpView& seg, uint32_t len) {
     TimeNs sample = 0;
     bool window_sample = false;
-    if (t.ts_ok && seg.opts.ts && seg.opts.ts->tsecr) {
-        if (len < t.rcv_mss_est) return;
-        const int32_t ms = static_cast<int32_t>(tsval(t) - seg.opts.ts->tsecr);
-        if (ms < 0) return;
-        sample = std::max<TimeNs>(TimeNs(ms) * 1'000'000, 1'000'000);
+    const int32_t ms = t.ts_ok && seg.opts.ts && seg.opts.ts->tsecr && len >= t.rcv_mss_est
+                           ? static_cast<int32_t>(tsval(t) - seg.opts.ts->tsecr) : 0;
+    if (ms > 0) {
+        sample = TimeNs(ms) * 1'000'000;
     } else {
         if (t.rcv_rtt_time && t.rcv_nxt >= t.rcv_rtt_seq) {
             sample = std::max<TimeNs>(now - t.rcv_rtt_time, 1'000);
