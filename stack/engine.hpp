@@ -80,6 +80,10 @@ class Neighbours {
 public:
     virtual ~Neighbours() = default;
     virtual bool resolve(uint32_t next_hop_ip, uint8_t mac_out[6]) = 0;
+    // The next hop for a destination by the interface's routes more specific than its
+    // default route (a /32 via a gateway, a container route); 0: none applies, and the
+    // engine takes its subnet and EngineConfig::gateway.
+    virtual uint32_t next_hop(uint32_t /*dst_ip*/) const { return 0; }
 };
 
 // Told whenever a socket's readiness may have changed (for edge-triggered epoll).

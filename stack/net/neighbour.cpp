@@ -53,7 +53,7 @@ int NeighbourCache::open(int ifindex) {
     }
     mask_ = cap - 1;
     // Subscribe before the dump so no change between the two is missed.
-    int rc = nl_.open(RTMGRP_NEIGH, /*nonblocking=*/true);
+    int rc = nl_.open(RTMGRP_NEIGH | RTMGRP_IPV4_ROUTE, /*nonblocking=*/true);
     if (rc < 0) {
         close();
         return rc;
@@ -63,6 +63,7 @@ int NeighbourCache::open(int ifindex) {
         close();
         return rc;
     }
+    interface_routes(ifindex_, &routes_);   // none: the engine's subnet and gateway
     return 0;
 }
 
@@ -138,6 +139,10 @@ void NeighbourCache::apply(const nlmsghdr* h) {
         if (h->nlmsg_len >= NLMSG_LENGTH(sizeof(nlmsgerr)) &&
             static_cast<const nlmsgerr*>(NLMSG_DATA(h))->error != 0)
             ++stats_.request_errors;
+        return;
+    }
+    if (h->nlmsg_type == RTM_NEWROUTE || h->nlmsg_type == RTM_DELROUTE) {
+        routes_changed_ = true;   // reloaded after the drain (a dump, not per message)
         return;
     }
     if ((h->nlmsg_type != RTM_NEWNEIGH && h->nlmsg_type != RTM_DELNEIGH) ||
@@ -230,6 +235,11 @@ int NeighbourCache::poll_updates(TimeNs now) {
         rc = nl_.drain(on_message, this);
     }
     if (rc < 0) return rc;
+    if (routes_changed_) {
+        routes_changed_ = false;
+        std::vector<Ipv4Route> r;
+        if (interface_routes(ifindex_, &r) == 0) routes_.swap(r);
+    }
 
     uint32_t kept = 0;
     for (uint32_t i = 0; i < npending_; ++i) {

@@ -9,6 +9,7 @@
 
 #include "stack/engine.hpp"
 #include "stack/net/netlink.hpp"
+#include "stack/net/route.hpp"
 
 namespace fastnet {
 
@@ -45,6 +46,11 @@ public:
     // kernel resolution request (sent by the next poll_updates()) and the caller retries.
     // Usable kernel states: REACHABLE, STALE, DELAY, PROBE, PERMANENT, NOARP.
     bool resolve(uint32_t next_hop_ip, uint8_t mac_out[6]) override;
+    // By the interface's specific routes (route.hpp interface_routes), loaded at open()
+    // and again whenever the kernel announces a route change.
+    uint32_t next_hop(uint32_t dst_ip) const override {
+        return routes_.empty() ? 0 : route_next_hop(routes_, dst_ip);
+    }
 
     // Applies queued notifications and sends queued requests (rate-limited per address).
     // Call from the poll loop; cheap when nothing is queued (one recv that says EAGAIN).
@@ -87,6 +93,8 @@ private:
     uint32_t* pending_ = nullptr;
     uint32_t npending_ = 0;
     int updates_in_drain_ = 0;
+    bool routes_changed_ = false;
+    std::vector<Ipv4Route> routes_;
     Stats stats_;
 };
 

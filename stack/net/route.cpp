@@ -1,9 +1,10 @@
-// Route lookups over rtnetlink: RTM_GETROUTE for one destination, RTM_GETROUTE dump of
-// the main table for the default route. Called at start-up and per connect(), never per
-// packet.
+// Route lookups over rtnetlink: RTM_GETROUTE for one destination, RTM_GETROUTE dumps of
+// the main table for the default route and for an interface's specific routes. Called at
+// start-up, per connect() and on route changes, never per packet.
 #include "stack/net/route.hpp"
 
 #include <arpa/inet.h>
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -78,6 +79,43 @@ int lookup_route(uint32_t dst, RouteInfo* out) {
     *out = m.r;
     out->dst = dst;
     out->next_hop = m.r.gateway ? m.r.gateway : dst;
+    return 0;
+}
+
+int interface_routes(int oif, std::vector<Ipv4Route>* out) {
+    NetlinkSocket nl;
+    int rc = nl.open();
+    if (rc < 0) return rc;
+    alignas(nlmsghdr) uint8_t buf[NLMSG_SPACE(sizeof(rtmsg))] = {};
+    auto* h = reinterpret_cast<nlmsghdr*>(buf);
+    h->nlmsg_len = NLMSG_LENGTH(sizeof(rtmsg));
+    h->nlmsg_type = RTM_GETROUTE;
+    h->nlmsg_flags = NLM_F_DUMP;
+    static_cast<rtmsg*>(NLMSG_DATA(h))->rtm_family = AF_INET;
+    struct Ctx { int oif; std::vector<Ipv4Route> routes; } ctx{oif, {}};
+    rc = nl.transact(h, [](const nlmsghdr* r, void* p) {
+        auto* c = static_cast<Ctx*>(p);
+        RouteMsg m;
+        if (!parse_route(r, &m) || m.dst_len == 0 || m.dst_len > 32 || m.r.table != RT_TABLE_MAIN ||
+            m.r.type != RTN_UNICAST || m.r.oif != c->oif)
+            return true;
+        uint32_t mask = m.dst_len == 32 ? ~0u : ~(~0u >> m.dst_len);
+        c->routes.push_back({m.r.dst & mask, static_cast<uint8_t>(m.dst_len), m.r.gateway, m.priority});
+        return true;
+    }, &ctx);
+    if (rc < 0) return rc;
+    std::sort(ctx.routes.begin(), ctx.routes.end(), [](const Ipv4Route& a, const Ipv4Route& b) {
+        return a.len != b.len ? a.len > b.len : a.metric < b.metric;
+    });
+    *out = std::move(ctx.routes);
+    return 0;
+}
+
+uint32_t route_next_hop(const std::vector<Ipv4Route>& routes, uint32_t dst) {
+    for (const Ipv4Route& r : routes) {
+        uint32_t mask = r.len == 32 ? ~0u : ~(~0u >> r.len);
+        if ((dst & mask) == r.prefix) return r.gateway ? r.gateway : dst;
+    }
     return 0;
 }
 

@@ -17,8 +17,11 @@ uint32_t TcpCore::send_window(const Tcb& t) const { return std::min(t.snd_wnd, t
 
 bool TcpCore::emit(uint32_t dst_ip, TcpFrameSpec& spec, const uint8_t* p1, size_t l1,
                    const uint8_t* p2, size_t l2) {
-    uint32_t hop = dst_ip;
-    if ((dst_ip & cfg.netmask) != (cfg.ip & cfg.netmask) && cfg.gateway) hop = cfg.gateway;
+    uint32_t hop = nb.next_hop(dst_ip);
+    if (!hop) {
+        hop = dst_ip;
+        if ((dst_ip & cfg.netmask) != (cfg.ip & cfg.netmask) && cfg.gateway) hop = cfg.gateway;
+    }
     uint8_t mac[6];
     if (!nb.resolve(hop, mac)) {
         stats.tx_unresolved++;
