@@ -35,8 +35,10 @@ void Congestion::on_ack(uint32_t acked, uint32_t flight, TimeNs now, TimeNs srtt
     if (in_recovery_ || acked == 0) return;
     if (cwnd_ < ssthresh_) {
         if (uint64_t(flight) * 2 < cwnd_) return;          // not cwnd-limited
-        // RFC 3465 2.2: cwnd += min(N, L*SMSS), L = 2.
-        uint64_t c = uint64_t(cwnd_) + std::min<uint64_t>(acked, 2ull * mss_);
+        // Every acknowledged byte, as Linux's tcp_slow_start (RFC 3465 2.2 would cap an
+        // ACK at L = 2 SMSS): a peer whose stretch ACKs (GRO, LRO) cover many segments
+        // does not slow the start down.
+        uint64_t c = uint64_t(cwnd_) + acked;
         if (c <= ssthresh_) {
             cwnd_ = static_cast<uint32_t>(std::min<uint64_t>(c, 0xffffffffu));
             return;
