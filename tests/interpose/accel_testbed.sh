@@ -83,11 +83,11 @@ kill $EP; wait $EP 2>/dev/null
 ip netns exec "$TB_NS_CLI" "$PY" "$S/tests/interpose/peer.py" "$TB_IP_CLI" 7100 > "$TMP/peer.out" 2>&1 &
 PIDS+=($!)
 wait_listen "$TB_NS_CLI" 7101
-(sleep 3; echo "held") | ip netns exec "$TB_NS_SRV" env LD_PRELOAD="$LIB" socat - "TCP:$TB_IP_CLI:7101" > "$TMP/socat.out" 2> "$TMP/socat.err" &
+(sleep 6; echo "held") | ip netns exec "$TB_NS_SRV" env LD_PRELOAD="$LIB" socat - "TCP:$TB_IP_CLI:7101" > "$TMP/socat.out" 2> "$TMP/socat.err" &
 SP=$!
 # Until the connection shows (a new engine's bind may wait for the queue to be released
 # by the processes before it).
-for i in $(seq 50); do
+for i in $(seq 100); do
   sport=$(cli ss -Htan "sport = :7101" | awk '$1 == "ESTAB" {split($5, a, ":"); print a[2]}' | head -1)
   [[ -n $sport ]] && break
   sleep 0.05
