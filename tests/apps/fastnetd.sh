@@ -16,6 +16,7 @@ need nginx redis-server redis-benchmark memcached setpriv
 FND=$B/tools/fastnetd
 SOCK=/run/fastnet/$TB_IF_SRV.sock
 public_lib
+cp "$B/examples/http_server" "$TMP/pub/"; chmod 755 "$TMP/pub/http_server"
 
 ip netns exec "$TB_NS_SRV" "$FND" --iface "$TB_IF_SRV" --allow-uid redis --allow-uid nobody > "$TMP/fnd.log" 2>&1 &
 DP=$!; PIDS+=("$DP")
@@ -126,7 +127,7 @@ for i in $(seq 100); do grep -q serving "$TMP/fnd2.log" && break; sleep 0.05; do
 grep -q "taken over from the running ring keeper" "$TMP/fnd2.log" \
   && pass "a restarted fastnetd takes over: $(head -1 "$TMP/fnd2.log")" || fail "restart: $(cat "$TMP/fnd2.log")"
 ip netns exec "$TB_NS_SRV" setpriv --reuid=nobody --regid=nogroup --clear-groups env LD_PRELOAD="$PUBLIB" \
-  "$B/examples/http_server" 8090 > "$TMP/hs.log" 2>&1 &
+  "$TMP/pub/http_server" 8090 > "$TMP/hs.log" 2>&1 &
 HP=$!; PIDS+=("$HP")
 if wait_listen "$TB_NS_SRV" 8090; then
   ok=0
