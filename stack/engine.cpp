@@ -436,10 +436,6 @@ uint32_t TcpCore::events(const Tcb& t) const {
 
 // ---------------------------------------------------------------- Engine API
 
-struct Engine::Impl : TcpCore {
-    using TcpCore::TcpCore;
-};
-
 Engine::Engine(const EngineConfig& cfg, Device& dev, Neighbours& nb)
     : impl_(new Impl(cfg, dev, nb)) {}
 

@@ -203,6 +203,22 @@ public:
     int handover_state(SockId s, HandoverState* out) const;
     void detach(SockId s);
 
+    // Moves of a connection between processes (a connection accepted before fork() and
+    // used in the child; interpose/xproc.cpp). export_connection() writes what another
+    // engine needs to continue it: ConnState, then the unacknowledged and unsent bytes
+    // (from snd_una), then the unread ones, into buf. Returns the bytes written after the
+    // state, or -EAGAIN (out-of-order data waits to be filled in: try later), -EINVAL
+    // (not an open, synchronized connection), -ENOSPC. release_exported() then forgets
+    // it without a segment (frames of its flow still arriving are dropped for
+    // kMovedForwardNs). import_connection() builds it in this engine, its timers armed,
+    // and returns its SockId or -errno; expect_flow() drops (instead of answering with a
+    // RST) frames of a flow about to be imported that arrive before it is.
+    struct ConnState;
+    int export_connection(SockId s, ConnState* out, uint8_t* buf, size_t cap) const;
+    void release_exported(SockId s);
+    int import_connection(const ConnState& in, const uint8_t* data);
+    void expect_flow(Endpoint local, Endpoint remote);
+
     const EngineStats& stats() const;
     // For leak checks: every one is 0 once all sockets are closed and TIME_WAIT is over.
     size_t live_tcbs() const;
@@ -212,6 +228,45 @@ public:
 private:
     struct Impl;
     Impl* impl_;
+};
+
+
+// A connection's state as it moves between processes: explicit fields, never the Tcb's
+// bytes (the two sides are the same library build, but the Tcb holds pointers, rings and
+// list links). Times are CLOCK_MONOTONIC ns, the same in every process.
+struct Engine::ConnState {
+    Endpoint local, remote;
+    uint8_t state = 0;                 // TcpState
+    uint32_t iss = 0, snd_una = 0, snd_nxt = 0, snd_max = 0, snd_wl1 = 0, snd_wl2 = 0;
+    uint32_t snd_wnd = 0, max_snd_wnd = 0;
+    uint32_t irs = 0, rcv_nxt = 0, rcv_adv = 0, last_ack_sent = 0, rcv_wnd = 0;
+    uint8_t snd_wscale = 0, rcv_wscale = 0;
+    bool ws_ok = false, ts_ok = false, sack_ok = false;
+    uint32_t ts_recent = 0, ts_offset = 0;
+    TimeNs ts_recent_age = 0;
+    uint16_t snd_mss = 0, rcv_mss = 0, adv_mss = 0, user_mss = 0, rcv_mss_est = 0;
+    bool fin_queued = false, fin_sent = false, fin_acked = false, fin_rcvd = false;
+    bool rd_shutdown = false;
+    uint32_t fin_seq = 0;
+    uint32_t sndbuf = 0, rcvbuf = 0;
+    bool sndbuf_lock = false, rcvbuf_lock = false;
+    // Receive buffer autotuning and the receiver's RTT estimate.
+    uint32_t rcvq_space = 0, rcvq_copied = 0, rcv_rtt_seq = 0;
+    TimeNs rcvq_time = 0, rcv_rtt = 0, rcv_rtt_time = 0;
+    // RTT and congestion state: value types without pointers (checked where copied).
+    alignas(8) uint8_t rtt[128] = {};
+    alignas(8) uint8_t cc[256] = {};
+    uint32_t total_retrans = 0;
+    TimeNs last_send = 0, last_recv = 0, una_since = 0;
+    bool pingpong = false, data_rcvd = false;
+    // Socket options.
+    bool nodelay = false, keepalive = false, reuseaddr = false, reuseport = false;
+    bool linger_on = false, cork = false;
+    int linger_secs = 0, so_error = 0;
+    TimeNs keepidle = 0, keepintvl = 0, user_timeout = 0;
+    uint32_t keepcnt = 0, notsent_lowat = 0;
+    // What follows the state in the transfer buffer.
+    uint32_t snd_len = 0, rcv_len = 0;
 };
 
 }  // namespace fastnet

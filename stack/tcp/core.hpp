@@ -191,4 +191,9 @@ struct TcpCore {
     void tcb_closed(Tcb& t);                   // CLOSED: freed if nobody holds the socket
 };
 
+// The Engine's implementation is the core (engine.cpp, tcp/transfer.cpp).
+struct Engine::Impl : TcpCore {
+    using TcpCore::TcpCore;
+};
+
 }  // namespace fastnet
