@@ -703,8 +703,10 @@ void Runtime::after_fork_in_child() {
             if (!en->orphan()) {
                 int fdflags = r.fcntl(fd, F_GETFD);
                 r.dup3(en->shadow, fd, (fdflags & FD_CLOEXEC) ? O_CLOEXEC : 0);
-                int fl = r.fcntl(fd, F_GETFL);
-                r.fcntl(fd, F_SETFL, en->nonblock ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK));
+                // The file status flags belong to the open file description, which the
+                // parent's shadow shares: it stays non-blocking, or the parent's next
+                // accept() on the kernel side would block (a blocking listener that
+                // forks: Python's ForkingTCPServer).
             }
             en->eng = nullptr;
             en->sid = kNoSock;
