@@ -21,6 +21,7 @@
 #include "interpose/counters.hpp"
 #include "interpose/fastsock.hpp"
 #include "interpose/libc.hpp"
+#include "interpose/xproc.hpp"
 #include "interpose/runtime.hpp"
 
 namespace fastnet::ipose::fs {
@@ -465,6 +466,9 @@ int shutdown(Entry* en, int how) {
 
 void release(Entry* en) {
     if (en->items) epoll_forget(en);
+    // Shared with another process (xproc.hpp): nothing is sent while it still holds it.
+    if (en->xidx >= 0 && xproc::release(en)) return;
+    if (en->orphan()) return;           // a connection that could not be taken over
     uint16_t port = en->state == SockState::Listening ? bound_port(en) : en->steered_port;
     bool port_in_use = false;
     with_engine(en, [&](Engine& eng) {
@@ -494,8 +498,9 @@ namespace {
 // so that a socket two threads take turns on stays where it is. Not while a thread is
 // blocked on it (it sleeps on the old engine's fds).
 void follow_caller(Entry* en) {
+    // A connection other processes share stays on the engine the shared table names.
     if (__atomic_load_n(&en->steered_port, __ATOMIC_RELAXED) == 0 || en->state != SockState::Connected ||
-        __atomic_load_n(&en->stays, __ATOMIC_RELAXED))
+        __atomic_load_n(&en->stays, __ATOMIC_RELAXED) || en->xidx >= 0)
         return;
     RtEngine* to = Runtime::get().thread_engine();
     RtEngine* from = __atomic_load_n(&en->eng, __ATOMIC_ACQUIRE);

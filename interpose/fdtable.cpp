@@ -85,7 +85,10 @@ Entry* FdTable::alloc() {
 Entry* FdTable::adopt_orphan(int fd, Entry* e) const {
     std::lock_guard g(adopt_mu_);
     uint8_t st = e->inherited.load(std::memory_order_acquire);
-    if (st == Entry::Orphan) {
+    if (st == Entry::Remote) {
+        st = remote_hook && remote_hook(fd, e) ? Entry::Own : Entry::KernelOnly;
+        e->inherited.store(st, std::memory_order_release);
+    } else if (st == Entry::Orphan) {
         st = orphan_hook && orphan_hook(fd, e) ? Entry::Own : Entry::KernelOnly;
         e->inherited.store(st, std::memory_order_release);
     }

@@ -70,8 +70,11 @@ struct Entry {
     std::atomic<bool> dormant{false};
     // A listener inherited through fork() (see FdTable::lookup): Orphan until this
     // process accepts or waits on it, then Adopted by its engine or left KernelOnly.
-    enum Inherit : uint8_t { Own, Orphan, KernelOnly };
+    // A connection inherited through fork() is Remote: another process's engine serves
+    // it until this one uses it (xproc.hpp); KernelOnly if that fails.
+    enum Inherit : uint8_t { Own, Orphan, KernelOnly, Remote };
     std::atomic<uint8_t> inherited{Own};
+    int xidx = -1;                           // entry in the shared table (xproc.hpp), or -1
     bool orphan() const { return inherited.load(std::memory_order_acquire) != Own; }
 
     // --- epoll sets ---
@@ -100,10 +103,13 @@ public:
     Entry* lookup(int fd, bool adopt = false) const {
         if (static_cast<unsigned>(fd) >= size_) return nullptr;
         Entry* e = slots_[fd].load(std::memory_order_acquire);
-        if (__builtin_expect(e && e->orphan(), 0)) return adopt ? adopt_orphan(fd, e) : nullptr;
+        if (__builtin_expect(e && e->orphan(), 0))
+            return adopt || e->inherited.load(std::memory_order_relaxed) == Entry::Remote
+                       ? adopt_orphan(fd, e) : nullptr;
         return e;
     }
     bool (*orphan_hook)(int fd, Entry* e) = nullptr;
+    bool (*remote_hook)(int fd, Entry* e) = nullptr;     // xproc::claim
     Entry* raw(int fd) const { return slots_[fd].load(std::memory_order_acquire); }
     // A fresh fd number for a fastnet socket (dup of the anchor), or -errno. The number
     // is checked to fit the table; it is closed and -EMFILE returned otherwise.

@@ -51,6 +51,10 @@ void after_fork_in_child() {
     }
 }
 
+void before_fork() {
+    if (level() == Level::Ready) Runtime::get().before_fork();
+}
+
 void after_fork_in_parent() {
     if (level() == Level::Ready) Runtime::get().after_fork_in_parent();
 }
@@ -103,7 +107,7 @@ void ensure_init() {
         return;
     }
     counters_open();
-    pthread_atfork(nullptr, after_fork_in_parent, after_fork_in_child);
+    pthread_atfork(before_fork, after_fork_in_parent, after_fork_in_child);
     set_level(Level::Ready);
     errno = saved;
 }

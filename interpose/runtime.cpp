@@ -29,6 +29,7 @@
 #include "interpose/fastsock.hpp"
 #include "interpose/handover.hpp"
 #include "interpose/libc.hpp"
+#include "interpose/xproc.hpp"
 #include "stack/net/interface.hpp"
 #include "stack/net/neighbour.hpp"
 #include "stack/net/route.hpp"
@@ -363,6 +364,12 @@ int fail_start(const char* why, int err) {
     return false;
 }
 
+// Connections accepted before fork() are usable in the child through the table the
+// process tree shares (xproc.hpp); it must exist before the first fork.
+void start_shared_table() {
+    if (xproc::init()) FdTable::get().remote_hook = xproc::claim;
+}
+
 // The runtime on an interface fastnetd serves: its UMEMs, its program (maps and link)
 // and its active-open range, from the HELLO reply's fds.
 bool start_with_daemon(State& s, int d) {
@@ -403,6 +410,7 @@ bool start_with_daemon(State& s, int d) {
     s.via_daemon = true;
     s.daemon_fd = d;
     s.daemon_pid = s.pid = getpid();
+    start_shared_table();
     __atomic_store_n(&s.started, 1, __ATOMIC_RELEASE);
     char ip[INET_ADDRSTRLEN];
     uint32_t ip_be = htonl(s.base.ip);
@@ -483,6 +491,7 @@ bool Runtime::start() {
     reserve_ports(cfg.port_base, cfg.port_count);
 
     s.pid = getpid();
+    start_shared_table();
     s.started = 1;
     __atomic_store_n(&s.started, 1, __ATOMIC_RELEASE);
     char ip[INET_ADDRSTRLEN];
@@ -648,6 +657,16 @@ int Runtime::steer_flow(Endpoint local, Endpoint remote, RtEngine* e) {
     return s.steering.add_flow(flow_tuple(local, remote), static_cast<uint32_t>(e->slot));
 }
 
+int Runtime::steer_flow_to_slot(Endpoint local, Endpoint remote, uint32_t slot) {
+    State& s = st();
+    SteerLock g;
+    return s.steering.add_flow(flow_tuple(local, remote), slot);
+}
+
+void Runtime::before_fork() {
+    if (__atomic_load_n(&st().started, __ATOMIC_ACQUIRE) > 0) xproc::at_fork();
+}
+
 void Runtime::unsteer_flow(Endpoint local, Endpoint remote) {
     State& s = st();
     SteerLock g;
@@ -660,8 +679,9 @@ void Runtime::after_fork_in_child() {
     // the shared UMEM, XSKs bound to the same UMEM), and an inherited listener becomes
     // a kernel listener (its shadow) until the child accepts or waits on it, when its
     // engine listens on the port too and joins the port's slots (fastsock.cpp
-    // adopt_listener). Other inherited fastnet sockets are not usable in the child
-    // (README: limits).
+    // adopt_listener). An inherited connection stays served by the parent's engine
+    // until the child uses it, when it moves here (xproc.hpp: Remote); one the shared
+    // table could not take stays the parent's, its number a bare placeholder here.
     tl_engine = nullptr;
     tl_ndirty = 0;                     // the parent's engines are not this process's
     State& s = st();
@@ -714,7 +734,14 @@ void Runtime::after_fork_in_child() {
             en->inherited.store(Entry::Orphan, std::memory_order_release);
             continue;
         }
-        // Other fastnet sockets stay the parent's; here the number is a bare placeholder.
+        if (xproc::inherited(en)) {
+            en->eng = nullptr;
+            en->sid = kNoSock;
+            en->items = nullptr;           // the parent's epoll sets
+            en->follow_hint = nullptr;
+            en->inherited.store(Entry::Remote, std::memory_order_release);
+            continue;
+        }
         t.remove(fd);
     }
 }
@@ -778,6 +805,7 @@ void Runtime::before_exec() {
     State& s = st();
     if (__atomic_load_n(&s.started, __ATOMIC_ACQUIRE) <= 0 || getpid() != s.pid) return;
     close_on_exec_sockets();
+    xproc::release_all();              // what other processes share does not survive exec
     int n = s.nboxes.load(std::memory_order_acquire);
     for (int i = 0; i < n; ++i) pump(&s.boxes[i]->rt, true);
 }
@@ -787,6 +815,7 @@ void Runtime::at_exit() {
     if (s.started <= 0 || getpid() != s.pid) return;   // a vfork() child: not its engines
     static std::atomic<bool> once{false};   // exit() runs it, and _exit() may follow
     if (once.exchange(true)) return;
+    xproc::release_all();              // a forked child gives back what it never used
     FdTable& t = FdTable::get();
     int n = s.nboxes.load(std::memory_order_acquire);
     // Engine locks are held only for the length of a call or a poll (never across a
@@ -883,6 +912,7 @@ void RtEngine::on_events(SockId sock, uint32_t) {
 
 void RtEngine::poll_locked(uint64_t now) {
     engine->poll(now);
+    if (xproc::pending(slot)) xproc::serve(*this);   // another process asks for a connection
     tx_dirty.store(false, std::memory_order_relaxed);
     __atomic_store_n(&last_poll, now, __ATOMIC_RELAXED);   // pump() reads it unlocked
     State& s = st();

@@ -68,6 +68,11 @@ public:
     // or no longer need an exact entry.
     int steer_flow(Endpoint local, Endpoint remote, RtEngine* e);
     void unsteer_flow(Endpoint local, Endpoint remote);
+    // The same for a connection moving to another process's engine (xproc.cpp).
+    int steer_flow_to_slot(Endpoint local, Endpoint remote, uint32_t slot);
+
+    // fork() prepare: connections the child inherits get one more holder (xproc.hpp).
+    void before_fork();
 
     void after_fork_in_child();
     // The parent keeps its connections and the listeners it watches (in an epoll set, or

@@ -42,6 +42,7 @@ void Runtime::unlisten_port(uint16_t, RtEngine*) {}
 void Runtime::after_fork_in_child() {}
 void Runtime::adopted_listener(uint16_t) {}
 void Runtime::after_fork_in_parent() {}
+void Runtime::before_fork() {}
 void Runtime::before_privilege_drop() {}
 void Runtime::before_exec() {}
 void Runtime::at_exit() {}

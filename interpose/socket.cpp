@@ -23,9 +23,9 @@ namespace {
 // Drops one fd's reference to an entry already removed from the table.
 void drop_ref(Entry* e) {
     if (e->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
-    if (e->orphan()) {
+    if (e->orphan() && e->xidx < 0) {
         // A listener inherited through fork() and never adopted: only its kernel side
-        // is this process's to close.
+        // is this process's to close. (A shared connection: fs::release.)
         if (e->shadow >= 0) real().close(e->shadow);
         e->shadow = -1;
     } else if (e->kind == Kind::Epoll) {
