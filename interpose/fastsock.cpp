@@ -359,6 +359,7 @@ int accept(int fd, Entry* en, sockaddr* addr, socklen_t* len, int flags) {
                 en->shadow_tried = now;
                 int k = real().accept4(en->shadow, addr, len, flags);
                 if (k >= 0) {
+                    en->last_accept = now;
                     en->accept_kernel_first = false;
                     if (SharedCounters* c = counters()) c->accepted_kernel.fetch_add(1, std::memory_order_relaxed);
                     return k;
@@ -400,6 +401,7 @@ int accept(int fd, Entry* en, sockaddr* addr, socklen_t* len, int flags) {
             child->steered_port = bound_port(en);
             t.install(cfd, child);
             en->accept_kernel_first = true;   // next time the kernel side goes first
+            en->last_accept = now_ns();
             if (addr && len) endpoint_to_sockaddr(en->family, peer, addr, len);
             if (SharedCounters* c = counters()) c->sockets_accelerated.fetch_add(1, std::memory_order_relaxed);
             return cfd;

@@ -68,6 +68,10 @@ struct Entry {
     // Listener out of its port's slot set: a forked child took the port and this process
     // does not watch the listener (fs::listeners_displaced); back at accept/poll/epoll_ctl.
     std::atomic<bool> dormant{false};
+    // When accept() last returned a connection (ns): a listener accepted on within the
+    // last second is watched, and a fork does not take it off its port (a server that
+    // accepts and forks a handler: PostgreSQL's postmaster).
+    uint64_t last_accept = 0;
     // A listener inherited through fork() (see FdTable::lookup): Orphan until this
     // process accepts or waits on it, then Adopted by its engine or left KernelOnly.
     // A connection inherited through fork() is Remote: another process's engine serves

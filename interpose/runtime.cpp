@@ -50,6 +50,8 @@ constexpr int kMaxEngines = 8;
 // theirs from the shared UMEM. The active-open port range is split by slot.
 constexpr uint32_t kSlots = 16;
 static_assert(kSlots <= kUmemSlots && kSlots <= FASTNET_MAX_SLOTS);
+// A listener accepted on this recently is watched: a fork leaves it on its port.
+constexpr uint64_t kAcceptedRecentlyNs = 1'000'000'000;
 // How often the progress thread looks for slots of processes that died.
 constexpr uint64_t kReapNs = 250'000'000;
 // How long an engine may go unpolled before the progress thread polls it.
@@ -750,10 +752,12 @@ void Runtime::after_fork_in_parent() {
     State& s = st();
     if (s.started <= 0) return;
     FdTable& t = FdTable::get();
+    const uint64_t now = now_ns();
     for (int fd = 0; fd <= t.high_water() && static_cast<unsigned>(fd) < t.size(); ++fd) {
         Entry* en = t.raw(fd);
         if (en && en->kind == Kind::Socket && !en->orphan() && en->state == SockState::Listening &&
-            !en->items && en->waiters.load(std::memory_order_acquire) == 0)
+            !en->items && en->waiters.load(std::memory_order_acquire) == 0 &&
+            now - en->last_accept > kAcceptedRecentlyNs)
             fs::leave_port(en);
     }
 }

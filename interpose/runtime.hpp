@@ -75,8 +75,9 @@ public:
     void before_fork();
 
     void after_fork_in_child();
-    // The parent keeps its connections and the listeners it watches (in an epoll set, or
-    // polled or accepted on right now: a BGSAVE, system() or popen() changes nothing);
+    // The parent keeps its connections and the listeners it watches (in an epoll set,
+    // polled or accepted on right now, or accepted on within the last second: a BGSAVE,
+    // system() or popen() changes nothing, nor an accept-and-fork server);
     // a listener it does not watch leaves its port until it is waited on or accepted on
     // again, so a master that forks workers to serve it gets no connection it would
     // never accept (meanwhile new flows go to the workers once they adopt the port, or
