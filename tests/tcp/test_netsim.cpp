@@ -337,3 +337,80 @@ TEST_CASE("netsim: a connection moved to another engine mid-transfer delivers ev
     CHECK(link.in_flight() == 0);
     CHECK(link.buffers_in_use() == 0);
 }
+
+// Moves between processes (docs/DESIGN.md "Processes"): b writes the connection out and
+// forgets it without a segment; b2, another process's engine on the same address,
+// builds it from that state. From then on only b2 reads the device (steering switched
+// the flow to its slot); what was in flight is recovered by retransmission.
+TEST_CASE("netsim: a connection exported mid-transfer and imported by another engine delivers every byte", "[tcp][netsim][move]") {
+    const uint64_t seed = 0x30e1;
+    const size_t kBytes = 4u << 20;
+    SimLinkParams p;
+    p.loss = 0.01;
+    p.reorder = 0.02;
+    p.delay = 2 * kMs;
+    p.rate_bps = 200'000'000;
+    SimLink link(p, p, seed);
+    AnyNeighbour na(2), nb(1);
+    EngineConfig ca = sim_config(kLocalIp, 1, seed), cb = sim_config(kRemoteIp, 2, seed);
+    std::vector<uint8_t> blob(8u << 20);
+    {
+        Engine a(ca, link.a(), na), b(cb, link.b(), nb), b2(cb, link.b(), nb);
+        auto [l, c] = listen_and_connect(a, b);
+        App client(a, seed, 0, kBytes), server(b, seed, 1, kBytes);
+        Engine::ConnState st;
+        CHECK(b.export_connection(SockId(l), &st, blob.data(), blob.size()) == -EINVAL);
+
+        TimeNs now = 0;
+        bool moved = false;
+        int refused = 0;
+        while (now < 600 * kSec && !(client.done() && server.done())) {
+            link.advance(now);
+            a.poll(now);
+            (moved ? b2 : b).poll(now);
+            if (client.sock == kNoSock && (a.events(SockId(c)) & EPOLLOUT)) client.sock = SockId(c);
+            if (server.sock == kNoSock) {
+                int s = b.accept(SockId(l), nullptr);
+                if (s >= 0) server.sock = SockId(s);
+            }
+            if (!moved && server.received >= kBytes / 4 && server.sent >= kBytes / 4) {
+                int n = b.export_connection(server.sock, &st, blob.data(), blob.size());
+                if (n == -EAGAIN) {
+                    ++refused;              // out-of-order data: the next round
+                } else {
+                    REQUIRE(n >= 0);
+                    CHECK(static_cast<size_t>(n) == st.snd_len + st.rcv_len);
+                    b.release_exported(server.sock);
+                    b2.set_time(now);
+                    int m = b2.import_connection(st, blob.data());
+                    REQUIRE(m >= 0);
+                    CHECK(b2.import_connection(st, blob.data()) == -EEXIST);
+                    server.sock = SockId(m);
+                    server.eng = &b2;
+                    moved = true;
+                }
+            }
+            client.pump();
+            server.pump();
+            if (a.events(SockId(c)) & EPOLLERR) break;
+            TimeNs next = std::min({link.next_event(), a.next_deadline(), b.next_deadline(),
+                                    b2.next_deadline()});
+            now = next > now ? next : now + 1000;
+        }
+        CAPTURE(refused);
+        REQUIRE(moved);
+        check_exchange(client, server, kBytes);
+        CHECK(b.stats().moved_out == 1);
+        CHECK(b2.stats().moved_in == 1);
+        CHECK(b.stats().conn_closed == 0);     // not a close
+        CHECK(a.stats().conn_reset == 0);
+        CHECK(b.live_tcbs() == 1);             // the listener
+
+        a.close(SockId(c));
+        b2.close(server.sock);
+        b.close(SockId(l));
+        drain_and_check(link, now, {&a, &b2}, {&a, &b, &b2});
+    }
+    CHECK(link.in_flight() == 0);
+    CHECK(link.buffers_in_use() == 0);
+}
