@@ -18,12 +18,12 @@ cli ip addr add "$FAR/32" dev lo
 cli sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf."$TB_IF_CLI".arp_ignore=1
 srv ip route add "$FAR/32" via "$TB_IP_CLI" dev "$TB_IF_SRV"
 
-# A kernel server on FAR in the client namespace that holds each connection 1 s.
+# A kernel server on FAR in the client namespace that holds each connection 3 s.
 cli "$PY" -c 'import socket, sys, threading, time
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind((sys.argv[1], 9400)); s.listen()
 def serve(c):
-    c.recv(100); time.sleep(1); c.sendall(b"far\n"); c.close()
+    c.recv(100); time.sleep(3); c.sendall(b"far\n"); c.close()
 while True:
     c, _ = s.accept(); threading.Thread(target=serve, args=(c,), daemon=True).start()' "$FAR" > /dev/null 2>&1 &
 PIDS+=($!)
@@ -38,7 +38,12 @@ out=$(srv timeout 10 "$PY" -c "$client" "$FAR" 2>&1)
 sampler_start
 ip netns exec "$TB_NS_SRV" env LD_PRELOAD="$LIB" "$PY" -c "$client" "$FAR" > "$TMP/c.out" 2>&1 &
 CP=$!; PIDS+=("$CP")
-sleep 0.5
+# While the connection is open (the server answers after 3 s); a new engine may take a
+# while to bind its socket on a loaded machine.
+for i in $(seq 50); do
+  [[ $(jget conn_opened <<< "$(stat_json "$CP")") -ge 1 ]] 2>/dev/null && break
+  sleep 0.05
+done
 prove_counters "$CP" conn_opened 1
 wait "$CP"
 sampler_stop

@@ -39,8 +39,11 @@ run latency FASTNET_PROFILE=latency
 check latency 0 0.1
 # The probe's sockets are fastnet's: a connection made the same way, while it lives.
 ip netns exec "$TB_NS_SRV" env LD_PRELOAD="$LIB" "$PY" -c 'import socket, sys, time
-s = socket.create_connection((sys.argv[1], int(sys.argv[2]))); time.sleep(2)' "$TB_IP_CLI" $PORT &
+s = socket.create_connection((sys.argv[1], int(sys.argv[2]))); time.sleep(5)' "$TB_IP_CLI" $PORT &
 PP=$!; PIDS+=("$PP")
-sleep 1
+for i in $(seq 60); do
+  [[ $(jget conn_opened <<< "$(stat_json "$PP")") -ge 1 ]] 2>/dev/null && break
+  sleep 0.05
+done
 prove_counters "$PP" sockets_accelerated 1 conn_opened 1
 finish
