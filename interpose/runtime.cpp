@@ -372,6 +372,22 @@ void start_shared_table() {
     if (xproc::init()) FdTable::get().remote_hook = xproc::claim;
 }
 
+// The runtime is up (under s.mu): the shared connection table, the flag, one line.
+bool started(State& s) {
+    start_shared_table();
+    __atomic_store_n(&s.started, 1, __ATOMIC_RELEASE);
+    char ip[INET_ADDRSTRLEN];
+    uint32_t ip_be = htonl(s.base.ip);
+    inet_ntop(AF_INET, &ip_be, ip, sizeof ip);
+    counters_set_state("accelerated on %s (%s)%s, XDP %s mode", s.ifc.name, ip,
+                       s.via_daemon ? " through fastnetd" : "",
+                       s.steering.attached_native() ? "native" : "generic");
+    log(LogLevel::Info, "accelerating TCP on %s (%s)%s, %u queue(s)%s", s.ifc.name, ip,
+        s.via_daemon ? " through fastnetd" : "", s.nqueues,
+        s.base.accept_csum_partial ? "; veth: a peer's partial TCP checksums are accepted" : "");
+    return true;
+}
+
 // The runtime on an interface fastnetd serves: its UMEMs, its program (maps and link)
 // and its active-open range, from the HELLO reply's fds.
 bool start_with_daemon(State& s, int d) {
@@ -412,16 +428,7 @@ bool start_with_daemon(State& s, int d) {
     s.via_daemon = true;
     s.daemon_fd = d;
     s.daemon_pid = s.pid = getpid();
-    start_shared_table();
-    __atomic_store_n(&s.started, 1, __ATOMIC_RELEASE);
-    char ip[INET_ADDRSTRLEN];
-    uint32_t ip_be = htonl(s.base.ip);
-    inet_ntop(AF_INET, &ip_be, ip, sizeof ip);
-    counters_set_state("accelerated on %s (%s) through fastnetd, XDP %s mode", s.ifc.name, ip,
-                       s.steering.attached_native() ? "native" : "generic");
-    log(LogLevel::Info, "accelerating TCP on %s (%s) through fastnetd, %u queue(s)", s.ifc.name, ip,
-        s.nqueues);
-    return true;
+    return started(s);
 }
 
 }  // namespace
@@ -493,17 +500,7 @@ bool Runtime::start() {
     reserve_ports(cfg.port_base, cfg.port_count);
 
     s.pid = getpid();
-    start_shared_table();
-    s.started = 1;
-    __atomic_store_n(&s.started, 1, __ATOMIC_RELEASE);
-    char ip[INET_ADDRSTRLEN];
-    uint32_t ip_be = htonl(s.base.ip);
-    inet_ntop(AF_INET, &ip_be, ip, sizeof ip);
-    counters_set_state("accelerated on %s (%s), XDP %s mode", s.ifc.name, ip,
-                       s.steering.attached_native() ? "native" : "generic");
-    log(LogLevel::Info, "accelerating TCP on %s (%s)%s", s.ifc.name, ip,
-        s.base.accept_csum_partial ? "; veth: a peer's partial TCP checksums are accepted" : "");
-    return true;
+    return started(s);
 }
 
 namespace {

@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <algorithm>
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 
 #include "stack/net/netlink.hpp"
@@ -19,6 +20,14 @@ struct RouteMsg {
     uint32_t dst_len = 0;
     uint32_t priority = 0;
 };
+
+// An RTM_GETROUTE dump request for IPv4.
+struct DumpRequest {
+    nlmsghdr h{NLMSG_LENGTH(sizeof(rtmsg)), RTM_GETROUTE, NLM_F_DUMP, 0, 0};
+    rtmsg rt{};
+    DumpRequest() { rt.rtm_family = AF_INET; }
+};
+static_assert(offsetof(DumpRequest, rt) == NLMSG_HDRLEN);
 
 // Reads an RTM_NEWROUTE message (AF_INET only) into m.
 bool parse_route(const nlmsghdr* h, RouteMsg* m) {
@@ -86,12 +95,8 @@ int interface_routes(int oif, std::vector<Ipv4Route>* out) {
     NetlinkSocket nl;
     int rc = nl.open();
     if (rc < 0) return rc;
-    alignas(nlmsghdr) uint8_t buf[NLMSG_SPACE(sizeof(rtmsg))] = {};
-    auto* h = reinterpret_cast<nlmsghdr*>(buf);
-    h->nlmsg_len = NLMSG_LENGTH(sizeof(rtmsg));
-    h->nlmsg_type = RTM_GETROUTE;
-    h->nlmsg_flags = NLM_F_DUMP;
-    static_cast<rtmsg*>(NLMSG_DATA(h))->rtm_family = AF_INET;
+    DumpRequest req;
+    nlmsghdr* h = &req.h;
     struct Ctx { int oif; std::vector<Ipv4Route> routes; } ctx{oif, {}};
     rc = nl.transact(h, [](const nlmsghdr* r, void* p) {
         auto* c = static_cast<Ctx*>(p);
@@ -123,12 +128,8 @@ int default_route(RouteInfo* out, int oif) {
     NetlinkSocket nl;
     int rc = nl.open();
     if (rc < 0) return rc;
-    alignas(nlmsghdr) uint8_t buf[NLMSG_SPACE(sizeof(rtmsg))] = {};
-    auto* h = reinterpret_cast<nlmsghdr*>(buf);
-    h->nlmsg_len = NLMSG_LENGTH(sizeof(rtmsg));
-    h->nlmsg_type = RTM_GETROUTE;
-    h->nlmsg_flags = NLM_F_DUMP;
-    static_cast<rtmsg*>(NLMSG_DATA(h))->rtm_family = AF_INET;
+    DumpRequest req;
+    nlmsghdr* h = &req.h;
 
     struct Ctx { int oif = 0; bool found = false; RouteMsg best; } ctx;
     ctx.oif = oif;

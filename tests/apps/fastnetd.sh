@@ -39,17 +39,7 @@ start_preloaded "$TMP/nginx.out" nginx -c "$NG/nginx.conf" -p "$NG"
 MASTER=$APP_PID
 
 wait_listen "$TB_NS_SRV" 6379 && wait_listen "$TB_NS_SRV" 8080 || finish
-for i in $(seq 100); do
-  W=$(pgrep -P "$MASTER" | sort)
-  ready=$([[ $(wc -w <<< "$W") -eq 2 ]] && echo 1 || echo 0)
-  for w in $W; do
-    [[ $(jget state <<< "$(stat_json "$w")") == accelerated* ]] || ready=0
-    [[ $(ps -o user= -p "$w" | tr -d ' ') != root ]] || ready=0
-  done
-  [[ $ready -eq 1 ]] && break
-  sleep 0.1
-done
-sleep 0.5
+wait_workers "$MASTER" 2
 [[ $(ps -o user= -p "$RP" | tr -d ' ') == redis ]] && pass "redis-server runs as redis" || fail "redis-server runs as $(ps -o user= -p "$RP")"
 grep -qx "fastnet: redis-server runs through fastnetd on $TB_IF_SRV" "$TMP/redis.log" \
   && pass "the launcher says it runs through fastnetd" || fail "launcher: $(head -2 "$TMP/redis.log")"

@@ -68,6 +68,24 @@ public_lib() {
   PUBLIB=$TMP/pub/libfastnet.so
 }
 
+# wait_workers MASTER COUNT: until MASTER has COUNT children, each accelerated and no
+# longer root (their engines and adopted listeners in place), then half a second more.
+# W: the children's pids.
+wait_workers() {
+  local i w ready
+  for i in $(seq 100); do
+    W=$(pgrep -P "$1" | sort)
+    ready=$([[ $(wc -w <<< "$W") -eq $2 ]] && echo 1 || echo 0)
+    for w in $W; do
+      [[ $(jget state <<< "$(stat_json "$w")") == accelerated* ]] || ready=0
+      [[ $(ps -o user= -p "$w" | tr -d ' ') != root ]] || ready=0
+    done
+    [[ $ready -eq 1 ]] && break
+    sleep 0.1
+  done
+  sleep 0.5
+}
+
 stat_json() { "$STAT" --json "$1" 2>/dev/null; }
 # jget KEY < json: one counter (drops.<reason> for a drop counter).
 jget() {

@@ -68,18 +68,7 @@ chmod 644 "$NG2/www/index.html"
 start_preloaded "$TMP/nginx2.out" nginx -c "$NG2/nginx.conf" -p "$NG2"
 MASTER=$APP_PID
 if wait_listen "$TB_NS_SRV" $PORT; then
-  # Both workers up, accelerated and unprivileged (their engines and listeners in place).
-  for i in $(seq 100); do
-    W=$(pgrep -P "$MASTER" | sort)
-    ready=$([[ $(wc -w <<< "$W") -eq 2 ]] && echo 1 || echo 0)
-    for w in $W; do
-      [[ $(jget state <<< "$(stat_json "$w")") == accelerated* ]] || ready=0
-      [[ $(ps -o user= -p "$w" | tr -d ' ') != root ]] || ready=0
-    done
-    [[ $ready -eq 1 ]] && break
-    sleep 0.1
-  done
-  sleep 0.5
+  wait_workers "$MASTER" 2
   # shellcheck disable=SC2086  # pids are words
   load "nginx, 2 workers" http $PORT $W
   for w in $W; do
