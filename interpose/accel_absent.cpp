@@ -2,6 +2,7 @@
 // device in this build): socket() hands every socket to the kernel, so no fd ever
 // becomes a fastnet socket and the other operations are never reached.
 #include "interpose/fastsock.hpp"
+#include "interpose/passing.hpp"
 #include "interpose/runtime.hpp"
 
 namespace fastnet::ipose::fs {
@@ -31,3 +32,13 @@ void epoll_release(Entry*) {}
 int poll(pollfd*, nfds_t, const timespec*, const sigset_t*) { return -EBADF; }
 
 }  // namespace fastnet::ipose::fs
+
+namespace fastnet::ipose::pass {
+
+ssize_t send(int, const msghdr*, int) { return kNotPassing; }
+void received(msghdr*) {}
+void before_exec(bool, ExecPlan*) {}
+void exec_failed(const ExecPlan&) {}
+void adopt_inherited() {}
+
+}  // namespace fastnet::ipose::pass

@@ -50,7 +50,9 @@ struct SharedCounters {
     std::atomic<uint64_t> umem_frames_free;
     std::atomic<uint64_t> queues;                // RX queues the engines serve
     std::atomic<uint64_t> queue_rx_frames[16];   // frames the engines received, by RX queue
-    uint64_t reserved[4];
+    std::atomic<uint64_t> passed_out;            // connections passed to another process or image
+    std::atomic<uint64_t> passed_in;             // connections passed to this one (passing.hpp)
+    uint64_t reserved[2];
     EngineSlot engines[kMaxEngineSlots];
 };
 

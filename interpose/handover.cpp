@@ -57,7 +57,7 @@ int repair_into_kernel(const Engine::HandoverState& h, const char** step) {
     uint32_t seq = h.snd_una;
     if (!opt(TCP_REPAIR_QUEUE, &q, sizeof q) || !opt(TCP_QUEUE_SEQ, &seq, sizeof seq)) return fail(errno);
     q = TCP_RECV_QUEUE;
-    seq = h.rcv_nxt;
+    seq = h.rcv_nxt - static_cast<uint32_t>(h.unread.size());
     if (!opt(TCP_REPAIR_QUEUE, &q, sizeof q) || !opt(TCP_QUEUE_SEQ, &seq, sizeof seq)) return fail(errno);
     // Repair mode forces the address's reuse: the listener's port or an active-open
     // port in the reserved range binds. (SO_REUSEADDR here would undo that.)
@@ -88,6 +88,13 @@ int repair_into_kernel(const Engine::HandoverState& h, const char** step) {
         if (!opt(TCP_TIMESTAMP, &ts, sizeof ts)) return fail(errno);
     }
     tcp_repair_window w{h.snd_wl1, h.snd_wnd, h.max_window, h.rcv_wnd, h.rcv_wup};
+    if (!h.unread.empty()) {
+        // The socket's rcv_nxt is at the start of the unread bytes until they are queued:
+        // the kernel refuses a window update point (or a last window update) beyond it.
+        const uint32_t base = h.rcv_nxt - static_cast<uint32_t>(h.unread.size());
+        w.rcv_wup = base;
+        if (static_cast<int32_t>(w.snd_wl1 - base) > 0) w.snd_wl1 = base;
+    }
     *step = "TCP_REPAIR_WINDOW";
     if (!opt(TCP_REPAIR_WINDOW, &w, sizeof w)) return fail(errno);
     // Room for everything at once: the exiting process must not block here.
@@ -101,6 +108,16 @@ int repair_into_kernel(const Engine::HandoverState& h, const char** step) {
     q = TCP_SEND_QUEUE;
     if (!opt(TCP_REPAIR_QUEUE, &q, sizeof q)) return fail(errno);
     if (sent && !send_all(fd, h.data.data(), sent)) return fail(errno ? errno : EIO);
+    // Received and not yet read (a connection passed on): into the receive queue.
+    if (!h.unread.empty()) {
+        int rb = static_cast<int>(std::min<size_t>(h.unread.size() * 4 + (1u << 20), 1u << 30));
+        if (r.setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rb, sizeof rb))
+            r.setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rb, sizeof rb);
+        *step = "the receive queue";
+        q = TCP_RECV_QUEUE;
+        if (!opt(TCP_REPAIR_QUEUE, &q, sizeof q) || !send_all(fd, h.unread.data(), h.unread.size()))
+            return fail(errno ? errno : EIO);
+    }
     *step = "leaving repair mode";
     int off = TCP_REPAIR_OFF;
     if (!opt(TCP_REPAIR, &off, sizeof off)) return fail(errno);

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "interpose/fastsock.hpp"
+#include "interpose/passing.hpp"
 #include "interpose/wrap.hpp"
 
 using namespace fastnet::ipose;
@@ -106,7 +107,18 @@ ssize_t __recvfrom_chk(int fd, void* buf, size_t len, size_t buflen, int flags,
 ssize_t recvmsg(int fd, struct msghdr* msg, int flags) {
     Call c;
     Entry* e = socket_entry(c, fd);
-    if (!e) return real().recvmsg(fd, msg, flags);
+    if (!e) {
+        ssize_t r = real().recvmsg(fd, msg, flags);
+        if (r >= 0 && c.active() && msg->msg_controllen != 0) {   // descriptors may have come
+            int saved = errno;
+            try {
+                pass::received(msg);
+            } catch (...) {
+            }
+            errno = saved;
+        }
+        return r;
+    }
     if (fs::bad_user_range(msg, sizeof *msg)) return c.finish(static_cast<ssize_t>(-EFAULT));
     if (msg->msg_iovlen > IOV_MAX) return c.finish(static_cast<ssize_t>(-EMSGSIZE));   // Linux __copy_msghdr
     ssize_t r = guarded(c, [&] { return fs::recv(fd, e, msg->msg_iov, static_cast<int>(msg->msg_iovlen), flags); });
@@ -165,7 +177,18 @@ ssize_t sendto(int fd, const void* buf, size_t len, int flags, const struct sock
 ssize_t sendmsg(int fd, const struct msghdr* msg, int flags) {
     Call c;
     Entry* e = socket_entry(c, fd);
-    if (!e) return real().sendmsg(fd, msg, flags);
+    if (!e) {
+        if (c.active() && !fs::bad_user_range(msg, sizeof *msg) && msg->msg_controllen != 0) {
+            ssize_t r;
+            try {
+                r = pass::send(fd, msg, flags);   // SCM_RIGHTS may name fastnet sockets
+            } catch (...) {
+                r = -ENOMEM;
+            }
+            if (r != pass::kNotPassing) return c.finish(r);
+        }
+        return real().sendmsg(fd, msg, flags);
+    }
     if (fs::bad_user_range(msg, sizeof *msg)) return c.finish(static_cast<ssize_t>(-EFAULT));
     if (msg->msg_iovlen > IOV_MAX) return c.finish(static_cast<ssize_t>(-EMSGSIZE));   // Linux __copy_msghdr
     return guarded(c, [&] { return fs::send(fd, e, msg->msg_iov, static_cast<int>(msg->msg_iovlen), flags); });

@@ -14,6 +14,7 @@
 #include "interpose/config.hpp"
 #include "interpose/counters.hpp"
 #include "interpose/fdtable.hpp"
+#include "interpose/passing.hpp"
 #include "interpose/runtime.hpp"
 
 namespace fastnet::ipose {
@@ -137,6 +138,13 @@ namespace {
 __attribute__((constructor)) void fastnet_load() {
     ++detail::depth;
     ensure_init();
+    // Connections the image that exec'd this one left on fd numbers (passing.hpp).
+    if (level() == Level::Ready) {
+        try {
+            pass::adopt_inherited();
+        } catch (...) {
+        }
+    }
     --detail::depth;
 }
 __attribute__((destructor)) void fastnet_unload() {

@@ -28,6 +28,7 @@
 #include "interpose/counters.hpp"
 #include "interpose/fastsock.hpp"
 #include "interpose/handover.hpp"
+#include "interpose/passing.hpp"
 #include "interpose/libc.hpp"
 #include "interpose/xproc.hpp"
 #include "stack/net/interface.hpp"
@@ -574,6 +575,8 @@ EngineBox* add_engine(State& s, char* why, size_t why_len) {
 
 }  // namespace
 
+bool Runtime::via_daemon() const { return st().via_daemon; }
+
 RtEngine* Runtime::thread_engine() {
     if (tl_engine) return tl_engine;
     State& s = st();
@@ -660,6 +663,28 @@ int Runtime::steer_flow_to_slot(Endpoint local, Endpoint remote, uint32_t slot) 
     State& s = st();
     SteerLock g;
     return s.steering.add_flow(flow_tuple(local, remote), slot);
+}
+
+void Runtime::park_flow(Endpoint local, Endpoint remote) {
+    State& s = st();
+    SteerLock g;
+    uint32_t slot = 0;
+    if (s.steering.flow_slot(flow_tuple(local, remote), &slot) == 0 && slot != FASTNET_SLOT_PARKED) {
+        // Already steered to a receiver: only the exporter's own entry is replaced.
+        for (int i = 0; i < s.nboxes.load(std::memory_order_acquire); ++i)
+            if (static_cast<uint32_t>(s.boxes[i]->rt.slot) == slot) {
+                s.steering.add_flow(flow_tuple(local, remote), FASTNET_SLOT_PARKED);
+                return;
+            }
+        return;
+    }
+    s.steering.add_flow(flow_tuple(local, remote), FASTNET_SLOT_PARKED);
+}
+
+int Runtime::steer_to_kernel(Endpoint local, Endpoint remote) {
+    State& s = st();
+    SteerLock g;
+    return s.steering.add_kernel_flow(flow_tuple(local, remote));
 }
 
 void Runtime::before_fork() {
@@ -802,13 +827,18 @@ void Runtime::before_privilege_drop() {
     // inherits every member but serves only its own.
 }
 
-void Runtime::before_exec() {
+void Runtime::before_exec(bool preloaded, pass::ExecPlan* plan) {
     State& s = st();
     if (__atomic_load_n(&s.started, __ATOMIC_ACQUIRE) <= 0 || getpid() != s.pid) return;
     close_on_exec_sockets();
+    pass::before_exec(preloaded, plan);
     xproc::release_all();              // what other processes share does not survive exec
     int n = s.nboxes.load(std::memory_order_acquire);
     for (int i = 0; i < n; ++i) pump(&s.boxes[i]->rt, true);
+}
+
+void Runtime::exec_failed(const pass::ExecPlan& plan) {
+    pass::exec_failed(plan);
 }
 
 void Runtime::at_exit() {

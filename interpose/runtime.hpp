@@ -16,6 +16,10 @@
 
 namespace fastnet::ipose {
 
+namespace pass {
+struct ExecPlan;
+}
+
 // One engine with what it needs to run: its device, its lock (a socket may be touched
 // by threads other than the owner; the lock is uncontended in the common case), the fds
 // a thread sleeps on, and the sockets it serves (SockId → Entry) for readiness events.
@@ -53,6 +57,9 @@ public:
     // first call; a failure is logged once.
     bool start();
     RtEngine* thread_engine();          // this thread's engine, created on first use
+    // Through fastnetd: any preloaded process on the interface can run a connection this
+    // one passes (standalone: only the processes forked from the one that started).
+    bool via_daemon() const;
     std::vector<RtEngine*> engines();   // all of them (progress thread, epoll)
 
     // Whether a connection to dst (host order) leaves through the accelerated interface.
@@ -70,6 +77,11 @@ public:
     void unsteer_flow(Endpoint local, Endpoint remote);
     // The same for a connection moving to another process's engine (xproc.cpp).
     int steer_flow_to_slot(Endpoint local, Endpoint remote, uint32_t slot);
+    // A connection on its way to another process image: its frames are dropped until
+    // the receiver steers it (only if no other slot took the flow meanwhile).
+    void park_flow(Endpoint local, Endpoint remote);
+    // The same for a connection the kernel continues (TCP_REPAIR handover).
+    int steer_to_kernel(Endpoint local, Endpoint remote);
 
     // fork() prepare: connections the child inherits get one more holder (xproc.hpp).
     void before_fork();
@@ -89,8 +101,11 @@ public:
     // setuid() and friends: create what needs privilege while it is still there.
     void before_privilege_drop();
     // exec: close-on-exec fastnet sockets close as the kernel would close them (FIN, or
-    // RST with unread data) and the segments leave before the image is replaced.
-    void before_exec();
+    // RST with unread data) and the segments leave before the image is replaced; the
+    // connections exec keeps go into images for the new image when it loads fastnet
+    // (`preloaded`), to the kernel otherwise (passing.hpp). exec_failed: back here.
+    void before_exec(bool preloaded, pass::ExecPlan* plan);
+    void exec_failed(const pass::ExecPlan& plan);
     // Process exit: close every fastnet socket as the kernel would (FIN, or RST when
     // data is unread) and push the segments out, so peers learn the process is gone.
     void at_exit();

@@ -44,7 +44,9 @@ void Runtime::adopted_listener(uint16_t) {}
 void Runtime::after_fork_in_parent() {}
 void Runtime::before_fork() {}
 void Runtime::before_privilege_drop() {}
-void Runtime::before_exec() {}
+void Runtime::before_exec(bool, pass::ExecPlan*) {}
+bool Runtime::via_daemon() const { return false; }
+void Runtime::exec_failed(const pass::ExecPlan&) {}
 void Runtime::at_exit() {}
 void Runtime::hand_over_to_kernel(RtEngine&) {}
 

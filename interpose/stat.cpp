@@ -30,6 +30,7 @@ struct Totals {
     std::string state;
     int engines = 0;
     uint64_t sockets_accelerated = 0, accepted_kernel = 0, handovers = 0, passthrough_calls = 0;
+    uint64_t passed_out = 0, passed_in = 0;
     uint64_t slots_reaped = 0, frames_reclaimed = 0;
     uint64_t umem_frames = 0, umem_frames_free = 0, frames_cached = 0;
     uint64_t queues = 0, queue_rx[16] = {};
@@ -67,6 +68,8 @@ bool read_one(int pid, Totals* t, std::string* err) {
     t->sockets_accelerated = c->sockets_accelerated.load(std::memory_order_relaxed);
     t->accepted_kernel = c->accepted_kernel.load(std::memory_order_relaxed);
     t->handovers = c->handovers.load(std::memory_order_relaxed);
+    t->passed_out = c->passed_out.load(std::memory_order_relaxed);
+    t->passed_in = c->passed_in.load(std::memory_order_relaxed);
     t->passthrough_calls = c->passthrough_calls.load(std::memory_order_relaxed);
     t->slots_reaped = c->slots_reaped.load(std::memory_order_relaxed);
     t->frames_reclaimed = c->frames_reclaimed.load(std::memory_order_relaxed);
@@ -111,6 +114,7 @@ std::vector<std::pair<const char*, uint64_t>> fields(const Totals& t) {
         "rx_frames_q15"};
     std::vector<std::pair<const char*, uint64_t>> f = {{"sockets_accelerated", t.sockets_accelerated}, {"accepted_kernel", t.accepted_kernel},
             {"handovers", t.handovers}, {"passthrough_calls", t.passthrough_calls},
+            {"conn_passed_out", t.passed_out}, {"conn_passed_in", t.passed_in},
             {"slots_reaped", t.slots_reaped}, {"frames_reclaimed", t.frames_reclaimed},
             {"frames_rx", t.e.frames_rx}, {"frames_tx", t.e.frames_tx},
             {"bytes_rx", t.e.bytes_rx}, {"bytes_tx", t.e.bytes_tx},

@@ -311,6 +311,15 @@ bool release(Entry* en) {
     return true;
 }
 
+void leave(Entry* en) {
+    if (!g_table || en->xidx < 0) return;
+    Shared& x = g_table->e[en->xidx];
+    en->xidx = -1;
+    Lock g;
+    if (--x.holders <= 0) x.state = State::Free;
+    else if (x.owner_pid == getpid()) x.owner_pid = 0;
+}
+
 void release_all() {
     if (!g_table) return;
     FdTable& t = FdTable::get();
@@ -323,11 +332,7 @@ void release_all() {
         }
         // Served here: it closes with this process (exec, exit). Other holders can no
         // longer have it; the entry goes with the last of them.
-        Shared& x = g_table->e[en->xidx];
-        en->xidx = -1;
-        Lock g;
-        if (--x.holders <= 0) x.state = State::Free;
-        else if (x.owner_pid == getpid()) x.owner_pid = 0;
+        leave(en);
     }
 }
 

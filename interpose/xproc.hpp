@@ -37,6 +37,10 @@ void serve(RtEngine& e);
 // This process drops entry en (its last fd closed, exec, exit). true: another process
 // still holds the connection, so nothing is sent: an owner's engine keeps it for them.
 bool release(Entry* en);
+// This process's connection en leaves the process tree's table (it is passed to another
+// process or image, passing.hpp): the other holders can no longer have it, and their
+// close() sends nothing.
+void leave(Entry* en);
 // exec and exit: every shared entry of this process is released.
 void release_all();
 

@@ -1113,11 +1113,13 @@ size_t Engine::connections(SockId* out, size_t cap) const {
     return n;
 }
 
-int Engine::handover_state(SockId s, HandoverState* out) const {
+int Engine::handover_state(SockId s, HandoverState* out, bool with_unread) const {
     TcpCore& c = *impl_;
     Tcb* t = c.get(s);
     if (!t || !t->synchronized() || t->state == TcpState::TimeWait) return -EINVAL;
-    if (!t->rcv.empty() || !t->ooo.empty()) return -EINVAL;   // the kernel would reset it
+    if ((!with_unread && !t->rcv.empty()) || !t->ooo.empty()) return -EINVAL;   // the kernel would reset it
+    // A repaired kernel socket cannot be told that the peer's FIN came.
+    if (with_unread && t->fin_rcvd) return -EINVAL;
     HandoverState& h = *out;
     h.local = t->local;
     h.remote = t->remote;
@@ -1144,6 +1146,8 @@ int Engine::handover_state(SockId s, HandoverState* out) const {
     if (skip > t->snd.size()) skip = static_cast<uint32_t>(t->snd.size());
     h.data.resize(t->snd.size() - skip);
     t->snd.copy_out(skip, h.data.data(), h.data.size());
+    h.unread.resize(with_unread ? t->rcv.size() : 0);
+    if (!h.unread.empty()) t->rcv.copy_out(0, h.unread.data(), h.unread.size());
     return 0;
 }
 

@@ -198,9 +198,12 @@ public:
         uint32_t tsval = 0;                // this connection's timestamp clock now
         bool fin = false;                  // a FIN follows the data (closed or SHUT_WR)
         std::vector<uint8_t> data;         // from snd_una: sent first, then unsent
+        std::vector<uint8_t> unread;       // received, not yet read (ends at rcv_nxt)
     };
     size_t connections(SockId* out, size_t cap) const;
-    int handover_state(SockId s, HandoverState* out) const;
+    // with_unread: a socket that lives on (passed to another process) carries its unread
+    // bytes; otherwise unread data refuses (the process is gone: the kernel would reset).
+    int handover_state(SockId s, HandoverState* out, bool with_unread = false) const;
     void detach(SockId s);
 
     // Moves of a connection between processes (a connection accepted before fork() and

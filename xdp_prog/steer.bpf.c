@@ -245,8 +245,11 @@ int steer(struct xdp_md *ctx)
     }
 
     __u32 *flow_slot = bpf_map_lookup_elem(&flows, &key);
-    if (flow_slot)
+    if (flow_slot) {
+        if (*flow_slot == FASTNET_SLOT_PARKED)
+            return count(FASTNET_CNT_DROP_PARKED, XDP_DROP);
         return redirect(ctx, *flow_slot, FASTNET_CNT_REDIRECT_FLOW);
+    }
 
     /* Rule 2: the owner is encoded in the local port of an active open. */
     __u16 dport = bpf_ntohs(tcp->dest);

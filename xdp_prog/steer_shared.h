@@ -9,6 +9,10 @@
 /* XSKMAP size: slot numbers are 0 .. FASTNET_MAX_SLOTS-1 (one per engine).
  * A power of two: the program masks slot indices with it. */
 #define FASTNET_MAX_SLOTS 64
+/* An exact flow entry naming no slot: the connection is on its way from one process
+ * image to another (SCM_RIGHTS, exec); its frames are dropped until the receiver steers
+ * it to its own slot, and the peer retransmits them. */
+#define FASTNET_SLOT_PARKED 0xffffu
 /* RX queues the program redirects from: the XSKMAP holds one socket per (queue, slot),
  * at index queue * FASTNET_MAX_SLOTS + slot (the kernel delivers a redirected frame only
  * to an XSK bound to the queue it arrived on). A frame from a higher queue is passed. */
@@ -78,7 +82,8 @@ struct fastnet_config {
     X(PASS_TRUNC_TCP, "pass: truncated TCP header")                                \
     X(PASS_KERNEL_FLOW, "pass: the kernel has a connection for the flow")            \
     X(PASS_HANDED_OVER, "pass: flow handed over to the kernel")                   \
-    X(PASS_QUEUE, "pass: arrived on a queue beyond FASTNET_MAX_QUEUES")
+    X(PASS_QUEUE, "pass: arrived on a queue beyond FASTNET_MAX_QUEUES")             \
+    X(DROP_PARKED, "drop: flow between two processes (retransmitted once it arrives)")
 
 enum fastnet_steer_counter {
 #define FASTNET_X_ENUM(name, text) FASTNET_CNT_##name,

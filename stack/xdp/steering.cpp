@@ -327,7 +327,7 @@ int Steering::add_flow(const FlowTuple& flow, uint32_t slot)
 {
     if (!loaded())
         return fail(-ENOENT, "steering program not loaded");
-    if (slot >= FASTNET_MAX_SLOTS)
+    if (slot >= FASTNET_MAX_SLOTS && slot != FASTNET_SLOT_PARKED)
         return fail(-EINVAL, "slot %u out of range (max %u)", slot, FASTNET_MAX_SLOTS - 1);
     fastnet_flow_key k = flow_key(flow);
     if (bpf_map_update_elem(map_fd(kFlows), &k, &slot, BPF_ANY))
@@ -351,6 +351,14 @@ int Steering::passive_flow_slot(const FlowTuple& flow, uint32_t* slot) const
         return -ENOENT;
     fastnet_flow_key k = flow_key(flow);
     return bpf_map_lookup_elem(map_fd(kPassive), &k, slot) ? -errno : 0;
+}
+
+int Steering::flow_slot(const FlowTuple& flow, uint32_t* slot) const
+{
+    if (!loaded())
+        return -ENOENT;
+    fastnet_flow_key k = flow_key(flow);
+    return bpf_map_lookup_elem(map_fd(kFlows), &k, slot) ? -errno : 0;
 }
 
 int Steering::add_kernel_flow(const FlowTuple& flow)

@@ -87,6 +87,8 @@ public:
     // Rule 3's record: the slot a flow on a listening port was given at its SYN (the
     // program writes it; nothing else needs to). 0, or -ENOENT when not recorded.
     int passive_flow_slot(const FlowTuple& flow, uint32_t* slot) const;
+    // The exact entry's slot (FASTNET_SLOT_PARKED: a flow between two processes).
+    int flow_slot(const FlowTuple& flow, uint32_t* slot) const;
 
     // Rule 0: the flow's segments go to the kernel (its connection was handed over with
     // TCP_REPAIR); a SYN of the same 4-tuple clears it. Caller serialises like the others.
