@@ -46,9 +46,12 @@ bool FdTable::init() {
     size_t bytes = n * sizeof(std::atomic<Entry*>);
     void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED) return false;
-    // An eventfd that is never written: if a fastnet fd number ever reaches a kernel
-    // call we do not intercept, the kernel sees a harmless descriptor, not a stranger's.
-    anchor_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    // An unbound TCP socket (an eventfd where sockets cannot be made): if a fastnet fd
+    // number reaches a kernel call we do not intercept, the kernel sees a harmless
+    // descriptor, not a stranger's, and one that is a socket to fstat() (libuv's
+    // uv_guess_handle, sd_is_socket). Unbound, it is in no table `ss` lists.
+    anchor_ = real().socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (anchor_ < 0) anchor_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (anchor_ < 0) {
         munmap(p, bytes);
         return false;
