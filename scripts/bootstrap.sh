@@ -12,7 +12,7 @@ packages=(
   python3 python3-scapy hping3 tshark
   # real applications and load generators
   nginx-light redis-server redis-tools memcached libmemcached-tools wrk iperf3 sockperf
-  postgresql
+  postgresql nodejs
   # benchmarks
   gnuplot-nox linux-perf valgrind
 )
