@@ -5,8 +5,10 @@ peer PORT OUT: (kernel, client namespace) accepts 3 connections; for each record
   its EOF; writes JSON to OUT.
 app HOST PORT: (preloaded, server namespace) opens A (close-on-exec, Python's default) and
   B (inheritable), sends "A"/"B", then execs itself as `child`, which reports whether A's
-  fd number survived and LD_PRELOAD, then opens C through the new image's fastnet and
-  sends "C" + the report; it stays up 10 s for fastnet-stat."""
+  fd number survived, LD_PRELOAD and B's local port, then opens C through the new image's
+  fastnet and sends "C" + the report, and writes "b after exec" on B, which survived the
+  exec (the kernel continues it: a standalone process image cannot join its old UMEM);
+  it stays up 10 s for fastnet-stat."""
 import json, os, socket, sys, time
 
 
@@ -39,6 +41,18 @@ def peer(port, out):
             break
         data += b
     res["c"] = data.decode()
+    b = dict(conns)["B"]
+    b.settimeout(10)
+    got = b""
+    try:
+        while not got.endswith(b"\n"):
+            x = b.recv(4096)
+            if not x:
+                break
+            got += x
+    except OSError as e:
+        got += repr(e).encode()
+    res["b"] = got.decode(errors="replace")
     json.dump(res, open(out, "w"))
 
 
@@ -50,14 +64,17 @@ def app(host, port):
     b.sendall(b"B")
     time.sleep(0.3)
     a.sendall(b"x")
-    os.execv(sys.executable, [sys.executable, __file__, "child", host, str(port), str(a.fileno())])
+    os.execv(sys.executable, [sys.executable, __file__, "child", host, str(port), str(a.fileno()),
+                              str(b.fileno())])
 
 
-def child(host, port, a_fd):
+def child(host, port, a_fd, b_fd):
     a_alive = os.path.exists(f"/proc/self/fd/{a_fd}")
+    b = socket.socket(fileno=b_fd)
     c = socket.create_connection((host, port))
-    c.sendall(b"C" + json.dumps({"a_fd_open": a_alive,
+    c.sendall(b"C" + json.dumps({"a_fd_open": a_alive, "b_port": b.getsockname()[1],
                                  "ld_preload": "libfastnet" in os.environ.get("LD_PRELOAD", "")}).encode() + b"\n")
+    b.sendall(b"b after exec\n")
     time.sleep(10)
 
 
@@ -66,4 +83,4 @@ if sys.argv[1] == "peer":
 elif sys.argv[1] == "app":
     app(sys.argv[2], int(sys.argv[3]))
 else:
-    child(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+    child(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
