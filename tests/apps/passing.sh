@@ -50,21 +50,7 @@ done_with() {  # TAG: the server (and its worker) exit
   wait "$SP" || fail "$1: the server exited with an error: $(tail -5 "$TMP/srv-$1.out")"
 }
 
-# --- standalone -----------------------------------------------------------------------
-scm 7610 standalone
-prove_counters "$SP" handovers $N conn_accepted $N
-done_with standalone
-
-execd 7611 exec-standalone 1 16777216
-[[ $KFLOWS -ge 1 ]] && pass "exec (standalone): the kernel holds the connection in the new image" \
-  || fail "exec (standalone): no kernel socket for the connection in the new image"
-done_with exec-standalone
-
-execd 7612 exec-no-fastnet 0 16777216
-[[ $KFLOWS -ge 1 ]] && pass "exec (no fastnet): the kernel holds the connection" \
-  || fail "exec (no fastnet): no kernel socket for the connection"
-done_with exec-no-fastnet
-
+# Through fastnetd first: the standalone cases leave kernel sockets in TIME-WAIT.
 # --- through fastnetd -----------------------------------------------------------------
 ip netns exec "$TB_NS_SRV" "$FND" --iface "$TB_IF_SRV" > "$TMP/fnd.log" 2>&1 &
 DP=$!; PIDS+=("$DP")
@@ -91,4 +77,20 @@ prove_no_kernel_flows 7621 "a connection kept across exec through fastnetd"
 done_with exec-fastnetd
 
 kill -TERM "$DP"; wait "$DP" || fail "fastnetd: $(tail -3 "$TMP/fnd.log")"
+
+# --- standalone -----------------------------------------------------------------------
+scm 7610 standalone
+prove_counters "$SP" handovers $N conn_accepted $N
+done_with standalone
+
+execd 7611 exec-standalone 1 16777216
+[[ $KFLOWS -ge 1 ]] && pass "exec (standalone): the kernel holds the connection in the new image" \
+  || fail "exec (standalone): no kernel socket for the connection in the new image"
+done_with exec-standalone
+
+execd 7612 exec-no-fastnet 0 16777216
+[[ $KFLOWS -ge 1 ]] && pass "exec (no fastnet): the kernel holds the connection" \
+  || fail "exec (no fastnet): no kernel socket for the connection"
+done_with exec-no-fastnet
+
 finish
