@@ -36,6 +36,8 @@
 #include <unistd.h>
 #include <vector>
 
+#include "fastnet_fd.hpp"
+
 namespace {
 
 const char* env(const char* n) {
@@ -78,18 +80,6 @@ void kernel_client_async(uint16_t port, const char* msg) {
 
 // A fastnet socket's number is a placeholder (a dup of the library's anchor eventfd);
 // a kernel socket's is a socket: /proc tells them apart.
-// Every fastnet socket's number is a dup of the library's one anchor socket: fd is
-// fastnet's when it shares its inode with a fresh socket the library just made (two
-// kernel sockets never share one).
-bool served_by_fastnet(int fd) {
-    int probe = socket(AF_INET, SOCK_STREAM, 0);
-    struct stat a{}, b{};
-    bool same = probe >= 0 && fstat(fd, &a) == 0 && fstat(probe, &b) == 0 && S_ISSOCK(a.st_mode) &&
-                a.st_ino == b.st_ino && a.st_dev == b.st_dev;
-    if (probe >= 0) close(probe);
-    return same;
-}
-
 bool in_active_range(int fd) {
     sockaddr_in a{};
     socklen_t len = sizeof a;

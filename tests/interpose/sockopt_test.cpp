@@ -30,6 +30,8 @@
 #include <unistd.h>
 #include <vector>
 
+#include "fastnet_fd.hpp"
+
 namespace {
 
 const char* env(const char* n) {
@@ -63,18 +65,6 @@ socklen_t make_addr(int family, const char* ip4, uint16_t port, sockaddr_storage
 }
 
 sockaddr* sa(sockaddr_storage& s) { return reinterpret_cast<sockaddr*>(&s); }
-
-// Every fastnet socket's number is a dup of the library's one anchor socket: fd is
-// fastnet's when it shares its inode with a fresh socket the library just made (two
-// kernel sockets never share one).
-bool served_by_fastnet(int fd) {
-    int probe = socket(AF_INET, SOCK_STREAM, 0);
-    struct stat a{}, b{};
-    bool same = probe >= 0 && fstat(fd, &a) == 0 && fstat(probe, &b) == 0 && S_ISSOCK(a.st_mode) &&
-                a.st_ino == b.st_ino && a.st_dev == b.st_dev;
-    if (probe >= 0) close(probe);
-    return same;
-}
 
 std::string run(const std::string& cmd) {
     FILE* p = popen(cmd.c_str(), "r");
