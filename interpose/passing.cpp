@@ -23,7 +23,7 @@
 #include "interpose/config.hpp"
 #include "interpose/counters.hpp"
 #include "interpose/fastsock.hpp"
-#include "interpose/handover.hpp"
+#include "stack/handover.hpp"
 #include "interpose/libc.hpp"
 #include "interpose/runtime.hpp"
 #include "interpose/xproc.hpp"

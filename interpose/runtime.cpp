@@ -27,10 +27,10 @@
 #include "interpose/config.hpp"
 #include "interpose/counters.hpp"
 #include "interpose/fastsock.hpp"
-#include "interpose/handover.hpp"
 #include "interpose/passing.hpp"
 #include "interpose/libc.hpp"
 #include "interpose/xproc.hpp"
+#include "stack/handover.hpp"
 #include "stack/net/interface.hpp"
 #include "stack/net/neighbour.hpp"
 #include "stack/net/route.hpp"
@@ -903,6 +903,7 @@ void Runtime::hand_over_to_kernel(RtEngine& e) {
     // to a kernel socket, which finishes it after the process is gone. Without
     // CAP_NET_ADMIN the engine sends what it can once, as before, and says so.
     static bool warned = false;
+    Direct direct;   // the repair's socket calls go to libc
     State& s = st();
     std::vector<SockId> ids(4096);
     size_t n = e.engine->connections(ids.data(), ids.size());

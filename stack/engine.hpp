@@ -182,7 +182,7 @@ public:
     int move_to(SockId s, Engine& dst);
     static constexpr TimeNs kMovedForwardNs = 1'000'000'000;
 
-    // Handover of a live connection to the kernel (TCP_REPAIR; interpose/handover.cpp):
+    // Handover of a live connection to the kernel (TCP_REPAIR; stack/handover.cpp):
     // connections() lists the connections that still have something to deliver (data
     // unsent or unacknowledged, or a FIN), closed ones included; handover_state() is
     // what a kernel socket needs to continue one (-EINVAL when it cannot: not

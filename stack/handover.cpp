@@ -2,8 +2,11 @@
 // left off, with CRIU's TCP_REPAIR recipe (docs/DESIGN.md "Kernel handover"). Used at
 // process exit for connections that still have data or a FIN to deliver: the kernel
 // finishes them after the process is gone, as it would its own sockets.
-// Runtime::at_exit() → Engine::handover_state() → repair_into_kernel() → Engine::detach().
-#include "interpose/handover.hpp"
+// Runtime::at_exit() → Engine::handover_state() → repair_into_kernel() → Engine::detach(),
+// or through fastnetd (no CAP_NET_ADMIN): the client's state → fastnetd's HANDOVER op →
+// repair_into_kernel() there. Plain libc calls: the preloaded library calls this from
+// its wrappers and exit paths, where its re-entry guard sends them to libc.
+#include "stack/handover.hpp"
 
 #include <arpa/inet.h>
 #include <cerrno>
@@ -14,16 +17,14 @@
 
 #include <algorithm>
 
-#include "interpose/libc.hpp"
-
-namespace fastnet::ipose {
+namespace fastnet {
 
 namespace {
 
 // Writes all of buf without blocking (the send buffer was sized for it).
 bool send_all(int fd, const uint8_t* p, size_t n) {
     while (n > 0) {
-        ssize_t w = real().send(fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+        ssize_t w = ::send(fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL);
         if (w < 0 && errno == EINTR) continue;
         if (w <= 0) return false;
         p += w;
@@ -35,18 +36,21 @@ bool send_all(int fd, const uint8_t* p, size_t n) {
 }  // namespace
 
 int repair_into_kernel(const Engine::HandoverState& h, const char** step) {
-    const RealLibc& r = real();
+    return repair_into_kernel(h, h.data.data(), h.data.size(), step);
+}
+
+int repair_into_kernel(const Engine::HandoverState& h, const uint8_t* data, size_t len, const char** step) {
     const char* dummy;
     if (!step) step = &dummy;
     *step = "socket";
-    int fd = r.socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return -errno;
     auto fail = [&](int err) {
-        r.close(fd);   // still in repair mode: closes without a segment
+        ::close(fd);   // still in repair mode: closes without a segment
         return -err;
     };
-    auto opt = [&](int name, const void* v, socklen_t len) {
-        return r.setsockopt(fd, IPPROTO_TCP, name, v, len) == 0;
+    auto opt = [&](int name, const void* v, socklen_t optlen) {
+        return ::setsockopt(fd, IPPROTO_TCP, name, v, optlen) == 0;
     };
     int on = 1;
     *step = "TCP_REPAIR";
@@ -70,8 +74,8 @@ int repair_into_kernel(const Engine::HandoverState& h, const char** step) {
     remote.sin_addr.s_addr = htonl(h.remote.ip);
     remote.sin_port = htons(h.remote.port);
     *step = "bind/connect";
-    if (r.bind(fd, reinterpret_cast<sockaddr*>(&local), sizeof local) ||
-        r.connect(fd, reinterpret_cast<sockaddr*>(&remote), sizeof remote))   // no handshake
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&local), sizeof local) ||
+        ::connect(fd, reinterpret_cast<sockaddr*>(&remote), sizeof remote))   // no handshake
         return fail(errno);
     // What was negotiated on the SYNs, before any data enters the queues.
     tcp_repair_opt ro[4];
@@ -98,21 +102,21 @@ int repair_into_kernel(const Engine::HandoverState& h, const char** step) {
     *step = "TCP_REPAIR_WINDOW";
     if (!opt(TCP_REPAIR_WINDOW, &w, sizeof w)) return fail(errno);
     // Room for everything at once: the exiting process must not block here.
-    int sb = static_cast<int>(std::min<size_t>(h.data.size() * 4 + (1u << 20), 1u << 30));
-    if (r.setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sb, sizeof sb))
-        r.setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sb, sizeof sb);
+    int sb = static_cast<int>(std::min<size_t>(len * 4 + (1u << 20), 1u << 30));
+    if (::setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sb, sizeof sb))
+        ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sb, sizeof sb);
     // Sent but unacknowledged: into the send queue as already sent (the kernel
     // retransmits it on its timer). Then out of repair mode; the rest is sent normally.
-    size_t sent = std::min<size_t>(static_cast<uint32_t>(h.snd_nxt - h.snd_una), h.data.size());
+    size_t sent = std::min<size_t>(static_cast<uint32_t>(h.snd_nxt - h.snd_una), len);
     *step = "the send queue";
     q = TCP_SEND_QUEUE;
     if (!opt(TCP_REPAIR_QUEUE, &q, sizeof q)) return fail(errno);
-    if (sent && !send_all(fd, h.data.data(), sent)) return fail(errno ? errno : EIO);
+    if (sent && !send_all(fd, data, sent)) return fail(errno ? errno : EIO);
     // Received and not yet read (a connection passed on): into the receive queue.
     if (!h.unread.empty()) {
         int rb = static_cast<int>(std::min<size_t>(h.unread.size() * 4 + (1u << 20), 1u << 30));
-        if (r.setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rb, sizeof rb))
-            r.setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rb, sizeof rb);
+        if (::setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rb, sizeof rb))
+            ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rb, sizeof rb);
         *step = "the receive queue";
         q = TCP_RECV_QUEUE;
         if (!opt(TCP_REPAIR_QUEUE, &q, sizeof q) || !send_all(fd, h.unread.data(), h.unread.size()))
@@ -122,15 +126,15 @@ int repair_into_kernel(const Engine::HandoverState& h, const char** step) {
     int off = TCP_REPAIR_OFF;
     if (!opt(TCP_REPAIR, &off, sizeof off)) return fail(errno);
     *step = "the unsent data";
-    if (h.data.size() > sent && !send_all(fd, h.data.data() + sent, h.data.size() - sent)) {
+    if (len > sent && !send_all(fd, data + sent, len - sent)) {
         int err = errno ? errno : EIO;
         // Out of repair mode a close would send a FIN after a partial stream: abort.
         linger lg{1, 0};
-        r.setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-        r.close(fd);
+        ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+        ::close(fd);
         return -err;
     }
     return fd;
 }
 
-}  // namespace fastnet::ipose
+}  // namespace fastnet
