@@ -197,7 +197,8 @@ int print_daemon(const std::string& path, bool json, bool first) {
         printf("], \"slot_pids\": [");
         bool any = false;
         for (int32_t p : st.slot_pid) if (p) { printf("%s%d", any ? ", " : "", p); any = true; }
-        printf("]}");
+        printf("], \"clients_exited\": %llu, \"pidfd\": %u}",
+               static_cast<unsigned long long>(st.clients_exited), st.pidfd);
         return 0;
     }
     printf("fastnetd %d on %s: ring keeper %d, %u client connection%s, %d of 16 slots used, %u queue%s of %u frames\n",
@@ -207,6 +208,8 @@ int print_daemon(const std::string& path, bool json, bool first) {
         printf("  queue %-2u free %-6u fill ring %u\n", q, st.free_frames[q], st.fill_frames[q]);
     for (int i = 0; i < 16; ++i)
         if (st.slot_pid[i]) printf("  slot %-2d pid %d\n", i, st.slot_pid[i]);
+    printf("  clients seen to exit %llu (%s)\n", static_cast<unsigned long long>(st.clients_exited),
+           st.pidfd ? "pidfd" : "kill(pid, 0) sweep");
     return 0;
 }
 

@@ -2,8 +2,9 @@
 // It attaches the XDP program, creates one UMEM per RX queue (memfd-backed) with its
 // first, never-steered socket, keeps every queue's fill ring topped up and its
 // completion ring drained (only the socket that registered a UMEM can map those rings),
-// reaps the slots of clients that died, and hands clients the fds they cannot make
-// themselves (stack/xdp/fastnetd_proto.hpp). Clients are checked with SO_PEERCRED.
+// reaps the slots of clients that died (watched through pidfds), and hands clients the
+// fds they cannot make themselves (stack/xdp/fastnetd_proto.hpp). Clients are checked
+// with SO_PEERCRED.
 // usage: fastnetd --iface IF [--allow-uid UID]... [--allow-group GROUP]...
 //                 [--queues N|all] [--umem-frames N] [--port-base P] [--port-count N]
 //                 [--dir DIR]
@@ -18,6 +19,7 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -45,6 +47,10 @@ constexpr uint32_t kSlots = 16;   // as the runtime's (interpose/runtime.cpp)
 constexpr long kServiceMinNs = 50'000;
 constexpr long kServiceMaxNs = 1'000'000;
 constexpr uint64_t kReapNs = 250'000'000;
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434   // the same number on every architecture
+#endif
 
 volatile sig_atomic_t g_stop = 0;
 void on_signal(int) { g_stop = 1; }
@@ -237,6 +243,16 @@ struct Daemon {
     pid_t keeper = 0;
     std::vector<int> clients;
     std::vector<int> refused;   // answered at their first request, then closed
+    // Client processes and their pidfds: a process's slots are reaped the moment its
+    // pidfd becomes readable. Without pidfds (ENOSYS) a kill(pid, 0) sweep every
+    // kReapNs does it, as the ring keeper does when no fastnetd is left.
+    struct Watched {
+        pid_t pid;
+        int pidfd;
+    };
+    std::vector<Watched> watched;
+    bool pidfds = true;
+    uint64_t clients_exited = 0;
 
     int start();
     int take_over();
@@ -245,6 +261,10 @@ struct Daemon {
     void send_state(int fd);
     uint32_t service_rings();
     void reap();
+    void watch(int conn, pid_t pid);
+    void watch_slot_holders();
+    void client_exited(size_t i);
+    void forget_slots(const uint32_t* dead, uint32_t n, uint32_t frames, const char* why);
     [[noreturn]] void keep();
     void stop();
 };
@@ -272,6 +292,39 @@ int listen_unix(const std::string& path, mode_t mode)
 
 bool alive(pid_t pid) { return pid > 0 && (kill(pid, 0) == 0 || errno != ESRCH); }
 
+// A pidfd (Linux 5.3): readable once the process has exited, and unlike its pid never
+// another process's. -errno (-ENOSYS on older kernels, -ESRCH when it is gone).
+int open_pidfd(pid_t pid)
+{
+    long r = syscall(SYS_pidfd_open, pid, 0);
+    return r < 0 ? -errno : static_cast<int>(r);
+}
+
+// Whether the process behind a pidfd has exited.
+bool exited(int pidfd)
+{
+    pollfd p{pidfd, POLLIN, 0};
+    return poll(&p, 1, 0) == 1;
+}
+
+// A pidfd for the peer of a Unix connection (its SO_PEERCRED pid), checked to be that
+// process: the pid is opened first, then the connection must still be up (had the peer
+// died and its pid been reused in between, its end would be closed). -errno: -ESRCH
+// when no such process exists, -ENOTCONN when the connection is down (the pidfd may be
+// another process's).
+int peer_pidfd(int conn, pid_t pid)
+{
+    int pfd = open_pidfd(pid);
+    if (pfd < 0)
+        return pfd;
+    pollfd c{conn, POLLRDHUP, 0};
+    if (poll(&c, 1, 0) == 1 && (c.revents & (POLLHUP | POLLRDHUP | POLLERR))) {
+        close(pfd);
+        return -ENOTCONN;
+    }
+    return pfd;
+}
+
 int Daemon::start()
 {
     if (find_interface(opt.iface, &ifc) < 0) {
@@ -283,6 +336,13 @@ int Daemon::start()
         say("%s has no IPv4 address or no Ethernet address", opt.iface);
         return 1;
     }
+    int probe = open_pidfd(getpid());
+    pidfds = probe != -ENOSYS;
+    if (probe >= 0)
+        close(probe);
+    else if (!pidfds)
+        say("no pidfd_open (Linux < 5.3): dead clients are found by a kill(pid, 0) sweep every %llu ms",
+            static_cast<unsigned long long>(kReapNs / 1'000'000));
     mkdir(opt.dir.c_str(), 0755);
     path = opt.dir + "/" + ifc.name + ".sock";
     state_path = opt.dir + "/" + ifc.name + ".state";
@@ -416,7 +476,21 @@ void Daemon::keep()
 {
     signal(SIGINT, SIG_IGN);
     signal(SIGTERM, SIG_IGN);
-    std::vector<pid_t> fronts{getppid()};
+    // The fastnetds it serves: its parent, then any that took over. While one lives it
+    // reaps the dead clients (through pidfds); the keeper reaps only when none is left.
+    for (Watched& w : watched)
+        close(w.pidfd);
+    watched.clear();
+    struct Front {
+        pid_t pid;
+        int pidfd;   // -1: judged by kill(pid, 0)
+    };
+    pid_t parent = getppid();
+    std::vector<Front> fronts{{parent, open_pidfd(parent)}};
+    if (fronts[0].pidfd >= 0 && getppid() != parent) {   // it died before the pidfd opened
+        close(fronts[0].pidfd);
+        fronts[0].pidfd = -1;
+    }
     int sfd = listen_unix(state_path, 0600);
     if (sfd < 0)
         say("ring keeper: cannot listen on %s (%s): a restarted fastnetd cannot take over",
@@ -437,8 +511,9 @@ void Daemon::keep()
                 uint32_t k = 0;
                 pollfd w{c, POLLIN, 0};
                 if (poll(&w, 1, 1000) == 1 && daemon_recv(c, &rq, sizeof rq, nullptr, &k) == 0) {
+                    int pfd = peer_pidfd(c, cr.pid);   // before the answer, while it waits
                     send_state(c);
-                    fronts.push_back(cr.pid);
+                    fronts.push_back({cr.pid, pfd >= 0 ? pfd : -1});
                     say("ring keeper: state handed to fastnetd %d", cr.pid);
                 }
             }
@@ -447,10 +522,11 @@ void Daemon::keep()
         }
         if (uint64_t now = now_ns(); now - last_reap > kReapNs) {
             last_reap = now;
-            reap();
             bool front = false, client = false;
-            for (pid_t f : fronts)
-                front = front || alive(f);
+            for (const Front& f : fronts)
+                front = front || (f.pidfd >= 0 ? !exited(f.pidfd) : alive(f.pid));
+            if (!front)
+                reap();
             for (uint32_t i = 0; i < kSlots; i++)
                 client = client || umem[0].slot_pid(i) != 0;
             if (!front && !client)
@@ -478,19 +554,70 @@ uint32_t Daemon::service_rings()
     return moved;
 }
 
+// The kill(pid, 0) sweep: without pidfds, and in the keeper once no fastnetd is left.
 void Daemon::reap()
 {
     uint32_t dead[kSlots];
     uint32_t frames = 0;
     uint32_t n = umem[0].reap_dead_slots(kSlots, dead, &frames);
+    forget_slots(dead, n, frames, "its process is gone");
+}
+
+void Daemon::forget_slots(const uint32_t* dead, uint32_t n, uint32_t frames, const char* why)
+{
     for (uint32_t i = 0; i < n; i++) {
         for (uint32_t q = 1; q < nqueues; q++)
             frames += umem[q].reclaim(static_cast<uint8_t>(dead[i] + 1));
         umem[0].control_lock();
         steering.forget_slot(dead[i]);
         umem[0].control_unlock();
-        say("slot %u: its process is gone; slot, frames and steering reclaimed", dead[i]);
+        say("slot %u: %s; slot, frames and steering reclaimed", dead[i], why);
     }
+}
+
+// Watches a client process from its first request on (conn: its connection, for the
+// check that the pidfd is that process).
+void Daemon::watch(int conn, pid_t pid)
+{
+    if (!pidfds || pid <= 0)
+        return;
+    for (const Watched& w : watched)
+        if (w.pid == pid)
+            return;
+    int pfd = conn >= 0 ? peer_pidfd(conn, pid) : open_pidfd(pid);
+    if (pfd >= 0) {
+        watched.push_back({pid, pfd});
+    } else if (pfd == -ESRCH) {
+        // Gone already: its slots, if it took any, go now.
+        uint32_t dead[kSlots];
+        uint32_t frames = 0;
+        uint32_t n = umem[0].reap_slots_of(pid, kSlots, dead, &frames);
+        forget_slots(dead, n, frames, "its process is gone");
+    }
+    // Else (the connection is down already): the next tick watches its slots' holder.
+}
+
+// Slot holders not watched yet (clients of a fastnetd this one took over from, or a
+// forked client between taking its slot and its first request): watched from now on.
+void Daemon::watch_slot_holders()
+{
+    for (uint32_t i = 0; i < kSlots; i++)
+        if (pid_t p = umem[0].slot_pid(i); p > 0)
+            watch(-1, p);
+}
+
+void Daemon::client_exited(size_t i)
+{
+    pid_t pid = watched[i].pid;
+    close(watched[i].pidfd);
+    watched.erase(watched.begin() + static_cast<long>(i));
+    clients_exited++;
+    uint32_t dead[kSlots];
+    uint32_t frames = 0;
+    uint32_t n = umem[0].reap_slots_of(pid, kSlots, dead, &frames);
+    char why[64];
+    snprintf(why, sizeof why, "pid %d exited (pidfd)", pid);
+    forget_slots(dead, n, frames, why);
 }
 
 void Daemon::handle(int fd)
@@ -531,8 +658,15 @@ void Daemon::handle(int fd)
         close(fd);
         return;
     }
+    if (rq.op == DaemonOp::Hello || rq.op == DaemonOp::Xsk) {
+        ucred cr{};
+        socklen_t len = sizeof cr;
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0)
+            watch(fd, cr.pid);
+    }
     if (rq.op == DaemonOp::Hello) {
         send_state(fd);
+
     } else if (rq.op == DaemonOp::Status) {
         DaemonStatus st;
         snprintf(st.ifname, sizeof st.ifname, "%s", ifc.name);
@@ -547,6 +681,8 @@ void Daemon::handle(int fd)
         }
         for (uint32_t i = 0; i < kSlots; i++)
             st.slot_pid[i] = umem[0].slot_pid(i);
+        st.clients_exited = clients_exited;
+        st.pidfd = pidfds;
         daemon_send(fd, &st, sizeof st, nullptr, 0);
     } else if (rq.op == DaemonOp::Xsk && rq.queue < nqueues) {
         int s = socket(AF_XDP, SOCK_RAW | SOCK_CLOEXEC, 0);
@@ -606,6 +742,9 @@ void Daemon::serve()
         p.push_back({listen_fd, POLLIN, 0});
         for (int c : clients)
             p.push_back({c, POLLIN, 0});
+        const size_t first_pidfd = p.size();
+        for (const Watched& w : watched)
+            p.push_back({w.pidfd, POLLIN, 0});
         timespec ts{0, wait_ns};
         int n = ppoll(p.data(), p.size(), &ts, nullptr);
         if (n < 0 && errno != EINTR)
@@ -625,7 +764,11 @@ void Daemon::serve()
                     clients.push_back(c);
                 }
             }
-            for (size_t i = 1; i < p.size(); i++)
+            // Exits first: a pid is reaped before a new request could watch it anew.
+            for (size_t i = p.size(); i-- > first_pidfd;)
+                if (p[i].revents & (POLLIN | POLLHUP | POLLERR))
+                    client_exited(i - first_pidfd);
+            for (size_t i = 1; i < first_pidfd; i++)
                 if (p[i].revents & (POLLIN | POLLHUP | POLLERR))
                     handle(p[i].fd);
             std::vector<int> live;
@@ -641,7 +784,10 @@ void Daemon::serve()
         }
         if (uint64_t now = now_ns(); now - last_reap > kReapNs) {
             last_reap = now;
-            reap();
+            if (pidfds)
+                watch_slot_holders();
+            else
+                reap();
         }
     }
 }

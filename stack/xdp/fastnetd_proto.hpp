@@ -58,6 +58,8 @@ struct DaemonStatus {
     uint32_t free_frames[16] = {};    // per queue: in the free list
     uint32_t fill_frames[16] = {};    // per queue: in the fill ring
     int32_t slot_pid[16] = {};        // the process holding each slot, 0 = free
+    uint64_t clients_exited = 0;      // client processes seen to exit (pidfd), slots reaped
+    uint32_t pidfd = 0;               // 1: dead clients are seen through pidfds
 };
 
 // One message with up to kDaemonMaxFds fds. 0 or -errno.

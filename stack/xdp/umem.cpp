@@ -411,7 +411,8 @@ int Umem::claim_slot(uint32_t nslots)
     return got;
 }
 
-uint32_t Umem::reap_dead_slots(uint32_t nslots, uint32_t* out, uint32_t* frames)
+template <class Dead>
+uint32_t Umem::reap_slots_if(uint32_t nslots, uint32_t* out, uint32_t* frames, Dead dead)
 {
     if (nslots > kUmemSlots)
         nslots = kUmemSlots;
@@ -422,7 +423,7 @@ uint32_t Umem::reap_dead_slots(uint32_t nslots, uint32_t* out, uint32_t* frames)
     unlock();
     uint32_t n = 0;
     for (uint32_t i = 0; i < nslots; i++) {
-        if (pids[i] == 0 || alive(pids[i]))
+        if (pids[i] == 0 || !dead(pids[i]))
             continue;
         // Frames first, then the slot: a new holder must not see the old one's tags.
         uint32_t got = reclaim(static_cast<uint8_t>(i + 1));
@@ -437,6 +438,16 @@ uint32_t Umem::reap_dead_slots(uint32_t nslots, uint32_t* out, uint32_t* frames)
             out[n++] = i;
     }
     return n;
+}
+
+uint32_t Umem::reap_dead_slots(uint32_t nslots, uint32_t* out, uint32_t* frames)
+{
+    return reap_slots_if(nslots, out, frames, [](pid_t p) { return !alive(p); });
+}
+
+uint32_t Umem::reap_slots_of(int32_t pid, uint32_t nslots, uint32_t* out, uint32_t* frames)
+{
+    return reap_slots_if(nslots, out, frames, [pid](pid_t p) { return p == pid; });
 }
 
 void Umem::release_slot(uint32_t slot)

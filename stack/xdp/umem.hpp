@@ -91,10 +91,13 @@ public:
     // Slots (XSKMAP indexes) across all processes sharing this UMEM: claim_slot() takes
     // a free one for the calling process (-ENOSPC when none is). reap_dead_slots() frees
     // the slots of processes that are gone, their frames back in the pool, and lists
-    // them in out[] (the caller clears their steering); returns how many.
+    // them in out[] (the caller clears their steering); returns how many. It asks
+    // kill(pid, 0), which a reused pid fools; reap_slots_of() frees the slots of one
+    // process known to be gone (fastnetd watches its clients through pidfds).
     int claim_slot(uint32_t nslots);
     void release_slot(uint32_t slot);
     uint32_t reap_dead_slots(uint32_t nslots, uint32_t* out, uint32_t* frames = nullptr);
+    uint32_t reap_slots_of(int32_t pid, uint32_t nslots, uint32_t* out, uint32_t* frames = nullptr);
     // Steering edits by the processes sharing the UMEM are serialised by this
     // process-shared lock (robust: a holder killed inside does not wedge the others).
     void control_lock() const;
@@ -122,6 +125,8 @@ public:
 
 private:
     friend class XskDevice;
+    template <class Dead>
+    uint32_t reap_slots_if(uint32_t nslots, uint32_t* out, uint32_t* frames, Dead dead);
     void lock() const;
     void unlock() const;
     int fail(int err, const char* fmt, ...) __attribute__((format(printf, 3, 4)));
