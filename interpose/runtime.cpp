@@ -17,6 +17,7 @@
 #include <memory>
 #include <pthread.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -898,10 +899,74 @@ void Runtime::at_exit() {
     }
 }
 
+namespace {
+
+// How long an exiting client waits for fastnetd to build one kernel socket.
+constexpr int kDaemonHandoverMs = 5000;
+
+// A connection handed to the kernel by fastnetd (its HANDOVER op), for a client without
+// CAP_NET_ADMIN: the state in the request, the bytes from snd_una in a sealed memfd.
+// 0, or -errno with why filled in: fastnetd's reason when it refused (*refused set),
+// else what failed on the way (fastnetd gone, no memory).
+int daemon_handover(State& s, const Engine::HandoverState& h, char* why, size_t why_len, bool* refused) {
+    Direct direct;
+    *refused = false;
+    if (s.daemon_pid != getpid()) {   // a forked child asks on its own connection
+        if (s.daemon_fd >= 0) close(s.daemon_fd);
+        s.daemon_fd = daemon_connect(s.ifc.name);
+        s.daemon_pid = getpid();
+    }
+    if (s.daemon_fd < 0) {
+        snprintf(why, why_len, "no connection to fastnetd: %s", strerror(-s.daemon_fd));
+        return s.daemon_fd;
+    }
+    int mfd = memfd_create("fastnet-handover", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    int r = mfd < 0 ? -errno : 0;
+    for (size_t off = 0; r == 0 && off < h.data.size();) {
+        ssize_t w = write(mfd, h.data.data() + off, h.data.size() - off);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) r = w < 0 ? -errno : -EIO;
+        else off += static_cast<size_t>(w);
+    }
+    if (r == 0 && fcntl(mfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) r = -errno;
+    if (r < 0) {
+        if (mfd >= 0) close(mfd);
+        snprintf(why, why_len, "memfd for %zu bytes: %s", h.data.size(), strerror(-r));
+        return r;
+    }
+    DaemonHandover m = to_daemon_handover(h);
+    r = daemon_send(s.daemon_fd, &m, sizeof m, &mfd, 1);
+    close(mfd);
+    DaemonReply rp;
+    if (r == 0) {
+        pollfd p{s.daemon_fd, POLLIN, 0};
+        int k;
+        do k = poll(&p, 1, kDaemonHandoverMs);
+        while (k < 0 && errno == EINTR);
+        r = k == 1 ? daemon_recv(s.daemon_fd, &rp, sizeof rp, nullptr, nullptr) : k == 0 ? -ETIMEDOUT : -errno;
+    }
+    if (r == 0 && (rp.magic != kDaemonMagic || rp.version != kDaemonVersion)) r = -EPROTO;
+    if (r < 0) {
+        snprintf(why, why_len, "fastnetd did not answer: %s", strerror(-r));
+        return r;
+    }
+    if (rp.status < 0) {
+        *refused = true;
+        snprintf(why, why_len, "fastnetd: %.*s", static_cast<int>(sizeof rp.message), rp.message);
+        return rp.status;
+    }
+    return 0;
+}
+
+}  // namespace
+
 void Runtime::hand_over_to_kernel(RtEngine& e) {
     // Every connection with data or a FIN still to deliver (closed ones included) goes
-    // to a kernel socket, which finishes it after the process is gone. Without
-    // CAP_NET_ADMIN the engine sends what it can once, as before, and says so.
+    // to a kernel socket, which finishes it after the process is gone: built here with
+    // CAP_NET_ADMIN, or by fastnetd for its clients. The flow is steered to the kernel
+    // only once that socket exists (the kernel would reset a flow it has no socket for);
+    // until then what the peer sends reaches this engine, which is held (at_exit) and
+    // does not answer. Without either the engine sends what it can once, and says so.
     static bool warned = false;
     Direct direct;   // the repair's socket calls go to libc
     State& s = st();
@@ -911,15 +976,22 @@ void Runtime::hand_over_to_kernel(RtEngine& e) {
     for (size_t i = 0; i < n; ++i) {
         Engine::HandoverState h;
         if (e.engine->handover_state(ids[i], &h) < 0) continue;
-        const char* step = "";
-        int kfd = repair_into_kernel(h, &step);
-        if (kfd < 0) {
+        char why[224] = {};
+        int kfd = -1, r;
+        bool refused = false;
+        if (s.via_daemon) {
+            r = daemon_handover(s, h, why, sizeof why, &refused);
+        } else {
+            const char* step = "";
+            r = kfd = repair_into_kernel(h, &step);
+            if (r < 0) snprintf(why, sizeof why, "%s: %s", step, strerror(-r));
+        }
+        if (r < 0) {
             if (!warned)
-                log(LogLevel::Warn, "cannot hand connections over to the kernel at exit (%s: %s): "
-                                    "their last segments are sent once and not retransmitted", step,
-                    strerror(-kfd));
+                log(LogLevel::Warn, "cannot hand connections over to the kernel at exit (%s): "
+                                    "their last segments are sent once and not retransmitted", why);
             warned = true;
-            if (kfd == -EPERM) break;
+            if (s.via_daemon ? !refused : r == -EPERM) break;   // the next would fail alike
             continue;
         }
         {
@@ -927,10 +999,12 @@ void Runtime::hand_over_to_kernel(RtEngine& e) {
             s.steering.add_kernel_flow(flow_tuple(h.local, h.remote));
         }
         e.engine->detach(ids[i]);
-        real().close(kfd);      // the kernel delivers the queue, then its FIN
+        if (kfd >= 0) real().close(kfd);   // the kernel delivers the queue, then its FIN
         ++moved;
     }
-    if (moved) log(LogLevel::Info, "exit: %zu connection(s) handed over to the kernel", moved);
+    if (moved)
+        log(LogLevel::Info, "exit: %zu connection(s) handed over to the kernel%s", moved,
+            s.via_daemon ? " by fastnetd" : "");
 }
 
 void RtEngine::on_moved_flow_released(Endpoint local, Endpoint remote) {

@@ -197,7 +197,8 @@ int print_daemon(const std::string& path, bool json, bool first) {
         printf("], \"slot_pids\": [");
         bool any = false;
         for (int32_t p : st.slot_pid) if (p) { printf("%s%d", any ? ", " : "", p); any = true; }
-        printf("], \"clients_exited\": %llu, \"pidfd\": %u}",
+        printf("], \"handovers\": %llu, \"handovers_refused\": %llu, \"clients_exited\": %llu, \"pidfd\": %u}",
+               static_cast<unsigned long long>(st.handovers), static_cast<unsigned long long>(st.handovers_refused),
                static_cast<unsigned long long>(st.clients_exited), st.pidfd);
         return 0;
     }
@@ -208,8 +209,9 @@ int print_daemon(const std::string& path, bool json, bool first) {
         printf("  queue %-2u free %-6u fill ring %u\n", q, st.free_frames[q], st.fill_frames[q]);
     for (int i = 0; i < 16; ++i)
         if (st.slot_pid[i]) printf("  slot %-2d pid %d\n", i, st.slot_pid[i]);
-    printf("  clients seen to exit %llu (%s)\n", static_cast<unsigned long long>(st.clients_exited),
-           st.pidfd ? "pidfd" : "kill(pid, 0) sweep");
+    printf("  clients seen to exit %llu (%s), connections handed to the kernel %llu, refused %llu\n",
+           static_cast<unsigned long long>(st.clients_exited), st.pidfd ? "pidfd" : "kill(pid, 0) sweep",
+           static_cast<unsigned long long>(st.handovers), static_cast<unsigned long long>(st.handovers_refused));
     return 0;
 }
 

@@ -2,9 +2,10 @@
 // It attaches the XDP program, creates one UMEM per RX queue (memfd-backed) with its
 // first, never-steered socket, keeps every queue's fill ring topped up and its
 // completion ring drained (only the socket that registered a UMEM can map those rings),
-// reaps the slots of clients that died (watched through pidfds), and hands clients the
-// fds they cannot make themselves (stack/xdp/fastnetd_proto.hpp). Clients are checked
-// with SO_PEERCRED.
+// reaps the slots of clients that died (watched through pidfds), hands clients the fds
+// they cannot make themselves, and at a client's exit continues its unfinished
+// connections in kernel sockets (TCP_REPAIR needs CAP_NET_ADMIN; see
+// stack/xdp/fastnetd_proto.hpp). Clients are checked with SO_PEERCRED.
 // usage: fastnetd --iface IF [--allow-uid UID]... [--allow-group GROUP]...
 //                 [--queues N|all] [--umem-frames N] [--port-base P] [--port-count N]
 //                 [--dir DIR]
@@ -16,6 +17,7 @@
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -32,6 +34,7 @@
 #include <string>
 #include <vector>
 
+#include "stack/handover.hpp"
 #include "stack/net/interface.hpp"
 #include "stack/xdp/fastnetd_proto.hpp"
 #include "stack/xdp/steering.hpp"
@@ -243,6 +246,7 @@ struct Daemon {
     pid_t keeper = 0;
     std::vector<int> clients;
     std::vector<int> refused;   // answered at their first request, then closed
+    uint32_t local_ip = 0;      // the interface's, host order
     // Client processes and their pidfds: a process's slots are reaped the moment its
     // pidfd becomes readable. Without pidfds (ENOSYS) a kill(pid, 0) sweep every
     // kReapNs does it, as the ring keeper does when no fastnetd is left.
@@ -252,13 +256,14 @@ struct Daemon {
     };
     std::vector<Watched> watched;
     bool pidfds = true;
-    uint64_t clients_exited = 0;
+    uint64_t handovers = 0, handovers_refused = 0, clients_exited = 0;
 
     int start();
     int take_over();
     void serve();
     void handle(int fd);
     void send_state(int fd);
+    void hand_over(int fd, const DaemonHandover& m, size_t len, const int* fds, uint32_t nfds);
     uint32_t service_rings();
     void reap();
     void watch(int conn, pid_t pid);
@@ -336,6 +341,7 @@ int Daemon::start()
         say("%s has no IPv4 address or no Ethernet address", opt.iface);
         return 1;
     }
+    local_ip = ec.ip;
     int probe = open_pidfd(getpid());
     pidfds = probe != -ENOSYS;
     if (probe >= 0)
@@ -622,12 +628,23 @@ void Daemon::client_exited(size_t i)
 
 void Daemon::handle(int fd)
 {
-    DaemonRequest rq;
+    DaemonHandover msg;   // the largest request; the others are its first part
+    const DaemonRequest& rq = msg.rq;
     uint32_t nin = 0;
     int in[kDaemonMaxFds];
-    int r = daemon_recv(fd, &rq, sizeof rq, in, &nin);
-    for (uint32_t i = 0; i < nin; i++)
-        close(in[i]);
+    size_t len = 0;
+    int r = daemon_recv(fd, &msg, sizeof msg, in, &nin, &len);
+    if (r == 0 && (len < sizeof rq || (rq.op != DaemonOp::Handover && len != sizeof rq)))
+        r = -EPROTO;
+    struct CloseAll {
+        int* fds;
+        uint32_t* n;
+        ~CloseAll()
+        {
+            for (uint32_t i = 0; i < *n; i++)
+                close(fds[i]);
+        }
+    } close_in{in, &nin};
     if (r < 0 || rq.magic != kDaemonMagic || rq.version != kDaemonVersion) {
         close(fd);
         for (auto* v : {&clients, &refused})
@@ -658,7 +675,7 @@ void Daemon::handle(int fd)
         close(fd);
         return;
     }
-    if (rq.op == DaemonOp::Hello || rq.op == DaemonOp::Xsk) {
+    if (rq.op == DaemonOp::Hello || rq.op == DaemonOp::Xsk || rq.op == DaemonOp::Handover) {
         ucred cr{};
         socklen_t len = sizeof cr;
         if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0)
@@ -666,7 +683,8 @@ void Daemon::handle(int fd)
     }
     if (rq.op == DaemonOp::Hello) {
         send_state(fd);
-
+    } else if (rq.op == DaemonOp::Handover) {
+        hand_over(fd, msg, len, in, nin);
     } else if (rq.op == DaemonOp::Status) {
         DaemonStatus st;
         snprintf(st.ifname, sizeof st.ifname, "%s", ifc.name);
@@ -681,6 +699,8 @@ void Daemon::handle(int fd)
         }
         for (uint32_t i = 0; i < kSlots; i++)
             st.slot_pid[i] = umem[0].slot_pid(i);
+        st.handovers = handovers;
+        st.handovers_refused = handovers_refused;
         st.clients_exited = clients_exited;
         st.pidfd = pidfds;
         daemon_send(fd, &st, sizeof st, nullptr, 0);
@@ -702,6 +722,65 @@ void Daemon::handle(int fd)
                  static_cast<uint32_t>(rq.op), rq.queue);
         daemon_send(fd, &rp, sizeof rp, nullptr, 0);
     }
+}
+
+// HANDOVER: a client at exit asks for one of its connections to continue in a kernel
+// socket. Checked first: the message, a client holding a slot, the connection's
+// local address, the window scales, and the memfd (a regular file, sealed against
+// shrinking, holding data_len bytes of at most kDaemonHandoverMax): a bad request is
+// refused with a reason and counted. The socket is built in repair mode and closed at
+// once: the kernel delivers its queue and the FIN as for any closed socket. The
+// client steers the flow to the kernel when it reads the answer; until then the
+// segments the peer sends reach its engine, which no longer polls.
+void Daemon::hand_over(int fd, const DaemonHandover& m, size_t len, const int* fds, uint32_t nfds)
+{
+    DaemonReply rp;
+    ucred cr{};
+    socklen_t crlen = sizeof cr;
+    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &crlen);
+    auto refuse = [&](int err, const char* fmt, auto... args) {
+        rp.status = -err;
+        snprintf(rp.message, sizeof rp.message, fmt, args...);
+        handovers_refused++;
+        say("pid %d: handover refused: %s", cr.pid, rp.message);
+        daemon_send(fd, &rp, sizeof rp, nullptr, 0);
+    };
+    if (len != sizeof m)
+        return refuse(EPROTO, "a HANDOVER request of %zu bytes (this fastnetd reads %zu)", len, sizeof m);
+    if (nfds != 1)
+        return refuse(EINVAL, "a HANDOVER request with %u fds (one memfd expected)", nfds);
+    bool client = false;
+    for (uint32_t i = 0; i < kSlots; i++)
+        client = client || umem[0].slot_pid(i) == cr.pid;
+    if (!client)
+        return refuse(EPERM, "pid %d holds no slot on %s", cr.pid, ifc.name);
+    if (m.local_ip != local_ip || m.local_port == 0 || m.remote_port == 0 || m.remote_ip == 0 ||
+        m.remote_ip == local_ip)
+        return refuse(EINVAL, "not a connection of %s", ifc.name);
+    if (m.snd_wscale > 14 || m.rcv_wscale > 14 || m.mss == 0)   // RFC 7323 2.3: at most 14
+        return refuse(EINVAL, "window scale %u/%u or MSS %u out of range", m.snd_wscale, m.rcv_wscale, m.mss);
+    if (m.data_len > kDaemonHandoverMax)
+        return refuse(EMSGSIZE, "%u bytes to hand over (at most %u)", m.data_len, kDaemonHandoverMax);
+    struct stat sb{};
+    int seals = fcntl(fds[0], F_GET_SEALS);
+    if (fstat(fds[0], &sb) < 0 || !S_ISREG(sb.st_mode) || seals < 0 || !(seals & F_SEAL_SHRINK) ||
+        sb.st_size < static_cast<off_t>(m.data_len))
+        return refuse(EINVAL, "the data fd is not a memfd sealed against shrinking with %u bytes", m.data_len);
+    void* data = nullptr;
+    if (m.data_len) {
+        data = mmap(nullptr, m.data_len, PROT_READ, MAP_SHARED, fds[0], 0);
+        if (data == MAP_FAILED)
+            return refuse(errno, "cannot map the data: %s", strerror(errno));
+    }
+    const char* step = "";
+    int kfd = repair_into_kernel(from_daemon_handover(m), static_cast<const uint8_t*>(data), m.data_len, &step);
+    if (data)
+        munmap(data, m.data_len);
+    if (kfd < 0)
+        return refuse(-kfd, "%s: %s", step, strerror(-kfd));
+    close(kfd);   // the kernel delivers the queue, then its FIN
+    handovers++;
+    daemon_send(fd, &rp, sizeof rp, nullptr, 0);
 }
 
 // The HELLO answer: the program's maps and link, each queue's memfd and UMEM socket.
