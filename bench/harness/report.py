@@ -125,7 +125,12 @@ def main():
     mach = machine()
     loads = [r.get("loadavg") for r in runs if isinstance(r.get("loadavg"), (int, float))]
     settings = {"rounds": rounds, "duration_s": int(os.environ.get("BENCH_DURATION", "0")) or None,
-                "server_cpu": 1, "client_cpu": 0}
+                "server_cpu": 1, "client_cpu": 0, "veth_gro": None}
+    try:
+        with open(os.path.join(d, "peer.json")) as f:
+            settings["veth_gro"] = json.load(f).get("gro")
+    except (OSError, ValueError):
+        pass
     report = {"date": date, "machine": mach, "settings": settings,
               "loadavg_min": min(loads) if loads else None, "loadavg_max": max(loads) if loads else None,
               "summary": rows, "ceiling": ceiling, "runs": runs}
@@ -136,7 +141,8 @@ def main():
     md.append(f"Run {date} on {mach['nproc']} CPUs ({mach['cpu']}), Linux {mach['kernel']}; "
               f"{rounds} rounds of kernel then fastnet, {settings['duration_s']} s per run, server on "
               f"CPU 1, client on CPU 0; 1-minute load average at run starts {fmt(report['loadavg_min'])}–"
-              f"{fmt(report['loadavg_max'])} (shared machine).")
+              f"{fmt(report['loadavg_max'])} (shared machine). GRO on both veth ends (the kernel "
+              f"peer, and the server in kernel runs): {settings['veth_gro'] or 'unknown'}.")
     md.append("")
     md.append("| workload | unit | kernel (median) | fastnet (median) | fastnet/kernel | target | ok runs k/f |")
     md.append("|---|---|---:|---:|---:|---:|---|")

@@ -37,6 +37,15 @@ trap 'exit 129' HUP
 ip netns exec "$TB_NS_SRV" sysctl -qw net.core.somaxconn=8192 net.ipv4.tcp_max_syn_backlog=8192 >/dev/null
 ip netns exec "$TB_NS_CLI" sysctl -qw net.ipv4.ip_local_port_range="10000 39999" \
   net.ipv4.tcp_tw_reuse=1 net.core.somaxconn=8192 >/dev/null
+# A fair peer: a real NIC gives the kernel GRO; a veth only when asked. Both ends, for the
+# kernel and the fastnet runs alike (with XDP attached the fastnet side bypasses it).
+GRO=off
+if ip netns exec "$TB_NS_CLI" ethtool -K "$TB_IF_CLI" gro on 2>/dev/null &&
+   ip netns exec "$TB_NS_SRV" ethtool -K "$TB_IF_SRV" gro on 2>/dev/null; then
+  GRO=on
+fi
+echo "{\"gro\": \"$GRO\"}" > "$OUT/peer.json"
+note "kernel peer and kernel server: GRO $GRO on the veth ends"
 
 step=0
 total_steps() {
