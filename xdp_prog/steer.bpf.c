@@ -117,9 +117,8 @@ static __always_inline int redirect(struct xdp_md *ctx, __u32 slot, __u32 rule_c
     return count(rule_counter, verdict);
 }
 
-/* slots[hash(4-tuple) % n] of a listening port's set; n in 1..FASTNET_MAX_SLOTS. */
-static __always_inline __u32 hash_slot(struct fastnet_listen_slots *ls, __u32 n,
-                                       struct fastnet_flow_key *key, __u32 seed)
+/* hash(4-tuple) % n, an index into a listening port's set; n in 1..FASTNET_MAX_SLOTS. */
+static __always_inline __u32 hash_index(__u32 n, struct fastnet_flow_key *key, __u32 seed)
 {
     __u32 h = fastnet_flow_hash(key->remote_ip, key->local_ip, key->remote_port,
                                 key->local_port, seed);
@@ -128,14 +127,33 @@ static __always_inline __u32 hash_slot(struct fastnet_listen_slots *ls, __u32 n,
      * then mask (FASTNET_MAX_SLOTS is a power of two). */
     __u32 idx = h % n;
     asm volatile("" : "+r"(idx));
-    idx &= FASTNET_MAX_SLOTS - 1;
-    return ls->slots[idx];
+    return idx & (FASTNET_MAX_SLOTS - 1);
+}
+
+static __always_inline __u32 hash_slot(struct fastnet_listen_slots *ls, __u32 n,
+                                       struct fastnet_flow_key *key, __u32 seed)
+{
+    return ls->slots[hash_index(n, key, seed)];
+}
+
+/* Whether slot's engine has a socket on the arrival queue (a process that died leaves
+ * its slot in the sets until it is reaped, but the kernel removes its sockets at once). */
+static __always_inline int has_xsk(struct xdp_md *ctx, __u32 slot)
+{
+    __u32 queue = ctx->rx_queue_index;
+    if (queue >= FASTNET_MAX_QUEUES)
+        return 0;
+    __u32 idx = queue * FASTNET_MAX_SLOTS + (slot & (FASTNET_MAX_SLOTS - 1));
+    return bpf_map_lookup_elem(&xsks, &idx) != 0;
 }
 
 /* A SYN on a listening port. A retransmitted SYN keeps the slot recorded for its flow
  * while that slot still serves the port (its engine may hold the half-open connection);
- * otherwise the hash picks one. The choice is recorded only when an engine got the
- * frame: a SYN the kernel takes leaves no record, and its flow stays the kernel's. */
+ * otherwise the hash picks one, or, when that slot's engine has no socket (its process
+ * died and is not reaped yet), the next slot of the set that has one: a new flow lands
+ * on a live engine, not on the kernel listener. The choice is recorded only when an
+ * engine got the frame: a SYN the kernel takes leaves no record, and its flow stays the
+ * kernel's. */
 static __always_inline int new_passive_flow(struct xdp_md *ctx,
                                             struct fastnet_listen_slots *ls, __u32 n,
                                             struct fastnet_flow_key *key, __u32 seed)
@@ -152,14 +170,33 @@ static __always_inline int new_passive_flow(struct xdp_md *ctx,
             if (i >= n)
                 break;
             if (ls->slots[i] == want) {
-                slot = want;
+                if (has_xsk(ctx, want))
+                    slot = want;
                 break;
             }
         }
     }
-    if (slot == FASTNET_MAX_SLOTS)
-        slot = hash_slot(ls, n, key, seed);
-    int verdict = redirect(ctx, slot, FASTNET_CNT_REDIRECT_LISTEN);
+    __u32 counter = FASTNET_CNT_REDIRECT_LISTEN;
+    if (slot == FASTNET_MAX_SLOTS) {
+        __u32 first = hash_index(n, key, seed);
+        slot = ls->slots[first];
+        if (!has_xsk(ctx, slot)) {
+            for (__u32 i = 1; i < FASTNET_MAX_SLOTS; i++) {
+                if (i >= n)
+                    break;
+                __u32 j = first + i;
+                if (j >= n)
+                    j -= n;
+                j &= FASTNET_MAX_SLOTS - 1;
+                if (has_xsk(ctx, ls->slots[j])) {
+                    slot = ls->slots[j];
+                    counter = FASTNET_CNT_REDIRECT_LISTEN_NEXT;
+                    break;
+                }
+            }
+        }
+    }
+    int verdict = redirect(ctx, slot, counter);
     if (verdict == XDP_REDIRECT)
         bpf_map_update_elem(&passive_flows, key, &slot, BPF_ANY);
     else

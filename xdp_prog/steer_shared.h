@@ -68,6 +68,7 @@ struct fastnet_config {
     X(REDIRECT_LISTEN, "redirect: listening port, new flow (SYN)")                 \
     X(REDIRECT_PASSIVE, "redirect: listening port, the flow's recorded slot")      \
     X(REDIRECT_LISTEN_MISS, "redirect: listening port, flow not recorded (hashed)")\
+    X(REDIRECT_LISTEN_NEXT, "redirect: listening port, new flow, hashed slot had no socket")\
     X(PASS_NO_XSK, "pass: owner slot has no socket")                               \
     X(PASS_NO_OWNER, "pass: no rule owns the port")                                \
     X(PASS_NOT_LOCAL, "pass: destination is not the configured address")           \

@@ -482,6 +482,47 @@ TEST_CASE("a SYN the kernel takes leaves no record, and clears an old one",
     CHECK(Fixture::single_counter(fx.run(build_frame(f)).delta) == FASTNET_CNT_PASS_NO_OWNER);
 }
 
+TEST_CASE("a SYN whose hashed slot has no socket goes to the next slot of the set that has one",
+          "[xdp][steer][listen]")
+{
+    Fixture fx;
+    const uint32_t set[] = {1, 2, 3};
+    for (uint32_t slot : set) REQUIRE(fx.s.add_listen_slot(8088, slot) == 0);
+    // Slot 2's process was killed: the kernel dropped its socket at once, and the slot
+    // stays in the set until a live process reaps it.
+    REQUIRE(fx.s.clear_xsk(2) == 0);
+    int to_dead = 0;
+    FrameSpec f;
+    f.dport = 8088;
+    for (uint16_t sport = 40000; sport < 40060; sport++) {
+        f.sport = sport;
+        const FlowTuple t{f.saddr, f.daddr, f.sport, f.dport};
+        const uint32_t hashed = Steering::listen_slot_for(t, fx.s.hash_seed(), set, 3);
+        auto o = fx.run(build_frame(f));
+        CAPTURE(sport, hashed);
+        REQUIRE(o.verdict == XDP_REDIRECT);
+        if (hashed == 2) {
+            ++to_dead;
+            CHECK(Fixture::single_counter(o.delta) == FASTNET_CNT_REDIRECT_LISTEN_NEXT);
+            CHECK(Fixture::single_slot(o.delta) == 3);   // the one after it in the set
+        } else {
+            CHECK(Fixture::single_counter(o.delta) == FASTNET_CNT_REDIRECT_LISTEN);
+            CHECK(Fixture::single_slot(o.delta) == int(hashed));
+        }
+        uint32_t rec = 99;
+        REQUIRE(fx.s.passive_flow_slot(t, &rec) == 0);
+        CHECK(int(rec) == Fixture::single_slot(o.delta));
+    }
+    CHECK(to_dead > 5);   // 60 flows over 3 slots
+    // No slot of the set has a socket: the kernel listener takes the SYN.
+    REQUIRE(fx.s.clear_xsk(1) == 0);
+    REQUIRE(fx.s.clear_xsk(3) == 0);
+    f.sport = 41000;
+    auto o = fx.run(build_frame(f));
+    CHECK(o.verdict == XDP_PASS);
+    CHECK(Fixture::single_counter(o.delta) == FASTNET_CNT_PASS_NO_XSK);
+}
+
 TEST_CASE("a segment of an unrecorded flow on a listening port is hashed and counted",
           "[xdp][steer][listen][passive]")
 {
