@@ -471,23 +471,31 @@ void release(Entry* en) {
     // Shared with another process (xproc.hpp): nothing is sent while it still holds it.
     if (en->xidx >= 0 && xproc::release(en)) return;
     if (en->orphan()) return;           // a connection that could not be taken over
-    uint16_t port = en->state == SockState::Listening ? bound_port(en) : en->steered_port;
+    // A closed listener's slot leaves the port at once, whatever it accepted: new flows
+    // must not reach an engine that no longer listens (nginx's old workers after a
+    // reload, until they exit), and its connections follow their flows' records
+    // (docs/DESIGN.md "Steering").
+    const bool listener = en->state == SockState::Listening;
+    uint16_t port = listener ? bound_port(en) : en->steered_port;
     bool port_in_use = false;
     with_engine(en, [&](Engine& eng) {
         en->eng->sockets.erase(en->sid);
         if (port != 0) {
             for (const auto& [sid, other] : en->eng->sockets) {
                 (void)sid;
-                if (other->steered_port == port ||
+                if ((!listener && other->steered_port == port) ||
                     (other->state == SockState::Listening && bound_port(other) == port)) {
                     port_in_use = true;
                     break;
                 }
             }
         }
+        // The slot leaves before the listener closes: a SYN steered here in between
+        // would be answered with a RST.
+        if (listener && port != 0 && !port_in_use) Runtime::get().unlisten_port(port, en->eng);
         return eng.close(en->sid);
     });
-    if (port != 0 && !port_in_use) Runtime::get().unlisten_port(port, en->eng);
+    if (!listener && port != 0 && !port_in_use) Runtime::get().unlisten_port(port, en->eng);
     if (en->shadow >= 0) real().close(en->shadow);
     en->shadow = -1;
 }
