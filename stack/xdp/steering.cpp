@@ -14,6 +14,7 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <vector>
 
 #include "xdp_prog/steer.skel.h"
@@ -225,6 +226,36 @@ uint32_t Steering::hash_seed() const
     return loaded() && read_config(cfg) == 0 ? cfg.hash_seed : 0;
 }
 
+namespace {
+uint64_t monotonic_ns()
+{
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);   // bpf_ktime_get_ns's clock
+    return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+}  // namespace
+
+int Steering::drop_empty_ports()
+{
+    uint16_t ports[FASTNET_MAX_LISTEN_PORTS];
+    size_t nports = 0;
+    uint16_t port = 0;
+    const uint16_t* prev = nullptr;
+    while (nports < FASTNET_MAX_LISTEN_PORTS && !bpf_map_get_next_key(map_fd(kListen), prev, &port)) {
+        ports[nports++] = port;
+        prev = &ports[nports - 1];
+    }
+    const uint64_t now = monotonic_ns();
+    int dropped = 0;
+    for (size_t i = 0; i < nports; i++) {
+        fastnet_listen_slots v{};
+        if (!bpf_map_lookup_elem(map_fd(kListen), &ports[i], &v) && v.count == 0 && v.hold_until <= now &&
+            !bpf_map_delete_elem(map_fd(kListen), &ports[i]))
+            dropped++;
+    }
+    return dropped;
+}
+
 int Steering::add_listen_slot(uint16_t port, uint32_t slot)
 {
     if (!loaded())
@@ -240,8 +271,12 @@ int Steering::add_listen_slot(uint16_t port, uint32_t slot)
     if (v.count >= FASTNET_MAX_SLOTS)
         return fail(-ENOSPC, "listening port %u already has %u slots", port, v.count);
     v.slots[v.count++] = slot;
+    v.hold_until = 0;
     // A hash-map update swaps in a new element, so the program reads old or new set.
-    if (bpf_map_update_elem(map_fd(kListen), &port, &v, BPF_ANY))
+    int rc = bpf_map_update_elem(map_fd(kListen), &port, &v, BPF_ANY);
+    if (rc && errno == E2BIG && drop_empty_ports() > 0)   // full of ports nobody serves
+        rc = bpf_map_update_elem(map_fd(kListen), &port, &v, BPF_ANY);
+    if (rc)
         return fail(-errno, "adding slot %u to listening port %u", slot, port);
     return 0;
 }
@@ -260,8 +295,10 @@ int Steering::remove_listen_slot(uint16_t port, uint32_t slot)
     if (out == v.count)
         return fail(-ENOENT, "slot %u does not serve port %u", slot, port);
     v.count = out;
-    int rc = out ? bpf_map_update_elem(map_fd(kListen), &port, &v, BPF_ANY)
-                 : bpf_map_delete_elem(map_fd(kListen), &port);
+    // The last slot: the entry stays, empty, and holds SYNs for a moment (steer_shared.h).
+    if (out == 0)
+        v.hold_until = monotonic_ns() + FASTNET_SYN_HOLD_NS;
+    int rc = bpf_map_update_elem(map_fd(kListen), &port, &v, BPF_ANY);
     if (rc)
         return fail(-errno, "removing slot %u from listening port %u", slot, port);
     return 0;

@@ -75,6 +75,8 @@ public:
     // Rule 3: slot joins / leaves the set that serves a listening port (new flows only:
     // a flow keeps the slot recorded at its SYN). Adding a slot
     // twice is a no-op; removing the last slot removes the port.
+    // The last slot's leaving keeps the port's entry, empty, holding SYNs for
+    // FASTNET_SYN_HOLD_NS; add_listen_slot drops such entries when the map is full.
     int add_listen_slot(uint16_t port, uint32_t slot);
     int remove_listen_slot(uint16_t port, uint32_t slot);
     // The port's slot set in order; returns its size (or -errno; 0 if not listening).
@@ -119,6 +121,8 @@ public:
 
 private:
     int fail(int err, const char* fmt, ...) __attribute__((format(printf, 3, 4)));
+    // Deletes the empty entries whose hold is over; returns how many.
+    int drop_empty_ports();
     int read_config(struct fastnet_config& cfg) const;
     int write_config(const struct fastnet_config& cfg);
     int map_fd(int which) const;
