@@ -9,7 +9,9 @@
 #include <atomic>
 #include <cerrno>
 #include <csignal>
+#include <cstdio>
 #include <cstring>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sys/mman.h>
 #include <time.h>
@@ -30,6 +32,16 @@ constexpr uint32_t kSlotCount = 64;            // covers the XSKMAP slots (runti
 constexpr size_t kTransferBytes = 8u << 20;    // one connection's send and receive bytes
 // How long a requester waits for the owner's engine (it polls every 2 ms at most).
 constexpr uint64_t kClaimNs = 1'000'000'000;
+// Holders recorded by pid per entry. More are counted in `holders` but not recorded:
+// their holds are trusted (only their own release drops them), never checked for life.
+constexpr int kHolderPids = 8;
+// A child being forked is recorded as a placeholder (its parent's pid, negated) until
+// its fork handler puts its own pid there (xproc::inherited); one still there after
+// this long belongs to a child that died before its handler ran.
+constexpr uint64_t kForkGraceNs = 5'000'000'000;
+// How often an owner's engine looks for holders that died without releasing the
+// connections it keeps for them.
+constexpr uint64_t kHolderCheckNs = 250'000'000;
 
 enum class State : uint32_t {
     Free,
@@ -39,9 +51,18 @@ enum class State : uint32_t {
     CloseReq,     // the last holder left; the owner (who closed its fd) closes it: FIN
 };
 
+// One recorded holder. pid > 0: a process, `start` its start time (/proc/PID/stat field
+// 22, 0 when unreadable) which tells a reused pid apart; pid < 0: a child of -pid being
+// forked since `start` (now_ns).
+struct Holder {
+    int32_t pid;
+    uint64_t start;
+};
+
 struct Shared {
     State state;
     int32_t holders;                // processes holding an fd-table entry for it
+    Holder held[kHolderPids];       // the first kHolderPids of them; pid 0: a free record
     Endpoint local, remote;
     int32_t owner_pid;
     int32_t owner_slot;
@@ -55,6 +76,10 @@ struct Shared {
 struct Table {
     pthread_mutex_t mu;             // process-shared, robust
     std::atomic<uint32_t> pending[kSlotCount];   // requests for each slot's engine
+    // Slots whose engine keeps connections for other holders (owner_closed), and when
+    // each next looks whether those holders still live (serve).
+    std::atomic<uint32_t> keeps[kSlotCount];
+    std::atomic<uint64_t> next_check[kSlotCount];
     int32_t transfer_entry;         // whose connection is in the transfer area, -1: none
     int32_t transfer_pid;           // who is to import it
     Engine::ConnState transfer_state;
@@ -64,7 +89,95 @@ struct Table {
 
 Table* g_table = nullptr;
 
-bool alive(pid_t pid) { return pid > 0 && (kill(pid, 0) == 0 || errno != ESRCH); }
+// A process's state letter and start time from /proc/PID/stat. false: unreadable.
+bool proc_stat(pid_t pid, char* state, uint64_t* start) {
+    char path[40], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    ssize_t n = real().read(fd, buf, sizeof buf - 1);
+    real().close(fd);
+    if (n <= 0) return false;
+    buf[n] = 0;
+    // "pid (comm) S ppid ...": comm may hold spaces and parentheses, the last ')' ends it.
+    const char* p = strrchr(buf, ')');
+    if (!p || p[1] != ' ' || !p[2]) return false;
+    *state = p[2];
+    p += 3;
+    for (int field = 4; field < 22 && p; ++field) {   // fields 4..21, then the start time
+        p = strchr(p, ' ');
+        if (p) ++p;
+    }
+    if (!p) return false;
+    *start = strtoull(p, nullptr, 10);
+    return true;
+}
+
+uint64_t start_of(pid_t pid) {
+    char st;
+    uint64_t start = 0;
+    return proc_stat(pid, &st, &start) ? start : 0;
+}
+
+// This process's own record (its start time read once per process).
+Holder self() {
+    static pid_t pid = 0;
+    static uint64_t start = 0;
+    pid_t me = getpid();
+    if (pid != me) {
+        start = start_of(me);
+        pid = me;
+    }
+    return Holder{me, start};
+}
+
+// Whether process pid still runs: kill(pid, 0), and a zombie (killed, not yet waited
+// for by its parent) holds nothing any more. `start` (when known) guards a reused pid.
+bool alive(pid_t pid, uint64_t start = 0) {
+    if (pid <= 0 || (kill(pid, 0) < 0 && errno == ESRCH)) return false;
+    char st;
+    uint64_t now_start;
+    if (!proc_stat(pid, &st, &now_start)) return true;   // no /proc: kill() said it runs
+    return st != 'Z' && st != 'X' && (start == 0 || now_start == start);
+}
+
+void record(Shared& x, Holder h) {
+    for (Holder& r : x.held)
+        if (r.pid == 0) {
+            r = h;
+            return;
+        }
+}
+
+// Drops pid's record, if it has one (an unrecorded holder has none).
+void unrecord(Shared& x, pid_t pid) {
+    for (Holder& r : x.held)
+        if (r.pid == pid) {
+            r = Holder{0, 0};
+            return;
+        }
+}
+
+// Drops the holders that left without releasing (killed) or never arrived (a child
+// that died before its fork handler ran). Where the count decides something.
+void prune(Shared& x) {
+    const uint64_t now = now_ns();
+    for (Holder& r : x.held) {
+        bool gone = r.pid > 0 ? !alive(r.pid, r.start) : r.pid < 0 && now - r.start > kForkGraceNs;
+        if (!gone) continue;
+        log(LogLevel::Debug, "shared connection: holder %d is gone", r.pid);
+        r = Holder{0, 0};
+        --x.holders;
+    }
+}
+
+// One holder (this process) lets go. Returns the holders left, dead ones not counted.
+int32_t let_go(Shared& x) {
+    --x.holders;
+    unrecord(x, getpid());
+    if (x.holders > 0) prune(x);
+    return x.holders;
+}
 
 struct Lock {
     Lock() {
@@ -119,9 +232,11 @@ void at_fork() {
         Entry* en = t.raw(fd);
         if (!en || en->kind != Kind::Socket || !seen.insert(en).second) continue;
         uint8_t inh = en->inherited.load(std::memory_order_acquire);
+        const Holder forking{-me, now_ns()};
         if (en->xidx >= 0) {
             Lock g;
             g_table->e[en->xidx].holders++;
+            record(g_table->e[en->xidx], forking);
             continue;
         }
         if (inh != Entry::Own || en->state != SockState::Connected || !en->eng) continue;
@@ -139,7 +254,9 @@ void at_fork() {
             for (uint32_t i = 0; i < kEntries; ++i) {
                 Shared& x = g_table->e[i];
                 if (x.state != State::Free) continue;
-                x = Shared{State::Live, 2, local, remote, me, e->slot, sid, false, 0, -1, 0};
+                x = Shared{State::Live, 2, {}, local, remote, me, e->slot, sid, false, 0, -1, 0};
+                x.held[0] = self();
+                x.held[1] = forking;
                 en->xidx = static_cast<int>(i);
                 break;
             }
@@ -148,11 +265,29 @@ void at_fork() {
     }
 }
 
-bool inherited(const Entry* en) { return g_table && en->xidx >= 0; }
+bool inherited(const Entry* en) {
+    if (!g_table || en->xidx < 0) return false;
+    // The child's fork handler: its pid takes the place its parent recorded for it
+    // (once: several numbers may name one entry).
+    const pid_t parent = getppid();
+    Lock g;
+    const Holder me = self();
+    Shared& x = g_table->e[en->xidx];
+    for (const Holder& r : x.held)
+        if (r.pid == me.pid) return true;
+    for (Holder& r : x.held)
+        if (r.pid == -parent) {
+            r = me;
+            break;
+        }
+    return true;
+}
 
 bool pending(int slot) {
-    return g_table && static_cast<unsigned>(slot) < kSlotCount &&
-           g_table->pending[slot].load(std::memory_order_acquire) != 0;
+    if (!g_table || static_cast<unsigned>(slot) >= kSlotCount) return false;
+    if (g_table->pending[slot].load(std::memory_order_acquire) != 0) return true;
+    return g_table->keeps[slot].load(std::memory_order_acquire) != 0 &&
+           now_ns() >= g_table->next_check[slot].load(std::memory_order_relaxed);
 }
 
 bool claim(int fd, Entry* en) {
@@ -233,12 +368,27 @@ bool claim(int fd, Entry* en) {
 
 void serve(RtEngine& e) {
     const pid_t me = getpid();
+    const bool check = static_cast<unsigned>(e.slot) < kSlotCount &&
+                       g_table->keeps[e.slot].load(std::memory_order_acquire) != 0 &&
+                       now_ns() >= g_table->next_check[e.slot].load(std::memory_order_relaxed);
+    bool keeps = false;
     Lock g;
     for (uint32_t i = 0; i < kEntries; ++i) {
         Shared& x = g_table->e[i];
-        if ((x.state != State::Requested && x.state != State::CloseReq) || x.owner_pid != me ||
-            x.owner_slot != e.slot)
+        if (x.owner_pid != me || x.owner_slot != e.slot) continue;
+        if (x.state == State::Live && x.owner_closed) {
+            // Kept for other holders: if they all died without closing (SIGKILL), the
+            // connection closes now, as the kernel closes a file when its last holder dies.
+            if (check) prune(x);
+            if (x.holders > 0) {
+                keeps = true;
+                continue;
+            }
+            e.engine->close(x.owner_sid);
+            x.state = State::Free;
             continue;
+        }
+        if (x.state != State::Requested && x.state != State::CloseReq) continue;
         if (x.state == State::CloseReq) {
             e.engine->close(x.owner_sid);   // the last holder is gone: FIN (or RST, unread data)
             x.state = State::Free;
@@ -278,6 +428,10 @@ void serve(RtEngine& e) {
         g_table->transfer_pid = x.req_pid;
         __atomic_store_n(&x.state, State::Exported, __ATOMIC_RELEASE);
     }
+    if (check) {
+        g_table->next_check[e.slot].store(now_ns() + kHolderCheckNs, std::memory_order_relaxed);
+        if (!keeps) g_table->keeps[e.slot].store(0, std::memory_order_release);
+    }
 }
 
 bool release(Entry* en) {
@@ -290,16 +444,21 @@ bool release(Entry* en) {
     if (owner) {
         std::lock_guard ge(en->eng->mu);
         Lock g;
-        if (--x.holders <= 0 || x.owner_pid != me) {
+        if (let_go(x) <= 0 || x.owner_pid != me) {
             x.state = State::Free;
-            return false;                  // the last holder: closed as usual
+            return false;                  // the last live holder: closed as usual
         }
         x.owner_closed = true;             // kept for the other holders, who close it
+        if (static_cast<unsigned>(x.owner_slot) < kSlotCount) {
+            // Its engine closes it should they all die without closing (serve).
+            g_table->next_check[x.owner_slot].store(now_ns() + kHolderCheckNs, std::memory_order_relaxed);
+            g_table->keeps[x.owner_slot].store(1, std::memory_order_release);
+        }
         en->eng->sockets.erase(en->sid);
         return true;
     }
     Lock g;
-    if (--x.holders > 0) return true;
+    if (let_go(x) > 0) return true;
     // The last holder, never the owner here: the owner closed its fd and kept the
     // connection for us; its engine closes it now.
     if (x.state == State::Live && x.owner_closed && alive(x.owner_pid)) {
@@ -316,7 +475,7 @@ void leave(Entry* en) {
     Shared& x = g_table->e[en->xidx];
     en->xidx = -1;
     Lock g;
-    if (--x.holders <= 0) x.state = State::Free;
+    if (let_go(x) <= 0) x.state = State::Free;
     else if (x.owner_pid == getpid()) x.owner_pid = 0;
 }
 

@@ -25,14 +25,17 @@ bool init();
 // it has none) and one more holder, the child.
 void at_fork();
 // In the child: whether entry en is shared (it becomes Remote then; else it is removed).
+// A shared one records this process as a holder, in the place the parent kept for it.
 bool inherited(const Entry* en);
 // This process's first use of a Remote entry: asks the owner for the connection, waits
 // (up to ~1 s) for its engine to export it, imports it into this thread's engine and
 // binds the entry to it. false: the connection cannot be had (the owner is gone, refused).
 bool claim(int fd, Entry* en);
-// Cheap: whether some process asked engine slot `slot` for something.
+// Cheap: whether some process asked engine slot `slot` for something, or it is time to
+// look whether the holders of connections it keeps for others still live.
 bool pending(int slot);
-// Under e's lock: exports the connections asked of e, closes those whose last holder left.
+// Under e's lock: exports the connections asked of e, closes those whose last holder left
+// or whose other holders all died without closing them (SIGKILL).
 void serve(RtEngine& e);
 // This process drops entry en (its last fd closed, exec, exit). true: another process
 // still holds the connection, so nothing is sent: an owner's engine keeps it for them.
