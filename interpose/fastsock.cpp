@@ -492,7 +492,7 @@ void release(Entry* en) {
         }
         // The slot leaves before the listener closes: a SYN steered here in between
         // would be answered with a RST.
-        if (listener && port != 0 && !port_in_use) Runtime::get().unlisten_port(port, en->eng);
+        if (listener && port != 0 && !port_in_use) Runtime::get().unlisten_port(port, en->eng, true);
         return eng.close(en->sid);
     });
     if (!listener && port != 0 && !port_in_use) Runtime::get().unlisten_port(port, en->eng);

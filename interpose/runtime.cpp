@@ -642,10 +642,10 @@ int Runtime::listen_port(uint16_t port, RtEngine* e) {
     return s.steering.add_listen_slot(port, static_cast<uint32_t>(e->slot));
 }
 
-void Runtime::unlisten_port(uint16_t port, RtEngine* e) {
+void Runtime::unlisten_port(uint16_t port, RtEngine* e, bool hold) {
     State& s = st();
     SteerLock g;
-    s.steering.remove_listen_slot(port, static_cast<uint32_t>(e->slot));
+    s.steering.remove_listen_slot(port, static_cast<uint32_t>(e->slot), hold);
 }
 
 namespace {

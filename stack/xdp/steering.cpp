@@ -281,7 +281,7 @@ int Steering::add_listen_slot(uint16_t port, uint32_t slot)
     return 0;
 }
 
-int Steering::remove_listen_slot(uint16_t port, uint32_t slot)
+int Steering::remove_listen_slot(uint16_t port, uint32_t slot, bool hold)
 {
     if (!loaded())
         return fail(-ENOENT, "steering program not loaded");
@@ -295,10 +295,12 @@ int Steering::remove_listen_slot(uint16_t port, uint32_t slot)
     if (out == v.count)
         return fail(-ENOENT, "slot %u does not serve port %u", slot, port);
     v.count = out;
-    // The last slot: the entry stays, empty, and holds SYNs for a moment (steer_shared.h).
-    if (out == 0)
+    // The last slot with a hold: the entry stays, empty, and holds SYNs for a moment
+    // (steer_shared.h); without, the port is gone.
+    if (out == 0 && hold)
         v.hold_until = monotonic_ns() + FASTNET_SYN_HOLD_NS;
-    int rc = bpf_map_update_elem(map_fd(kListen), &port, &v, BPF_ANY);
+    int rc = out || hold ? bpf_map_update_elem(map_fd(kListen), &port, &v, BPF_ANY)
+                         : bpf_map_delete_elem(map_fd(kListen), &port);
     if (rc)
         return fail(-errno, "removing slot %u from listening port %u", slot, port);
     return 0;
@@ -319,7 +321,7 @@ int Steering::forget_slot(uint32_t slot)
         prev = &ports[nports - 1];
     }
     for (size_t i = 0; i < nports; i++)
-        if (remove_listen_slot(ports[i], slot) == 0)
+        if (remove_listen_slot(ports[i], slot, true) == 0)
             removed++;
     fastnet_flow_key key{}, next{};
     const fastnet_flow_key* pk = nullptr;

@@ -74,11 +74,12 @@ public:
 
     // Rule 3: slot joins / leaves the set that serves a listening port (new flows only:
     // a flow keeps the slot recorded at its SYN). Adding a slot
-    // twice is a no-op; removing the last slot removes the port.
-    // The last slot's leaving keeps the port's entry, empty, holding SYNs for
-    // FASTNET_SYN_HOLD_NS; add_listen_slot drops such entries when the map is full.
+    // twice is a no-op; removing the last slot removes the port, or with `hold` (its
+    // listener closed, its process died: others may adopt the port) keeps its entry,
+    // empty, holding SYNs for FASTNET_SYN_HOLD_NS; add_listen_slot drops such entries
+    // when the map is full. forget_slot holds.
     int add_listen_slot(uint16_t port, uint32_t slot);
-    int remove_listen_slot(uint16_t port, uint32_t slot);
+    int remove_listen_slot(uint16_t port, uint32_t slot, bool hold = false);
     // The port's slot set in order; returns its size (or -errno; 0 if not listening).
     int listen_slots(uint16_t port, uint32_t* out, size_t n) const;
 
