@@ -18,7 +18,8 @@
 namespace fastnet::ipose {
 
 // Wakes threads blocked on these sockets and queues them on the ready lists of the
-// epoll sets they belong to. Called without any engine lock held.
+// epoll sets they belong to, then drops the hold each one carried since it was queued
+// (RtEngine::on_events). Called without any engine lock held.
 void notify_changed(RtEngine* e, const std::vector<Entry*>& changed);
 
 // Polls an engine if nobody has for a while (try-lock: never waits for another
@@ -51,6 +52,8 @@ uint32_t sock_events(Entry* en);
 // One sleep of a blocking call: until the socket may have `want`, the engine needs a
 // poll, or the deadline (CLOCK_MONOTONIC ns, ~0 = none). 0: look again; -EINTR; -EAGAIN.
 int wait_once(Entry* en, uint32_t want, uint64_t deadline);
+// The last hold on an epoll entry went: its user-space set is freed (fs::recycle).
+void epoll_free(Entry* ep);
 }  // namespace fs
 
 }  // namespace fastnet::ipose

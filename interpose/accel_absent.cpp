@@ -18,6 +18,7 @@ int accept(int, Entry*, sockaddr*, socklen_t*, int) { return -EBADF; }
 int connect(int, Entry*, const sockaddr*, socklen_t) { return -EBADF; }
 int shutdown(Entry*, int) { return -EBADF; }
 void release(Entry*) {}
+void recycle(Entry*) {}
 ssize_t send(int, Entry*, const iovec*, int, int) { return -EBADF; }
 ssize_t recv(int, Entry*, const iovec*, int, int) { return -EBADF; }
 ssize_t sendfile(Entry*, int, off_t*, size_t) { return -EBADF; }

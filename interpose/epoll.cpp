@@ -8,12 +8,12 @@ using namespace fastnet::ipose;
 
 namespace {
 
-Entry* epoll_entry(const Call& c, int epfd) {
-    if (!c.active()) return nullptr;
-    Entry* e = FdTable::get().lookup(epfd);
+EntryRef epoll_entry(const Call& c, int epfd) {
+    if (!c.active()) return EntryRef();
+    EntryRef e = FdTable::get().lookup(epfd);
     if (e && e->kind == Kind::Epoll) return e;
     count_passthrough();
-    return nullptr;
+    return EntryRef();
 }
 
 int wait_ms(const Call& c, int epfd, Entry* ep, epoll_event* evs, int maxevents, int timeout,
@@ -42,8 +42,8 @@ int epoll_ctl(int epfd, int op, int fd, struct epoll_event* ev) noexcept {
     Call c;
     if (!c.active()) return real().epoll_ctl(epfd, op, fd, ev);
     FdTable& t = FdTable::get();
-    Entry* ep = t.lookup(epfd);
-    Entry* target = t.lookup(fd, op != EPOLL_CTL_DEL);
+    EntryRef ep = t.lookup(epfd);
+    EntryRef target = t.lookup(fd, op != EPOLL_CTL_DEL);
     if (ep && ep->kind != Kind::Epoll) return c.finish(-EINVAL);   // a fastnet socket is no epoll fd
     if (!target) {
         count_passthrough();
@@ -58,14 +58,14 @@ int epoll_ctl(int epfd, int op, int fd, struct epoll_event* ev) noexcept {
 
 int epoll_wait(int epfd, struct epoll_event* evs, int maxevents, int timeout) {
     Call c;
-    Entry* ep = epoll_entry(c, epfd);
+    EntryRef ep = epoll_entry(c, epfd);
     if (!ep) return real().epoll_wait(epfd, evs, maxevents, timeout);
     return wait_ms(c, epfd, ep, evs, maxevents, timeout, nullptr);
 }
 
 int epoll_pwait(int epfd, struct epoll_event* evs, int maxevents, int timeout, const sigset_t* mask) {
     Call c;
-    Entry* ep = epoll_entry(c, epfd);
+    EntryRef ep = epoll_entry(c, epfd);
     if (!ep) return real().epoll_pwait(epfd, evs, maxevents, timeout, mask);
     return wait_ms(c, epfd, ep, evs, maxevents, timeout, mask);
 }
@@ -73,7 +73,7 @@ int epoll_pwait(int epfd, struct epoll_event* evs, int maxevents, int timeout, c
 int epoll_pwait2(int epfd, struct epoll_event* evs, int maxevents, const struct timespec* timeout,
                  const sigset_t* mask) {
     Call c;
-    Entry* ep = epoll_entry(c, epfd);
+    EntryRef ep = epoll_entry(c, epfd);
     if (!ep) {
         if (!real().epoll_pwait2) return c.finish(-ENOSYS);
         return real().epoll_pwait2(epfd, evs, maxevents, timeout, mask);

@@ -200,11 +200,15 @@ void queue_and_wake(EpItem* it, int depth) {
 
 void notify_changed(RtEngine* e, const std::vector<Entry*>& changed) {
     bool wake_engine = false;
-    std::lock_guard g(g_reg);
-    for (Entry* en : changed) {
-        if (en->waiters.load(std::memory_order_acquire) > 0) wake_engine = true;
-        for (EpItem* it = en->items; it; it = it->next_of_sock) queue_and_wake(it, 0);
+    {
+        std::lock_guard g(g_reg);
+        for (Entry* en : changed) {
+            if (en->waiters.load(std::memory_order_acquire) > 0) wake_engine = true;
+            for (EpItem* it = en->items; it; it = it->next_of_sock) queue_and_wake(it, 0);
+        }
     }
+    FdTable& t = FdTable::get();
+    for (Entry* en : changed) t.put(en);   // the hold RtEngine::on_events took
     if (wake_engine) {
         uint64_t one = 1;
         real().write(e->wake_fd, &one, sizeof one);
@@ -248,6 +252,11 @@ int epoll_ctl(int epfd, Entry* ep, int op, int fd, Entry* target, epoll_event* e
     if (op != EPOLL_CTL_ADD && op != EPOLL_CTL_MOD && op != EPOLL_CTL_DEL) return -EINVAL;
     if (op != EPOLL_CTL_DEL && target->kind == Kind::Socket) rejoin_port(target);
     std::lock_guard g(g_reg);
+    // Closed by another thread since the lookup: its memberships are gone (fs::release,
+    // epoll_release take this lock after refs reached 0); none may be added.
+    if ((ep && ep->refs.load(std::memory_order_acquire) == 0) ||
+        (op != EPOLL_CTL_DEL && target->refs.load(std::memory_order_acquire) == 0))
+        return -EBADF;
     if (!ep) {
         // Is epfd an epoll fd at all? Answer as the kernel would (EBADF / EINVAL).
         char link[64], path[40];
@@ -332,6 +341,7 @@ int epoll_wait(int epfd, Entry* ep, epoll_event* evs, int maxevents, const times
     std::vector<RtEngine*> engines;
     const uint64_t spin_until = start + spin_ns();
     for (;;) {
+        if (ep->closed.load(std::memory_order_acquire)) return -EBADF;   // closed while it waited
         {
             std::lock_guard sg(s->mu);
             engines.clear();
@@ -367,7 +377,11 @@ int epoll_wait(int epfd, Entry* ep, epoll_event* evs, int maxevents, const times
         uint64_t until = min_deadline(engines, std::min(deadline, now + kMaxSleepNs));
         timespec ts = ns_to_ts(until > now ? until - now : 0);
         epoll_event aev[16];
-        s->sleepers.fetch_add(1, std::memory_order_acq_rel);
+        s->sleepers.fetch_add(1, std::memory_order_seq_cst);
+        if (ep->closed.load(std::memory_order_seq_cst)) {   // closed before we counted (epoll_release)
+            s->sleepers.fetch_sub(1, std::memory_order_acq_rel);
+            return -EBADF;
+        }
         int r;
         if (real().epoll_pwait2) {
             r = real().epoll_pwait2(s->aux, aev, 16, &ts, mask);
@@ -405,6 +419,16 @@ void epoll_release(Entry* ep) {
         std::lock_guard sg(s->mu);
         while (!s->items.empty()) remove_item(s, s->items.begin()->second);
     }
+    // A thread still waiting on the set ends; the set itself goes with the last hold
+    // (epoll_free).
+    ep->closed.store(true, std::memory_order_seq_cst);
+    uint64_t one = 1;
+    if (s->sleepers.load(std::memory_order_seq_cst) > 0) real().write(s->wake, &one, sizeof one);
+}
+
+void epoll_free(Entry* ep) {
+    EpollSet* s = ep->ep;
+    if (!s) return;
     real().close(s->aux);
     real().close(s->wake);
     delete s;
@@ -417,12 +441,13 @@ int poll(pollfd* fds, nfds_t nfds, const timespec* timeout, const sigset_t* mask
     uint64_t deadline = timeout ? now + static_cast<uint64_t>(timeout->tv_sec) * 1000000000ull +
                                       static_cast<uint64_t>(timeout->tv_nsec)
                                 : ~0ull;
-    std::vector<Entry*> socks(nfds, nullptr);
+    std::vector<EntryRef> socks(nfds);   // held until the call returns
     std::vector<RtEngine*> engines;
     for (nfds_t i = 0; i < nfds; ++i) {
-        Entry* en = fds[i].fd >= 0 ? t.lookup(fds[i].fd, true) : nullptr;
-        if (en && en->kind == Kind::Socket) {
-            socks[i] = en;
+        EntryRef ref = fds[i].fd >= 0 ? t.lookup(fds[i].fd, true) : EntryRef();
+        if (ref && ref->kind == Kind::Socket) {
+            Entry* en = ref;
+            socks[i] = std::move(ref);
             if (en->state == SockState::Listening) rejoin_port(en);
             if (std::find(engines.begin(), engines.end(), en->eng) == engines.end()) engines.push_back(en->eng);
         }
@@ -442,7 +467,7 @@ int poll(pollfd* fds, nfds_t nfds, const timespec* timeout, const sigset_t* mask
             shadow_of.push_back(i);
         }
     }
-    for (Entry* en : socks) if (en) en->waiters.fetch_add(1, std::memory_order_acq_rel);
+    for (const EntryRef& en : socks) if (en) en->waiters.fetch_add(1, std::memory_order_acq_rel);
     int result;
     const uint64_t spin_until = now + spin_ns();
     for (;;) {
@@ -492,7 +517,7 @@ int poll(pollfd* fds, nfds_t nfds, const timespec* timeout, const sigset_t* mask
             break;
         }
     }
-    for (Entry* en : socks) if (en) en->waiters.fetch_sub(1, std::memory_order_acq_rel);
+    for (const EntryRef& en : socks) if (en) en->waiters.fetch_sub(1, std::memory_order_acq_rel);
     return result;
 }
 

@@ -14,6 +14,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/ioctl.h>
+#include <type_traits>
 #include <unistd.h>
 
 #include "interpose/accel.hpp"
@@ -46,10 +47,13 @@ RtEngine* lock_engine(Entry* en, std::unique_lock<std::mutex>& g) {
 }
 
 // Runs f(Engine&) under the entry's engine lock, then dispatches readiness changes.
+// A socket closed meanwhile (its last fd number went while this call held the entry)
+// answers -EBADF (0 for a size) without reaching the engine, unless even_closed.
 template <class F>
-auto with_engine(Entry* en, F&& f) -> decltype(f(*en->eng->engine)) {
+auto with_engine(Entry* en, F&& f, bool even_closed = false) -> decltype(f(*en->eng->engine)) {
+    using R = decltype(f(*en->eng->engine));
     thread_local std::vector<Entry*> changed;
-    decltype(f(*en->eng->engine)) r;
+    R r;
     RtEngine* e;
     {
         std::unique_lock<std::mutex> g;
@@ -59,7 +63,12 @@ auto with_engine(Entry* en, F&& f) -> decltype(f(*en->eng->engine)) {
         // What already arrived counts: a non-blocking accept right after the peer's
         // handshake, FIONREAD right after its data, the window a write sees.
         if (e->engine->rx_waiting()) e->engine->take_rx(now);
-        r = f(*e->engine);
+        if (!even_closed && en->closed.load(std::memory_order_relaxed)) {
+            if constexpr (std::is_signed_v<R>) r = -EBADF;
+            else r = 0;
+        } else {
+            r = f(*e->engine);
+        }
         e->take_changed(changed);
         if (e->engine->tx_deferred()) note_tx(e);
     }
@@ -74,6 +83,7 @@ uint64_t deadline_from(const timeval& tv) {
 }
 
 uint32_t sock_events_locked(Entry* en, Engine& eng) {
+    if (en->closed.load(std::memory_order_relaxed)) return EPOLLHUP;   // as a socket shut down both ways
     uint32_t ev = eng.events(en->sid);
     if (en->shadow_ready.load(std::memory_order_relaxed)) ev |= EPOLLIN;
     return ev;
@@ -93,6 +103,7 @@ uint32_t sock_events(Entry* en) {
 // Sleeps until the socket may have one of `want` (or an error), the engine needs a poll,
 // or the deadline passes. 0: look again; -EINTR; -EAGAIN: the deadline passed.
 int wait_once(Entry* en, uint32_t want, uint64_t deadline) {
+    if (en->closed.load(std::memory_order_acquire)) return -EBADF;
     RtEngine* e = en->eng;
     pump(e, true);
     flush_deferred();
@@ -115,7 +126,12 @@ int wait_once(Entry* en, uint32_t want, uint64_t deadline) {
     pollfd p[3] = {{e->wait_fd, POLLIN, 0}, {e->wake_fd, POLLIN, 0}, {-1, POLLIN, 0}};
     nfds_t n = 2;
     if (en->shadow >= 0 && en->state == SockState::Listening) p[n++].fd = en->shadow;
-    en->waiters.fetch_add(1, std::memory_order_acq_rel);
+    en->waiters.fetch_add(1, std::memory_order_seq_cst);
+    // A close that came before the increment found no waiter to wake (end_calls).
+    if (en->closed.load(std::memory_order_seq_cst)) {
+        en->waiters.fetch_sub(1, std::memory_order_acq_rel);
+        return -EBADF;
+    }
     int r = real().ppoll(p, n, &ts, nullptr);
     int err = errno;
     en->waiters.fetch_sub(1, std::memory_order_acq_rel);
@@ -125,7 +141,8 @@ int wait_once(Entry* en, uint32_t want, uint64_t deadline) {
         real().read(e->wake_fd, &v, sizeof v);
     }
     if (n == 3 && (p[2].revents & POLLIN)) en->shadow_ready.store(true, std::memory_order_relaxed);
-    return 0;
+    // Closed by another thread while asleep (fs::release wakes the engine's sleepers).
+    return en->closed.load(std::memory_order_acquire) ? -EBADF : 0;
 }
 
 namespace {
@@ -136,11 +153,12 @@ int handover(int fd, Entry* en, const char* why) {
     int r = handover_to_kernel(fd, en);
     if (r < 0) return r;
     with_engine(en, [&](Engine& eng) {
+        en->closed.store(true, std::memory_order_release);   // calls still in progress end
         en->eng->sockets.erase(en->sid);
         return eng.abort(en->sid);
-    });
+    }, true);
     FdTable& t = FdTable::get();
-    if (t.remove(fd) == en && en->refs.fetch_sub(1) == 1) t.release(en);
+    if (t.remove(fd) == en && en->refs.fetch_sub(1) == 1) t.put(en);
     if (SharedCounters* c = counters()) c->handovers.fetch_add(1, std::memory_order_relaxed);
     log(LogLevel::Debug, "fd %d handed over to the kernel: %s", fd, why);
     return 0;
@@ -212,7 +230,7 @@ int socket(int domain, int type, int protocol) {
         return s;
     });
     if (sid < 0) {
-        t.release(en);
+        t.put(en);
         real().close(fd);
         return sid == -ENOBUFS ? -ENOBUFS : kToKernel;
     }
@@ -250,7 +268,7 @@ int listen(int fd, Entry* en, int backlog) {
         any.ss_family = static_cast<sa_family_t>(en->family);
         socklen_t len = en->family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
         if (int r = bind(fd, en, reinterpret_cast<sockaddr*>(&any), len); r < 0) return r;
-        if (FdTable::get().lookup(fd) != en) return real().listen(fd, backlog);   // handed over
+        if (FdTable::get().raw(fd) != en) return real().listen(fd, backlog);   // handed over
     }
     if (en->state != SockState::Bound) return -EINVAL;
     en->backlog = backlog;
@@ -325,7 +343,7 @@ void listeners_displaced(RtEngine* e) {
     // until it is accepted on or waited on again (rejoin_port).
     FdTable& t = FdTable::get();
     for (int fd = 0; fd <= t.high_water() && static_cast<unsigned>(fd) < t.size(); ++fd) {
-        Entry* en = t.raw(fd);
+        EntryRef en(t.hold(fd));   // the application may close it meanwhile
         if (!en || en->kind != Kind::Socket || en->orphan() || en->eng != e ||
             en->state != SockState::Listening)
             continue;
@@ -346,6 +364,7 @@ int accept(int fd, Entry* en, sockaddr* addr, socklen_t* len, int flags) {
     uint64_t deadline = deadline_from(en->rcvtimeo);
     FdTable& t = FdTable::get();
     for (;;) {
+        if (en->closed.load(std::memory_order_acquire)) return -EBADF;
         for (int side = 0; side < 2; ++side) {
             bool kernel = (side == 0) == en->accept_kernel_first;
             if (kernel) {
@@ -377,11 +396,11 @@ int accept(int fd, Entry* en, sockaddr* addr, socklen_t* len, int flags) {
                 return s;
             });
             if (sid == -EAGAIN) {
-                t.release(child);
+                t.put(child);
                 continue;
             }
             if (sid < 0) {
-                t.release(child);
+                t.put(child);
                 return sid;
             }
             int cfd = t.new_fd(flags & SOCK_CLOEXEC);
@@ -390,7 +409,7 @@ int accept(int fd, Entry* en, sockaddr* addr, socklen_t* len, int flags) {
                     en->eng->sockets.erase(static_cast<SockId>(sid));
                     return eng.abort(static_cast<SockId>(sid));
                 });
-                t.release(child);
+                t.put(child);
                 return cfd;
             }
             child->family = en->family;
@@ -443,6 +462,7 @@ int connect(int fd, Entry* en, const sockaddr* addr, socklen_t len) {
     uint64_t deadline = deadline_from(en->sndtimeo);
     for (;;) {
         uint32_t ev = sock_events(en);
+        if (en->closed.load(std::memory_order_acquire)) return -EBADF;
         if (ev & (EPOLLERR | EPOLLHUP)) {
             int err = 0;
             socklen_t l = sizeof err;
@@ -466,11 +486,31 @@ int shutdown(Entry* en, int how) {
     return r;
 }
 
+namespace {
+
+// Calls still in progress on the entry end: their next engine call or wakeup answers
+// -EBADF; the engine's sleepers are woken so a blocked one sees it now, not within
+// kMaxSleepNs.
+void end_calls(Entry* en) {
+    en->closed.store(true, std::memory_order_seq_cst);
+    if (en->waiters.load(std::memory_order_seq_cst) > 0 && en->eng) {
+        uint64_t one = 1;
+        real().write(__atomic_load_n(&en->eng, __ATOMIC_ACQUIRE)->wake_fd, &one, sizeof one);
+    }
+}
+
+}  // namespace
+
 void release(Entry* en) {
-    if (en->items) epoll_forget(en);
+    // Out of every epoll set first, so none reports the closing socket. refs is 0 now:
+    // an epoll_ctl adding it meanwhile is refused (fs::epoll_ctl, under the same lock).
+    epoll_forget(en);
     // Shared with another process (xproc.hpp): nothing is sent while it still holds it.
-    if (en->xidx >= 0 && xproc::release(en)) return;
-    if (en->orphan()) return;           // a connection that could not be taken over
+    // An orphan: a connection that could not be taken over.
+    if ((en->xidx >= 0 && xproc::release(en)) || en->orphan()) {
+        end_calls(en);
+        return;
+    }
     // A closed listener's slot leaves the port at once, whatever it accepted: new flows
     // must not reach an engine that no longer listens (nginx's old workers after a
     // reload, until they exit), and its connections follow their flows' records
@@ -479,6 +519,8 @@ void release(Entry* en) {
     uint16_t port = listener ? bound_port(en) : en->steered_port;
     bool port_in_use = false;
     with_engine(en, [&](Engine& eng) {
+        // Under the engine lock: no other thread's call is inside the engine for it.
+        en->closed.store(true, std::memory_order_seq_cst);
         en->eng->sockets.erase(en->sid);
         if (port != 0) {
             for (const auto& [sid, other] : en->eng->sockets) {
@@ -494,8 +536,18 @@ void release(Entry* en) {
         // would be answered with a RST.
         if (listener && port != 0 && !port_in_use) Runtime::get().unlisten_port(port, en->eng, true);
         return eng.close(en->sid);
-    });
+    }, true);
+    end_calls(en);
     if (!listener && port != 0 && !port_in_use) Runtime::get().unlisten_port(port, en->eng);
+    // The kernel side of a listener (its port in the kernel) goes with the entry
+    // (fs::recycle): while a call is in progress, the port stays, as with Linux's file.
+}
+
+void recycle(Entry* en) {
+    if (en->kind == Kind::Epoll) {
+        epoll_free(en);
+        return;
+    }
     if (en->shadow >= 0) real().close(en->shadow);
     en->shadow = -1;
 }
@@ -527,7 +579,7 @@ void follow_caller(Entry* en) {
         auto reg = epoll_registry_lock();
         {
             std::scoped_lock g(from->mu, to->mu);
-            if (en->eng != from) return;
+            if (en->eng != from || en->closed.load(std::memory_order_relaxed)) return;
             Endpoint local, remote;
             if (from->engine->local_endpoint(en->sid, &local) < 0 ||
                 from->engine->remote_endpoint(en->sid, &remote) < 0)

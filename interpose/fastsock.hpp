@@ -42,8 +42,12 @@ int listen(int fd, Entry* e, int backlog);
 int accept(int fd, Entry* e, sockaddr* addr, socklen_t* len, int flags);
 int connect(int fd, Entry* e, const sockaddr* addr, socklen_t len);
 int shutdown(Entry* e, int how);
-// The last reference to the socket went away (the fd is already out of the table).
+// The last fd number of the socket went away (it is already out of the table): the
+// engine closes it and calls still in progress on it end (Entry::closed).
 void release(Entry* e);
+// The last hold on the entry went (no fd number, no call in progress): what the entry
+// still owns is freed — a listener's kernel side, an epoll set's user-space part.
+void recycle(Entry* e);
 
 // fork(): the parent keeps its ports. In the child, an inherited listener gets a
 // listening socket in this process's engine when the child accepts or waits on it; its

@@ -3,6 +3,7 @@
 #include "interpose/fdtable.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <fcntl.h>
 #include <sys/eventfd.h>
@@ -10,6 +11,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "interpose/fastsock.hpp"
 #include "interpose/libc.hpp"
 
 namespace fastnet::ipose {
@@ -80,9 +82,15 @@ Entry* FdTable::alloc() {
             free_ = e->free_next;
         }
     }
-    if (!e) return new (std::nothrow) Entry();
+    if (!e) {
+        auto* cell = new (std::nothrow) EntryCell();
+        return cell ? &cell->entry : nullptr;
+    }
+    // Only the count may be touched by others now (a stale lookup's increment and undo).
     e->~Entry();
-    return new (e) Entry();
+    new (e) Entry();
+    holds(e).fetch_sub(kFree - 1, std::memory_order_acq_rel);   // off the free list, one hold
+    return e;
 }
 
 Entry* FdTable::adopt_orphan(int fd, Entry* e) const {
@@ -98,9 +106,15 @@ Entry* FdTable::adopt_orphan(int fd, Entry* e) const {
     return st == Entry::Own ? e : nullptr;
 }
 
-void FdTable::release(Entry* e) {
+void FdTable::recycle(Entry* e) {
+    // The count reached 0. A stale lookup may count itself in again for a moment; then
+    // its own put() recycles, not this one.
+    int zero = 0;
+    if (!holds(e).compare_exchange_strong(zero, kFree, std::memory_order_acq_rel)) return;
+    int saved = errno;      // runs in a wrapper's epilogue, after errno was set
+    fs::recycle(e);
+    errno = saved;
     std::lock_guard g(free_mu_);
-    e->state = SockState::Closed;
     e->free_next = free_;
     free_ = e;
 }

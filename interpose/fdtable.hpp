@@ -2,7 +2,8 @@
 // fastnet sockets) and everything needed to serve them or hand them to the kernel.
 // Every fastnet socket owns a real kernel fd number, a dup() of one per-process anchor,
 // so numbers never collide with kernel fds and close-on-exec keeps working.
-// Wrappers → FdTable::lookup(fd) (lock-free) → Entry → fastsock.cpp / epoll.
+// Wrappers → FdTable::lookup(fd) (lock-free, a counted hold for the call) → Entry →
+// fastsock.cpp / epoll.
 #pragma once
 
 #include <atomic>
@@ -11,6 +12,8 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <type_traits>
+#include <utility>
 
 #include "stack/engine.hpp"
 
@@ -34,6 +37,9 @@ struct SavedOpt {
 struct Entry {
     Kind kind = Kind::Socket;
     std::atomic<int> refs{1};        // fd numbers pointing here (dup, dup2, F_DUPFD)
+    // The last fd number went (or the socket was handed over to the kernel): a call still
+    // in progress on the entry answers -EBADF at its next engine call or wakeup.
+    std::atomic<bool> closed{false};
 
     // --- sockets ---
     int family = AF_INET;            // as the application created it
@@ -93,6 +99,17 @@ struct Entry {
     void remember_opt(int level, int name, const void* val, socklen_t len);
 };
 
+// How an entry is stored: the entry and the count of holds on it. One hold per call in
+// progress (EntryRef), one for all the fd numbers together (while refs > 0), one per
+// readiness change not yet dispatched. The count lives beside the entry, not in it:
+// alloc() re-constructs the entry in place while a stale lookup may still touch the count.
+struct EntryCell {
+    Entry entry;
+    std::atomic<int> holds{1};
+};
+
+class EntryRef;
+
 class FdTable {
 public:
     static FdTable& get();
@@ -100,18 +117,34 @@ public:
     bool init();                     // anchor fd + table sized to RLIMIT_NOFILE
     bool ready() const { return slots_ != nullptr; }
 
+    // The entry fd names, held for the caller (an EntryRef: the hold goes when it does).
     // A listener inherited by a forked child is, in the child, a kernel listening socket
     // on its fd number (the shadow's) until the child accepts or waits on it: then
     // (adopt = true) orphan_hook lets this process's engine listen on the port too
     // (runtime.cpp). Other calls on it (setsockopt, close ...) are the kernel's.
-    Entry* lookup(int fd, bool adopt = false) const {
+    inline EntryRef lookup(int fd, bool adopt = false);
+    // A hold on whatever fd names now, orphans included; null if nothing. Fast path: one
+    // increment of the count and a second load of the slot, which must still name the
+    // entry (else the entry was released meanwhile: undo and look again).
+    Entry* hold(int fd) {
         if (static_cast<unsigned>(fd) >= size_) return nullptr;
-        Entry* e = slots_[fd].load(std::memory_order_acquire);
-        if (__builtin_expect(e && e->orphan(), 0))
-            return adopt || e->inherited.load(std::memory_order_relaxed) == Entry::Remote
-                       ? adopt_orphan(fd, e) : nullptr;
-        return e;
+        for (;;) {
+            Entry* e = slots_[fd].load(std::memory_order_acquire);
+            if (!e) return nullptr;
+            // seq_cst on both sides of the check (and on remove()'s exchange): a lookup
+            // that still sees e in the slot has counted itself before the closer's last
+            // put() reads the count.
+            int prev = holds(e).fetch_add(1, std::memory_order_seq_cst);
+            if (!(prev & kFree) && slots_[fd].load(std::memory_order_seq_cst) == e) return e;
+            put(e);
+        }
     }
+    // Drops one hold; the last recycles the entry (fs::recycle, then the free list).
+    void put(Entry* e) {
+        if (holds(e).fetch_sub(1, std::memory_order_acq_rel) == 1) recycle(e);
+    }
+    // A hold more on an entry already held (a readiness change queued for dispatch).
+    static void add_hold(Entry* e) { holds(e).fetch_add(1, std::memory_order_relaxed); }
     bool (*orphan_hook)(int fd, Entry* e) = nullptr;
     bool (*remote_hook)(int fd, Entry* e) = nullptr;     // xproc::claim
     Entry* raw(int fd) const { return slots_[fd].load(std::memory_order_acquire); }
@@ -132,18 +165,22 @@ public:
     }
     Entry* remove(int fd) {
         if (static_cast<unsigned>(fd) >= size_) return nullptr;
-        return slots_[fd].exchange(nullptr, std::memory_order_acq_rel);
+        return slots_[fd].exchange(nullptr, std::memory_order_seq_cst);
     }
 
-    // Entries are recycled, never unmapped: a thread racing with close() on the same
-    // number sees a stale but valid object rather than freed memory.
+    // A fresh entry with one hold (its fd numbers' once installed; put() it if it never
+    // is). Entries are recycled, never unmapped: a stale lookup touches valid memory.
     Entry* alloc();
-    void release(Entry* e);
 
     unsigned size() const { return size_; }
     int anchor() const { return anchor_; }
 
 private:
+    // Set in the count while the entry is on the free list: a stale lookup that
+    // increments it then sees it is not a live entry.
+    static constexpr int kFree = 1 << 30;
+    static std::atomic<int>& holds(Entry* e) { return reinterpret_cast<EntryCell*>(e)->holds; }
+    void recycle(Entry* e);
     Entry* adopt_orphan(int fd, Entry* e) const;
 
     std::atomic<Entry*>* slots_ = nullptr;
@@ -154,6 +191,55 @@ private:
     Entry* free_ = nullptr;
     mutable std::mutex adopt_mu_;
 };
+
+static_assert(std::is_standard_layout_v<EntryCell>, "an Entry* must convert to its EntryCell*");
+
+// A counted hold on a table entry for the length of one call: close(), dup2() onto the
+// number or a handover on another thread can end the socket meanwhile (Entry::closed),
+// but the entry is not recycled for another socket until every hold is gone.
+// Converts to Entry* only as a named variable: `Entry* e = t.lookup(fd)` (a hold dropped
+// at once) does not compile.
+class EntryRef {
+public:
+    EntryRef() = default;
+    explicit EntryRef(Entry* e) : e_(e) {}   // takes over a hold
+    EntryRef(EntryRef&& o) noexcept : e_(std::exchange(o.e_, nullptr)) {}
+    EntryRef& operator=(EntryRef&& o) noexcept {
+        if (this != &o) {
+            reset();
+            e_ = std::exchange(o.e_, nullptr);
+        }
+        return *this;
+    }
+    EntryRef(const EntryRef&) = delete;
+    EntryRef& operator=(const EntryRef&) = delete;
+    ~EntryRef() { reset(); }
+    void reset() {
+        if (e_) FdTable::get().put(std::exchange(e_, nullptr));
+    }
+    Entry* get() const { return e_; }
+    Entry* operator->() const { return e_; }
+    explicit operator bool() const& { return e_ != nullptr; }
+    explicit operator bool() const&& { return e_ != nullptr; }
+    operator Entry*() const& { return e_; }
+    operator Entry*() const&& = delete;
+
+private:
+    Entry* e_ = nullptr;
+};
+
+inline EntryRef FdTable::lookup(int fd, bool adopt) {
+    Entry* e = hold(fd);
+    if (__builtin_expect(e && e->orphan(), 0)) {
+        Entry* a = adopt || e->inherited.load(std::memory_order_relaxed) == Entry::Remote ? adopt_orphan(fd, e)
+                                                                                          : nullptr;
+        if (!a) {
+            put(e);
+            return EntryRef();
+        }
+    }
+    return EntryRef(e);
+}
 
 // exec: every fastnet socket whose fd number is close-on-exec is closed (socket.cpp).
 void close_on_exec_sockets();

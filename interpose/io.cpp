@@ -28,7 +28,7 @@ extern "C" {
 
 ssize_t read(int fd, void* buf, size_t len) {
     Call c;
-    Entry* e = socket_entry(c, fd);
+    EntryRef e = socket_entry(c, fd);
     if (!e) return real().read(fd, buf, len);
     iovec v{buf, len};
     return guarded(c, [&] { return fs::recv(fd, e, &v, 1, 0); });
@@ -37,7 +37,7 @@ ssize_t read(int fd, void* buf, size_t len) {
 ssize_t __read_chk(int fd, void* buf, size_t len, size_t buflen) {
     if (len > buflen) __chk_fail();
     Call c;
-    Entry* e = socket_entry(c, fd);
+    EntryRef e = socket_entry(c, fd);
     if (!e) return real().__read_chk(fd, buf, len, buflen);
     iovec v{buf, len};
     return guarded(c, [&] { return fs::recv(fd, e, &v, 1, 0); });
@@ -45,7 +45,7 @@ ssize_t __read_chk(int fd, void* buf, size_t len, size_t buflen) {
 
 ssize_t write(int fd, const void* buf, size_t len) {
     Call c;
-    Entry* e = socket_entry(c, fd);
+    EntryRef e = socket_entry(c, fd);
     if (!e) return real().write(fd, buf, len);
     iovec v{const_cast<void*>(buf), len};
     return guarded(c, [&] { return fs::send(fd, e, &v, 1, 0); });
@@ -53,21 +53,21 @@ ssize_t write(int fd, const void* buf, size_t len) {
 
 ssize_t readv(int fd, const struct iovec* iov, int iovcnt) {
     Call c;
-    Entry* e = socket_entry(c, fd);
+    EntryRef e = socket_entry(c, fd);
     if (!e) return real().readv(fd, iov, iovcnt);
     return guarded(c, [&] { return fs::recv(fd, e, iov, iovcnt, 0); });
 }
 
 ssize_t writev(int fd, const struct iovec* iov, int iovcnt) {
     Call c;
-    Entry* e = socket_entry(c, fd);
+    EntryRef e = socket_entry(c, fd);
     if (!e) return real().writev(fd, iov, iovcnt);
     return guarded(c, [&] { return fs::send(fd, e, iov, iovcnt, 0); });
 }
 
 ssize_t recv(int fd, void* buf, size_t len, int flags) {
     Call c;
-    Entry* e = socket_entry(c, fd);
+    EntryRef e = socket_entry(c, fd);
     if (!e) return real().recv(fd, buf, len, flags);
     iovec v{buf, len};
     return guarded(c, [&] { return fs::recv(fd, e, &v, 1, flags); });
@@ -76,7 +76,7 @@ ssize_t recv(int fd, void* buf, size_t len, int flags) {
 ssize_t __recv_chk(int fd, void* buf, size_t len, size_t buflen, int flags) {
     if (len > buflen) __chk_fail();
     Call c;
-    Entry* e = socket_entry(c, fd);
+    EntryRef e = socket_entry(c, fd);
     if (!e) return real().__recv_chk(fd, buf, len, buflen, flags);
     iovec v{buf, len};
     return guarded(c, [&] { return fs::recv(fd, e, &v, 1, flags); });
@@ -84,7 +84,7 @@ ssize_t __recv_chk(int fd, void* buf, size_t len, size_t buflen, int flags) {
 
 ssize_t recvfrom(int fd, void* buf, size_t len, int flags, struct sockaddr* addr, socklen_t* alen) {
     Call c;
-    Entry* e = socket_entry(c, fd);
+    EntryRef e = socket_entry(c, fd);
     if (!e) return real().recvfrom(fd, buf, len, flags, addr, alen);
     iovec v{buf, len};
     ssize_t r = guarded(c, [&] { return fs::recv(fd, e, &v, 1, flags); });
@@ -96,7 +96,7 @@ ssize_t __recvfrom_chk(int fd, void* buf, size_t len, size_t buflen, int flags,
                        struct sockaddr* addr, socklen_t* alen) {
     if (len > buflen) __chk_fail();
     Call c;
-    Entry* e = socket_entry(c, fd);
+    EntryRef e = socket_entry(c, fd);
     if (!e) return real().__recvfrom_chk(fd, buf, len, buflen, flags, addr, alen);
     iovec v{buf, len};
     ssize_t r = guarded(c, [&] { return fs::recv(fd, e, &v, 1, flags); });
@@ -106,7 +106,7 @@ ssize_t __recvfrom_chk(int fd, void* buf, size_t len, size_t buflen, int flags,
 
 ssize_t recvmsg(int fd, struct msghdr* msg, int flags) {
     Call c;
-    Entry* e = socket_entry(c, fd);
+    EntryRef e = socket_entry(c, fd);
     if (!e) {
         ssize_t r = real().recvmsg(fd, msg, flags);
         if (r >= 0 && c.active() && msg->msg_controllen != 0) {   // descriptors may have come
@@ -132,7 +132,7 @@ ssize_t recvmsg(int fd, struct msghdr* msg, int flags) {
 
 int recvmmsg(int fd, struct mmsghdr* vec, unsigned int vlen, int flags, struct timespec* timeout) {
     Call c;
-    Entry* e = socket_entry(c, fd);
+    EntryRef e = socket_entry(c, fd);
     if (!e) return real().recvmmsg(fd, vec, vlen, flags, timeout);
     if (fs::bad_user_range(vec, size_t{vlen} * sizeof *vec)) return c.finish(-EFAULT);
     // A stream has no message boundaries: the first receive may block, the rest do not.
@@ -158,7 +158,7 @@ int recvmmsg(int fd, struct mmsghdr* vec, unsigned int vlen, int flags, struct t
 
 ssize_t send(int fd, const void* buf, size_t len, int flags) {
     Call c;
-    Entry* e = socket_entry(c, fd);
+    EntryRef e = socket_entry(c, fd);
     if (!e) return real().send(fd, buf, len, flags);
     iovec v{const_cast<void*>(buf), len};
     return guarded(c, [&] { return fs::send(fd, e, &v, 1, flags); });
@@ -167,7 +167,7 @@ ssize_t send(int fd, const void* buf, size_t len, int flags) {
 ssize_t sendto(int fd, const void* buf, size_t len, int flags, const struct sockaddr* addr,
                socklen_t alen) {
     Call c;
-    Entry* e = socket_entry(c, fd);
+    EntryRef e = socket_entry(c, fd);
     if (!e) return real().sendto(fd, buf, len, flags, addr, alen);
     // A connected TCP socket ignores the address, as Linux does.
     iovec v{const_cast<void*>(buf), len};
@@ -176,7 +176,7 @@ ssize_t sendto(int fd, const void* buf, size_t len, int flags, const struct sock
 
 ssize_t sendmsg(int fd, const struct msghdr* msg, int flags) {
     Call c;
-    Entry* e = socket_entry(c, fd);
+    EntryRef e = socket_entry(c, fd);
     if (!e) {
         if (c.active() && !fs::bad_user_range(msg, sizeof *msg) && msg->msg_controllen != 0) {
             ssize_t r;
@@ -196,7 +196,7 @@ ssize_t sendmsg(int fd, const struct msghdr* msg, int flags) {
 
 int sendmmsg(int fd, struct mmsghdr* vec, unsigned int vlen, int flags) {
     Call c;
-    Entry* e = socket_entry(c, fd);
+    EntryRef e = socket_entry(c, fd);
     if (!e) return real().sendmmsg(fd, vec, vlen, flags);
     if (fs::bad_user_range(vec, size_t{vlen} * sizeof *vec)) return c.finish(-EFAULT);
     unsigned n = 0;
@@ -215,8 +215,8 @@ int sendmmsg(int fd, struct mmsghdr* vec, unsigned int vlen, int flags) {
 
 ssize_t sendfile(int out_fd, int in_fd, off_t* offset, size_t count) {
     Call c;
-    Entry* out = socket_entry(c, out_fd);
-    Entry* in = c.active() ? FdTable::get().lookup(in_fd) : nullptr;
+    EntryRef out = socket_entry(c, out_fd);
+    EntryRef in = c.active() ? FdTable::get().lookup(in_fd) : EntryRef();
     if (!out && !in) return real().sendfile(out_fd, in_fd, offset, count);
     if (in) return c.finish(static_cast<ssize_t>(-EINVAL));   // sendfile reads files, not sockets
     return guarded(c, [&] { return fs::sendfile(out, in_fd, offset, count); });
@@ -224,8 +224,8 @@ ssize_t sendfile(int out_fd, int in_fd, off_t* offset, size_t count) {
 
 ssize_t sendfile64(int out_fd, int in_fd, off64_t* offset, size_t count) {
     Call c;
-    Entry* out = socket_entry(c, out_fd);
-    Entry* in = c.active() ? FdTable::get().lookup(in_fd) : nullptr;
+    EntryRef out = socket_entry(c, out_fd);
+    EntryRef in = c.active() ? FdTable::get().lookup(in_fd) : EntryRef();
     if (!out && !in) return real().sendfile64(out_fd, in_fd, offset, count);
     if (in) return c.finish(static_cast<ssize_t>(-EINVAL));
     static_assert(sizeof(off_t) == sizeof(off64_t), "64-bit targets only");

@@ -175,7 +175,7 @@ Entry* adopt(int fd, const Head* h, Entry* same) {
         }
     }
     if (sid < 0) {
-        t.release(en);
+        t.put(en);
         log(LogLevel::Warn, "fd %d: cannot take the connection passed to this process (%s): it is lost",
             fd, strerror(-sid));
         return nullptr;
@@ -199,7 +199,7 @@ Entry* adopt(int fd, const Head* h, Entry* same) {
         std::lock_guard g(me->mu);
         me->sockets.erase(en->sid);
         me->engine->abort(en->sid);
-        t.release(en);
+        t.put(en);
         return nullptr;
     }
     t.install(fd, en);
@@ -317,8 +317,9 @@ void forget_number(int fd, Entry* en) {
     FdTable& t = FdTable::get();
     if (t.remove(fd) != en) return;
     if (en->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-        if (en->items) epoll_forget(en);
-        t.release(en);
+        en->closed.store(true, std::memory_order_seq_cst);   // a call still holding it ends
+        epoll_forget(en);
+        t.put(en);
     }
 }
 
@@ -336,6 +337,7 @@ ssize_t send(int fd, const msghdr* msg, int flags) {
         int image = -1;
     };
     std::vector<Passed> passed;
+    std::vector<EntryRef> held;   // the passed sockets, until the call returns
     auto* base = static_cast<uint8_t*>(msg->msg_control);
     for (cmsghdr* c = CMSG_FIRSTHDR(msg); c; c = CMSG_NXTHDR(const_cast<msghdr*>(msg), c)) {
         if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || c->cmsg_len < CMSG_LEN(0)) continue;
@@ -344,8 +346,11 @@ ssize_t send(int fd, const msghdr* msg, int flags) {
             uint8_t* at = CMSG_DATA(c) + i * sizeof(int);
             int pfd;
             memcpy(&pfd, at, sizeof pfd);
-            Entry* en = t.lookup(pfd);   // takes over a connection inherited through fork()
-            if (en && en->kind == Kind::Socket) passed.push_back({static_cast<size_t>(at - base), pfd, en});
+            EntryRef en = t.lookup(pfd);   // takes over a connection inherited through fork()
+            if (en && en->kind == Kind::Socket) {
+                passed.push_back({static_cast<size_t>(at - base), pfd, en});
+                held.push_back(std::move(en));
+            }
         }
     }
     if (passed.empty()) return kNotPassing;
@@ -478,7 +483,8 @@ void before_exec(bool preloaded, ExecPlan* plan) {
         if (!en || en->kind != Kind::Socket) continue;
         int fl = r.fcntl(fd, F_GETFD);
         if (fl < 0 || (fl & FD_CLOEXEC)) continue;
-        en = t.lookup(fd);               // a connection inherited through fork(): taken over
+        EntryRef held = t.lookup(fd);    // a connection inherited through fork(): taken over
+        en = held;
         if (!en || en->kind != Kind::Socket) continue;
         if (en->state == SockState::Listening && en->shadow >= 0) {
             r.dup3(en->shadow, fd, 0);   // the new image inherits the kernel side
@@ -552,8 +558,9 @@ void exec_failed(const ExecPlan& plan) {
     for (int fd : plan.images) {
         if (Entry* old = t.remove(fd)) {   // the socket that was on the number before
             if (old->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-                if (old->items) epoll_forget(old);
-                t.release(old);
+                old->closed.store(true, std::memory_order_seq_cst);
+                epoll_forget(old);
+                t.put(old);
             }
         }
     }

@@ -1013,7 +1013,9 @@ void RtEngine::on_moved_flow_released(Endpoint local, Endpoint remote) {
 
 void RtEngine::on_events(SockId sock, uint32_t) {
     auto it = sockets.find(sock);
-    if (it != sockets.end()) changed.push_back(it->second);
+    if (it == sockets.end()) return;
+    FdTable::add_hold(it->second);   // in the map: not released yet; notify_changed drops it
+    changed.push_back(it->second);
 }
 
 void RtEngine::poll_locked(uint64_t now) {

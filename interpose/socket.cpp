@@ -20,26 +20,35 @@ using namespace fastnet::ipose;
 
 namespace {
 
-// Drops one fd's reference to an entry already removed from the table.
+// Drops one fd's reference to an entry already removed from the table. The last one
+// closes the socket (or epoll set) and drops the numbers' hold: the entry is recycled
+// once no call holds it either.
 void drop_ref(Entry* e) {
     if (e->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
     if (e->orphan() && e->xidx < 0) {
         // A listener inherited through fork() and never adopted: only its kernel side
-        // is this process's to close. (A shared connection: fs::release.)
-        if (e->shadow >= 0) real().close(e->shadow);
-        e->shadow = -1;
+        // is this process's to close, with the entry (fs::recycle). (A shared
+        // connection: fs::release.)
     } else if (e->kind == Kind::Epoll) {
         fs::epoll_release(e);
     } else {
         fs::release(e);
     }
-    FdTable::get().release(e);
+    FdTable::get().put(e);
 }
 
-// A new fd number now refers to e (dup family).
+// A new fd number now refers to e (dup family), which the caller holds. If its last
+// number was closed meanwhile by another thread, the new number is closed again and the
+// call fails with EBADF, as if the close had come first.
 int share(int newfd, Entry* e) {
     if (static_cast<unsigned>(newfd) >= FdTable::get().size()) return newfd;
-    e->refs.fetch_add(1, std::memory_order_acq_rel);
+    int n = e->refs.load(std::memory_order_acquire);
+    do {
+        if (n == 0) {
+            real().close(newfd);
+            return -EBADF;
+        }
+    } while (!e->refs.compare_exchange_weak(n, n + 1, std::memory_order_acq_rel));
     FdTable::get().install(newfd, e);
     return newfd;
 }
@@ -87,70 +96,70 @@ int socketpair(int domain, int type, int protocol, int sv[2]) noexcept {
 
 int bind(int fd, const struct sockaddr* addr, socklen_t len) noexcept {
     Call c;
-    Entry* e = socket_entry(c, fd);
+    EntryRef e = socket_entry(c, fd);
     if (!e) return real().bind(fd, addr, len);
     return guarded(c, [&] { return fs::bind(fd, e, addr, len); });
 }
 
 int listen(int fd, int backlog) noexcept {
     Call c;
-    Entry* e = socket_entry(c, fd);
+    EntryRef e = socket_entry(c, fd);
     if (!e) return real().listen(fd, backlog);
     return guarded(c, [&] { return fs::listen(fd, e, backlog); });
 }
 
 int accept(int fd, struct sockaddr* addr, socklen_t* len) {
     Call c;
-    Entry* e = socket_entry(c, fd, true);
+    EntryRef e = socket_entry(c, fd, true);
     if (!e) return real().accept(fd, addr, len);
     return guarded(c, [&] { return fs::accept(fd, e, addr, len, 0); });
 }
 
 int accept4(int fd, struct sockaddr* addr, socklen_t* len, int flags) {
     Call c;
-    Entry* e = socket_entry(c, fd, true);
+    EntryRef e = socket_entry(c, fd, true);
     if (!e) return real().accept4(fd, addr, len, flags);
     return guarded(c, [&] { return fs::accept(fd, e, addr, len, flags); });
 }
 
 int connect(int fd, const struct sockaddr* addr, socklen_t len) {
     Call c;
-    Entry* e = socket_entry(c, fd);
+    EntryRef e = socket_entry(c, fd);
     if (!e) return real().connect(fd, addr, len);
     return guarded(c, [&] { return fs::connect(fd, e, addr, len); });
 }
 
 int shutdown(int fd, int how) noexcept {
     Call c;
-    Entry* e = socket_entry(c, fd);
+    EntryRef e = socket_entry(c, fd);
     if (!e) return real().shutdown(fd, how);
     return guarded(c, [&] { return fs::shutdown(e, how); });
 }
 
 int getsockopt(int fd, int level, int name, void* val, socklen_t* len) noexcept {
     Call c;
-    Entry* e = socket_entry(c, fd);
+    EntryRef e = socket_entry(c, fd);
     if (!e) return real().getsockopt(fd, level, name, val, len);
     return guarded(c, [&] { return fs::getsockopt(e, level, name, val, len); });
 }
 
 int setsockopt(int fd, int level, int name, const void* val, socklen_t len) noexcept {
     Call c;
-    Entry* e = socket_entry(c, fd);
+    EntryRef e = socket_entry(c, fd);
     if (!e) return real().setsockopt(fd, level, name, val, len);
     return guarded(c, [&] { return fs::setsockopt(fd, e, level, name, val, len); });
 }
 
 int getsockname(int fd, struct sockaddr* addr, socklen_t* len) noexcept {
     Call c;
-    Entry* e = socket_entry(c, fd);
+    EntryRef e = socket_entry(c, fd);
     if (!e) return real().getsockname(fd, addr, len);
     return guarded(c, [&] { return fs::getsockname(e, addr, len); });
 }
 
 int getpeername(int fd, struct sockaddr* addr, socklen_t* len) noexcept {
     Call c;
-    Entry* e = socket_entry(c, fd);
+    EntryRef e = socket_entry(c, fd);
     if (!e) return real().getpeername(fd, addr, len);
     return guarded(c, [&] { return fs::getpeername(e, addr, len); });
 }
@@ -176,7 +185,7 @@ namespace {
 
 int fcntl_common(int (*real_fcntl)(int, int, ...), int fd, int cmd, unsigned long arg) {
     Call c;
-    Entry* e = c.active() ? FdTable::get().lookup(fd) : nullptr;
+    EntryRef e = c.active() ? FdTable::get().lookup(fd) : EntryRef();
     if (!e) {
         if (c.active()) count_passthrough();
         return real_fcntl(fd, cmd, arg);
@@ -231,7 +240,7 @@ int ioctl(int fd, unsigned long req, ...) noexcept {
     void* arg = va_arg(ap, void*);
     va_end(ap);
     Call c;
-    Entry* e = socket_entry(c, fd);
+    EntryRef e = socket_entry(c, fd);
     // Close-on-exec belongs to the number (Python's set_inheritable uses these).
     if (!e || req == FIOCLEX || req == FIONCLEX) return real().ioctl(fd, req, arg);
     return guarded(c, [&] { return fs::ioctl(e, req, arg); });
@@ -239,7 +248,7 @@ int ioctl(int fd, unsigned long req, ...) noexcept {
 
 int dup(int fd) noexcept {
     Call c;
-    Entry* e = c.active() ? FdTable::get().lookup(fd) : nullptr;
+    EntryRef e = c.active() ? FdTable::get().lookup(fd) : EntryRef();
     int r = real().dup(fd);
     if (!e || r < 0) return r;
     return c.finish(share(r, e));
@@ -250,11 +259,11 @@ int dup_onto(const Call& c, int fd, int fd2, int r) {
     // r is the result of the real dup2/dup3 onto fd2: whatever fd2 was is gone.
     if (r < 0 || !c.active()) return r;
     FdTable& t = FdTable::get();
-    Entry* src = t.lookup(fd);
+    EntryRef src = t.lookup(fd);
     if (Entry* old = t.remove(fd2)) {
         try { drop_ref(old); } catch (...) {}
     }
-    if (src) share(fd2, src);
+    if (src && share(fd2, src) < 0) return c.finish(-EBADF);
     return r;
 }
 }  // namespace

@@ -1,5 +1,6 @@
 // Helpers shared by the wrapper files (socket.cpp, io.cpp, poll.cpp, epoll.cpp):
-// the fd lookup that counts passthrough calls, and the exception boundary.
+// the fd lookup that counts passthrough calls and holds the entry for the call, and the
+// exception boundary.
 #pragma once
 
 #include <cxxabi.h>
@@ -10,13 +11,14 @@
 
 namespace fastnet::ipose {
 
+// The fastnet socket fd names, held until the wrapper returns; empty for any other fd.
 // adopt: the call accepts or waits on fd (FdTable::lookup).
-inline Entry* socket_entry(const Call& c, int fd, bool adopt = false) {
-    if (!c.active()) return nullptr;
-    Entry* e = FdTable::get().lookup(fd, adopt);
+inline EntryRef socket_entry(const Call& c, int fd, bool adopt = false) {
+    if (!c.active()) return EntryRef();
+    EntryRef e = FdTable::get().lookup(fd, adopt);
     if (e && e->kind == Kind::Socket) return e;
     count_passthrough();
-    return nullptr;
+    return EntryRef();
 }
 
 // No exception crosses into the application.
