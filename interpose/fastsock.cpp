@@ -534,7 +534,7 @@ void release(Entry* en) {
         }
         // The slot leaves before the listener closes: a SYN steered here in between
         // would be answered with a RST.
-        if (listener && port != 0 && !port_in_use) Runtime::get().unlisten_port(port, en->eng, true);
+        if (listener && port != 0 && !port_in_use) Runtime::get().unlisten_port(port, en->eng);
         return eng.close(en->sid);
     }, true);
     end_calls(en);

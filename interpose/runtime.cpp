@@ -642,10 +642,10 @@ int Runtime::listen_port(uint16_t port, RtEngine* e) {
     return s.steering.add_listen_slot(port, static_cast<uint32_t>(e->slot));
 }
 
-void Runtime::unlisten_port(uint16_t port, RtEngine* e, bool hold) {
+void Runtime::unlisten_port(uint16_t port, RtEngine* e) {
     State& s = st();
     SteerLock g;
-    s.steering.remove_listen_slot(port, static_cast<uint32_t>(e->slot), hold);
+    s.steering.remove_listen_slot(port, static_cast<uint32_t>(e->slot));
 }
 
 namespace {

@@ -70,8 +70,7 @@ public:
 
     // Steering: the XDP program sends new flows for this port to these engines.
     int listen_port(uint16_t port, RtEngine* e);
-    // hold: the port's last engine leaving holds SYNs a moment (Steering::remove_listen_slot).
-    void unlisten_port(uint16_t port, RtEngine* e, bool hold = false);
+    void unlisten_port(uint16_t port, RtEngine* e);
     // Steering: this flow's frames go to e (a connection that moved between engines),
     // or no longer need an exact entry.
     int steer_flow(Endpoint local, Endpoint remote, RtEngine* e);

@@ -38,7 +38,7 @@ bool Runtime::reaches(uint32_t) const { return false; }
 bool Runtime::local_ip(uint32_t) const { return false; }
 uint32_t Runtime::iface_ip() const { return 0; }
 int Runtime::listen_port(uint16_t, RtEngine*) { return -ENOSYS; }
-void Runtime::unlisten_port(uint16_t, RtEngine*, bool) {}
+void Runtime::unlisten_port(uint16_t, RtEngine*) {}
 void Runtime::after_fork_in_child() {}
 void Runtime::adopted_listener(uint16_t) {}
 void Runtime::after_fork_in_parent() {}

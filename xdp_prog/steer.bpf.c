@@ -204,30 +204,6 @@ static __always_inline int new_passive_flow(struct xdp_md *ctx,
     return verdict;
 }
 
-/* A SYN on a port whose last slot has just left (an nginx reload: the old workers
- * closed their listeners, the new ones have not adopted the port yet). While the
- * entry's hold lasts and a kernel listener would take the SYN, it is dropped: the
- * connection would be the kernel's for its whole life, and the client's retransmission
- * a second later finds the new engines. Without a kernel listener (the server closed
- * it) the kernel answers at once, as before. */
-static __always_inline int syn_held(struct xdp_md *ctx, struct fastnet_listen_slots *ls,
-                                    struct iphdr *ip, struct tcphdr *tcp)
-{
-    if (ls->count != 0 || bpf_ktime_get_ns() >= ls->hold_until)
-        return 0;
-    struct bpf_sock_tuple t = {};
-    t.ipv4.saddr = ip->saddr;
-    t.ipv4.daddr = ip->daddr;
-    t.ipv4.sport = tcp->source;
-    t.ipv4.dport = tcp->dest;
-    struct bpf_sock *sk = bpf_skc_lookup_tcp(ctx, &t, sizeof(t.ipv4), BPF_F_CURRENT_NETNS, 0);
-    if (!sk)
-        return 0;
-    __u32 state = sk->state;
-    bpf_sk_release(sk);
-    return state == BPF_TCP_LISTEN;
-}
-
 SEC("xdp")
 int steer(struct xdp_md *ctx)
 {
@@ -324,8 +300,6 @@ int steer(struct xdp_md *ctx)
      * reaped) never moves a live connection. */
     struct fastnet_listen_slots *ls = bpf_map_lookup_elem(&listen_ports, &dport);
     if (tcp->syn && !tcp->ack) {
-        if (ls && syn_held(ctx, ls, ip, tcp))
-            return count(FASTNET_CNT_DROP_SYN_HELD, XDP_DROP);
         if (ls)
             return new_passive_flow(ctx, ls, ls->count, &key, cfg->hash_seed);
         return count(FASTNET_CNT_PASS_NO_OWNER, XDP_PASS);

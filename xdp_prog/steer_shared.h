@@ -39,20 +39,11 @@ struct fastnet_flow_key {
 
 /* Value of the listening-port map (key: local port, HOST byte order, __u16).
  * A new flow goes to slots[hash(4-tuple) % count]. Replaced as a whole on update,
- * so the program never sees a half-written set. When the last slot leaves, the entry
- * stays with count 0 and hold_until (CLOCK_MONOTONIC ns, bpf_ktime_get_ns): until then
- * a SYN that the kernel listener would take is dropped instead, its retransmission
- * finding the processes that adopt the port (FASTNET_SYN_HOLD_NS). */
+ * so the program never sees a half-written set. */
 struct fastnet_listen_slots {
     __u32 count;
     __u32 slots[FASTNET_MAX_SLOTS];
-    __u32 reserved;
-    __u64 hold_until;
 };
-
-/* One SYN retransmission (Linux: 1 s initial RTO, RFC 6298 2.1): a SYN held once is
- * retransmitted after the hold, to an engine or to the kernel listener. */
-#define FASTNET_SYN_HOLD_NS 1000000000ull
 
 /* The single entry of the config array map. Ports in HOST byte order. */
 struct fastnet_config {
@@ -93,8 +84,7 @@ struct fastnet_config {
     X(PASS_KERNEL_FLOW, "pass: the kernel has a connection for the flow")            \
     X(PASS_HANDED_OVER, "pass: flow handed over to the kernel")                   \
     X(PASS_QUEUE, "pass: arrived on a queue beyond FASTNET_MAX_QUEUES")             \
-    X(DROP_PARKED, "drop: flow between two processes (retransmitted once it arrives)") \
-    X(DROP_SYN_HELD, "drop: SYN held, the port's last engine left, its listener lives")
+    X(DROP_PARKED, "drop: flow between two processes (retransmitted once it arrives)")
 
 enum fastnet_steer_counter {
 #define FASTNET_X_ENUM(name, text) FASTNET_CNT_##name,

@@ -14,7 +14,6 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
-#include <ctime>
 #include <vector>
 
 #include "xdp_prog/steer.skel.h"
@@ -226,36 +225,6 @@ uint32_t Steering::hash_seed() const
     return loaded() && read_config(cfg) == 0 ? cfg.hash_seed : 0;
 }
 
-namespace {
-uint64_t monotonic_ns()
-{
-    timespec ts{};
-    clock_gettime(CLOCK_MONOTONIC, &ts);   // bpf_ktime_get_ns's clock
-    return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
-}
-}  // namespace
-
-int Steering::drop_empty_ports()
-{
-    uint16_t ports[FASTNET_MAX_LISTEN_PORTS];
-    size_t nports = 0;
-    uint16_t port = 0;
-    const uint16_t* prev = nullptr;
-    while (nports < FASTNET_MAX_LISTEN_PORTS && !bpf_map_get_next_key(map_fd(kListen), prev, &port)) {
-        ports[nports++] = port;
-        prev = &ports[nports - 1];
-    }
-    const uint64_t now = monotonic_ns();
-    int dropped = 0;
-    for (size_t i = 0; i < nports; i++) {
-        fastnet_listen_slots v{};
-        if (!bpf_map_lookup_elem(map_fd(kListen), &ports[i], &v) && v.count == 0 && v.hold_until <= now &&
-            !bpf_map_delete_elem(map_fd(kListen), &ports[i]))
-            dropped++;
-    }
-    return dropped;
-}
-
 int Steering::add_listen_slot(uint16_t port, uint32_t slot)
 {
     if (!loaded())
@@ -271,17 +240,13 @@ int Steering::add_listen_slot(uint16_t port, uint32_t slot)
     if (v.count >= FASTNET_MAX_SLOTS)
         return fail(-ENOSPC, "listening port %u already has %u slots", port, v.count);
     v.slots[v.count++] = slot;
-    v.hold_until = 0;
     // A hash-map update swaps in a new element, so the program reads old or new set.
-    int rc = bpf_map_update_elem(map_fd(kListen), &port, &v, BPF_ANY);
-    if (rc && errno == E2BIG && drop_empty_ports() > 0)   // full of ports nobody serves
-        rc = bpf_map_update_elem(map_fd(kListen), &port, &v, BPF_ANY);
-    if (rc)
+    if (bpf_map_update_elem(map_fd(kListen), &port, &v, BPF_ANY))
         return fail(-errno, "adding slot %u to listening port %u", slot, port);
     return 0;
 }
 
-int Steering::remove_listen_slot(uint16_t port, uint32_t slot, bool hold)
+int Steering::remove_listen_slot(uint16_t port, uint32_t slot)
 {
     if (!loaded())
         return fail(-ENOENT, "steering program not loaded");
@@ -295,12 +260,8 @@ int Steering::remove_listen_slot(uint16_t port, uint32_t slot, bool hold)
     if (out == v.count)
         return fail(-ENOENT, "slot %u does not serve port %u", slot, port);
     v.count = out;
-    // The last slot with a hold: the entry stays, empty, and holds SYNs for a moment
-    // (steer_shared.h); without, the port is gone.
-    if (out == 0 && hold)
-        v.hold_until = monotonic_ns() + FASTNET_SYN_HOLD_NS;
-    int rc = out || hold ? bpf_map_update_elem(map_fd(kListen), &port, &v, BPF_ANY)
-                         : bpf_map_delete_elem(map_fd(kListen), &port);
+    int rc = out ? bpf_map_update_elem(map_fd(kListen), &port, &v, BPF_ANY)
+                 : bpf_map_delete_elem(map_fd(kListen), &port);
     if (rc)
         return fail(-errno, "removing slot %u from listening port %u", slot, port);
     return 0;
@@ -321,7 +282,7 @@ int Steering::forget_slot(uint32_t slot)
         prev = &ports[nports - 1];
     }
     for (size_t i = 0; i < nports; i++)
-        if (remove_listen_slot(ports[i], slot, true) == 0)
+        if (remove_listen_slot(ports[i], slot) == 0)
             removed++;
     fastnet_flow_key key{}, next{};
     const fastnet_flow_key* pk = nullptr;

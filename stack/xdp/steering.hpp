@@ -74,12 +74,9 @@ public:
 
     // Rule 3: slot joins / leaves the set that serves a listening port (new flows only:
     // a flow keeps the slot recorded at its SYN). Adding a slot
-    // twice is a no-op; removing the last slot removes the port, or with `hold` (its
-    // listener closed, its process died: others may adopt the port) keeps its entry,
-    // empty, holding SYNs for FASTNET_SYN_HOLD_NS; add_listen_slot drops such entries
-    // when the map is full. forget_slot holds.
+    // twice is a no-op; removing the last slot removes the port.
     int add_listen_slot(uint16_t port, uint32_t slot);
-    int remove_listen_slot(uint16_t port, uint32_t slot, bool hold = false);
+    int remove_listen_slot(uint16_t port, uint32_t slot);
     // The port's slot set in order; returns its size (or -errno; 0 if not listening).
     int listen_slots(uint16_t port, uint32_t* out, size_t n) const;
 
@@ -122,8 +119,6 @@ public:
 
 private:
     int fail(int err, const char* fmt, ...) __attribute__((format(printf, 3, 4)));
-    // Deletes the empty entries whose hold is over; returns how many.
-    int drop_empty_ports();
     int read_config(struct fastnet_config& cfg) const;
     int write_config(const struct fastnet_config& cfg);
     int map_fd(int which) const;

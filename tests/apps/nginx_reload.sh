@@ -9,7 +9,7 @@
 # workers, after the kill by the survivor or the respawned worker. On fastnet also: the
 # workers that served them accepted on their engines, the dead worker's slot was
 # reaped, and no kernel socket carried a flow on the port opened before the reload or
-# after it (those opened in its window are reported: docs/DESIGN.md "Steering").
+# after it (those opened in its window are reported: docs/DESIGN.md "Processes").
 # Usage: nginx_reload.sh <build-dir> <source-dir>
 set -uo pipefail
 source "$(dirname "$0")/lib.sh" "$@"
@@ -157,9 +157,8 @@ elif [[ -n $bad ]]; then
 else
   pass "$seen established flow snapshots in the client namespace, no kernel TCP socket on $TB_IP_SRV opened before the reload or after it"
 fi
-# docs/DESIGN.md "Steering": between the old workers closing their listeners and the
-# new ones adopting the port, SYNs are held for one retransmission; only new workers
-# slower than that (a loaded machine) leave them to the kernel listener.
+# docs/DESIGN.md "Processes": between the old workers closing their listeners and the
+# new ones adopting the port, SYNs find no engine and the kernel listener takes them.
 [[ $window -eq 0 ]] || echo "note: $window connection(s) opened in the reload's window went to the kernel listener"
 grep -i '\[emerg\]\|\[alert\]\|\[crit\]' "$TMP/fastnet/error.log" | grep -v "exited on signal 9" &&
   fail "nginx logged errors (above)"

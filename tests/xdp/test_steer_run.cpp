@@ -388,60 +388,6 @@ TEST_CASE("a segment of a connection the kernel holds on a listening port goes t
     close(l);
 }
 
-TEST_CASE("a SYN is held for one retransmission while a port has no engine but a kernel listener",
-          "[xdp][steer][listen][kernel]")
-{
-    // A kernel listener on 127.0.0.1 in this namespace, as an nginx master and workers
-    // keep one while the old workers have left the port and the new ones have not joined.
-    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    REQUIRE(bind(l, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-    REQUIRE(getsockname(l, reinterpret_cast<sockaddr*>(&a), &len) == 0);
-    const uint16_t port = ntohs(a.sin_port);
-
-    Fixture fx;
-    FrameSpec f;
-    f.saddr = f.daddr = htonl(INADDR_LOOPBACK);
-    f.dport = port;
-    f.tcp_flags = 0x02;
-    REQUIRE(fx.s.add_listen_slot(port, 3) == 0);
-    REQUIRE(fx.s.remove_listen_slot(port, 3, true) == 0);
-    uint32_t got[FASTNET_MAX_SLOTS];
-    CHECK(fx.s.listen_slots(port, got, FASTNET_MAX_SLOTS) == 0);
-    // Bound but not listening: nobody would take the SYN, the kernel answers it (RST).
-    auto o = fx.run(build_frame(f));
-    CHECK(o.verdict == XDP_PASS);
-    CHECK(Fixture::single_counter(o.delta) == FASTNET_CNT_PASS_NO_OWNER);
-    REQUIRE(listen(l, 4) == 0);
-    o = fx.run(build_frame(f));
-    CHECK(o.verdict == XDP_DROP);
-    CHECK(Fixture::single_counter(o.delta) == FASTNET_CNT_DROP_SYN_HELD);
-    // A segment other than a SYN is not held.
-    f.tcp_flags = 0x10;
-    CHECK(fx.run(build_frame(f)).verdict == XDP_PASS);
-    // An engine joins: its SYNs at once.
-    f.tcp_flags = 0x02;
-    REQUIRE(fx.s.add_listen_slot(port, 5) == 0);
-    o = fx.run(build_frame(f));
-    CHECK(Fixture::single_counter(o.delta) == FASTNET_CNT_REDIRECT_LISTEN);
-    CHECK(Fixture::single_slot(o.delta) == 5);
-    // It leaves too; after the hold the kernel listener takes the SYN.
-    REQUIRE(fx.s.remove_listen_slot(port, 5, true) == 0);
-    CHECK(fx.run(build_frame(f)).verdict == XDP_DROP);
-    usleep(static_cast<useconds_t>(FASTNET_SYN_HOLD_NS / 1000 + 100'000));
-    o = fx.run(build_frame(f));
-    CHECK(o.verdict == XDP_PASS);
-    CHECK(Fixture::single_counter(o.delta) == FASTNET_CNT_PASS_NO_OWNER);
-    // A slot leaving without a hold (a listener going dormant at fork): the kernel at once.
-    REQUIRE(fx.s.add_listen_slot(port, 6) == 0);
-    REQUIRE(fx.s.remove_listen_slot(port, 6) == 0);
-    CHECK(fx.run(build_frame(f)).verdict == XDP_PASS);
-    close(l);
-}
-
 TEST_CASE("a flow keeps the slot recorded at its SYN whatever happens to the port's slot set",
           "[xdp][steer][listen][passive]")
 {
