@@ -55,6 +55,13 @@ sampler_stop
 for w in $W; do prove_counters "$w" conn_passed_in 1 frames_tx 100; done
 prove_counters "$NP" conn_passed_out 32
 prove_no_kernel_flows $PORT "node cluster workers"
-kill "$NP" 2>/dev/null; wait "$NP" 2>/dev/null
+# The workers first (they outlive the primary for a moment), then fastnetd, which then
+# has no client left and removes its files.
+kill $W "$NP" 2>/dev/null; wait "$NP" 2>/dev/null
+for _ in $(seq 100); do pgrep -f "node $JS" > /dev/null || break; sleep 0.05; done
 kill -TERM "$DP"; wait "$DP" || fail "fastnetd: $(tail -3 "$TMP/fnd.log")"
+# Its ring keeper follows once the clients' slots are reaped (every 250 ms).
+for _ in $(seq 60); do [[ -e ${SOCK%.sock}.state ]] || break; sleep 0.1; done
+[[ ! -e ${SOCK%.sock}.state ]] && pass "fastnetd and its ring keeper are gone with their files" \
+  || fail "fastnetd's ring keeper left ${SOCK%.sock}.state behind"
 finish
