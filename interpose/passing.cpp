@@ -54,6 +54,21 @@ struct Head {
 };
 static_assert(std::is_trivially_copyable_v<Engine::ConnState>);
 
+// The socket settings an image carries, between an Entry and a Head (same field names).
+template <class From, class To>
+void copy_settings(const From& a, To& b) {
+    b.family = a.family;
+    b.nonblock = a.nonblock;
+    b.v6only = a.v6only;
+    b.rcvtimeo = a.rcvtimeo;
+    b.sndtimeo = a.sndtimeo;
+    b.linger_onoff = a.linger_onoff;
+    b.linger_secs = a.linger_secs;
+    b.nopts = a.nopts;
+    static_assert(sizeof a.opts == sizeof b.opts);
+    memcpy(b.opts, a.opts, sizeof b.opts);
+}
+
 // The entry's engine, locked (it may move between engines until it is locked).
 RtEngine* lock_entry(Entry* en, std::unique_lock<std::mutex>& g) {
     for (;;) {
@@ -91,15 +106,7 @@ int write_image(RtEngine& e, Entry* en, bool cloexec) {
             h->state_size = sizeof(Engine::ConnState);
             h->data_len = static_cast<uint64_t>(n);
             h->ifindex_ip = h->st.local.ip;
-            h->family = en->family;
-            h->nonblock = en->nonblock;
-            h->v6only = en->v6only;
-            h->rcvtimeo = en->rcvtimeo;
-            h->sndtimeo = en->sndtimeo;
-            h->linger_onoff = en->linger_onoff;
-            h->linger_secs = en->linger_secs;
-            h->nopts = en->nopts;
-            memcpy(h->opts, en->opts, sizeof h->opts);
+            copy_settings(*en, *h);
         }
         munmap(p, size);
         if (n == -ENOSPC) {
@@ -180,15 +187,8 @@ Entry* adopt(int fd, const Head* h, Entry* same) {
             fd, strerror(-sid));
         return nullptr;
     }
-    en->family = h->family;
-    en->nonblock = h->nonblock;
-    en->v6only = h->v6only;
-    en->rcvtimeo = h->rcvtimeo;
-    en->sndtimeo = h->sndtimeo;
-    en->linger_onoff = h->linger_onoff;
-    en->linger_secs = h->linger_secs;
-    en->nopts = std::clamp(h->nopts, 0, static_cast<int>(std::size(en->opts)));
-    memcpy(en->opts, h->opts, sizeof en->opts);
+    copy_settings(*h, *en);
+    en->nopts = std::clamp(en->nopts, 0, static_cast<int>(std::size(en->opts)));
     en->eng = me;
     en->sid = static_cast<SockId>(sid);
     en->state = SockState::Connected;
