@@ -5,13 +5,16 @@ server PORT TIMES: accept one connection, send DOWN bytes (sendall returns once 
   layer (TIMES.start marks its start), writing the sleep's start and end (wall clock) to
   TIMES; then read to EOF and answer
   with the SHA-256 of what it read (then stays up 10 s for fastnet-stat).
-client HOST PORT: read the DOWN bytes (they must arrive while the server sleeps: only
-  fastnet's progress can send and retransmit them), then send UP bytes, sampling
+client HOST PORT GO: read the DOWN bytes with a small receive buffer, pausing PAUSE bytes
+  before the end until the file GO exists (the test creates it once the server sleeps and
+  its retransmit counter is read), so the last PAUSE bytes travel while the server sleeps:
+  only fastnet's progress can send and retransmit them. Then send UP bytes, sampling
   TCP_INFO's bytes_acked every 50 ms; finally compare the server's SHA-256.
   Prints "down_done=T up_done=T acked=[(t, bytes) ...]" as JSON."""
-import hashlib, json, socket, struct, sys, time
+import hashlib, json, os, socket, struct, sys, time
 
 DOWN = bytes((i * 7 + 3) & 0xff for i in range(1 << 20))
+PAUSE = 300 * 1024   # <= the server's 256 KB send buffer + the client's window
 UP = bytes((i * 13 + 1) & 0xff for i in range(1 << 20)) * 16
 
 
@@ -44,11 +47,21 @@ def bytes_acked(s):
     return struct.unpack_from("Q", ti, 120)[0]   # tcpi_bytes_acked
 
 
-def client(host, port):
-    s = socket.create_connection((host, port), timeout=30)
+def client(host, port, go):
+    s = socket.socket()
+    # A small window keeps most of the paused tail in the server's send buffer.
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)
+    s.settimeout(30)
+    s.connect((host, port))
     got = b""
+    paused = False
     while len(got) < len(DOWN):
-        b = s.recv(1 << 16)
+        if not paused and len(got) >= len(DOWN) - PAUSE:
+            paused = True
+            deadline = time.time() + 20
+            while not os.path.exists(go) and time.time() < deadline:
+                time.sleep(0.01)
+        b = s.recv(min(1 << 16, len(DOWN) - PAUSE - len(got)) if not paused else 1 << 16)
         if not b:
             break
         got += b
@@ -86,4 +99,4 @@ def client(host, port):
 if sys.argv[1] == "server":
     server(int(sys.argv[2]), sys.argv[3])
 else:
-    client(sys.argv[2], int(sys.argv[3]))
+    client(sys.argv[2], int(sys.argv[3]), sys.argv[4])

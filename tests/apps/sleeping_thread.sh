@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Progress without the application: a preloaded server sends 1 MB (the last 256 KB of it
-# still in its socket buffer), then sleeps 5 s without calling into fastnet while its
-# kernel peer reads that data and starts sending 16 MB, all under 5 % loss each way.
+# Progress without the application: a preloaded server sends 1 MB, then sleeps 5 s without
+# calling into fastnet. Its kernel peer (32 KB receive buffer) stops reading 300 KB before
+# the end until the server sleeps and the test has read its retransmit counter, then
+# reads the rest and starts sending 16 MB, all under 5 % loss each way.
 # fastnet's progress thread must transmit and retransmit the queued data (the server's
 # retransmit counter moves during the sleep) and ACK the peer's segments (the peer's
 # TCP_INFO bytes_acked grows during the sleep); after the sleep the window opens again
@@ -20,12 +21,13 @@ start_preloaded "$TMP/srv.out" "$PY" "$H/sleeper.py" server $PORT "$TMP/times.js
 SP=$APP_PID
 wait_listen "$TB_NS_SRV" $PORT || finish
 sampler_start
-cli timeout 90 "$PY" "$H/sleeper.py" client "$TB_IP_SRV" $PORT > "$TMP/client.json" &
+cli timeout 90 "$PY" "$H/sleeper.py" client "$TB_IP_SRV" $PORT "$TMP/go" > "$TMP/client.json" &
 CP=$!
 # The server's retransmissions while it sleeps (its counters come from fastnet's own
 # progress, published every few milliseconds).
 for _ in $(seq 200); do [[ -e $TMP/times.json.start ]] && break; sleep 0.05; done
 r0=$(jget retransmits <<< "$(stat_json "$SP")")
+touch "$TMP/go"   # the client reads the last 300 KB only now
 sleep 4.5
 r1=$(jget retransmits <<< "$(stat_json "$SP")")
 [[ -e $TMP/times.json.start && ! -e $TMP/times.json && ${r1:-0} -gt ${r0:-0} ]] &&
