@@ -3,9 +3,10 @@
 // detected instead of touching someone else's connection. alloc/free/get are O(1).
 #pragma once
 
+#include <sys/mman.h>
+
 #include <cstddef>
 #include <cstdint>
-#include <memory>
 #include <new>
 #include <utility>
 
@@ -20,17 +21,24 @@ public:
 
     // The storage is reserved, not touched: a slot is built when it is first used, so a
     // pool sized for 64 Ki sockets costs resident memory only for the sockets it had.
+    // It is mapped directly, not taken from malloc: an allocator may fill what it hands
+    // out (glibc's MALLOC_PERTURB_ does, for the whole 100+ MiB), which would touch every
+    // page at engine creation and take a new engine half a second or more.
     explicit ObjectPool(uint32_t capacity) : cap_(capacity) {
         while ((1ull << bits_) < capacity) ++bits_;
         gen_limit_ = static_cast<uint32_t>((1ull << (32 - bits_)) - 1);   // generations 0..limit-1
-        storage_.reset(static_cast<Slot*>(::operator new[](sizeof(Slot) * (cap_ ? cap_ : 1),
-                                                           std::align_val_t(alignof(Slot)))));
+        bytes_ = sizeof(Slot) * (cap_ ? cap_ : 1);
+        void* p = mmap(nullptr, bytes_, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (p == MAP_FAILED) throw std::bad_alloc();
+        storage_ = static_cast<Slot*>(p);   // page-aligned: enough for any Slot
     }
     ~ObjectPool() {
         for (uint32_t i = 0; i < used_; ++i) {
             if (storage_[i].live) obj(i)->~T();
             storage_[i].~Slot();
         }
+        munmap(storage_, bytes_);
     }
     ObjectPool(const ObjectPool&) = delete;
     ObjectPool& operator=(const ObjectPool&) = delete;
@@ -94,7 +102,6 @@ private:
         uint32_t next_free = kInvalid;
         bool live = false;
     };
-    struct Deleter { void operator()(Slot* p) const { ::operator delete[](p, std::align_val_t(alignof(Slot))); } };
 
     T* obj(uint32_t i) { return std::launder(reinterpret_cast<T*>(storage_[i].mem)); }
     uint32_t idx_mask() const { return bits_ >= 32 ? ~0u : (1u << bits_) - 1; }
@@ -106,7 +113,8 @@ private:
     uint32_t free_head_ = kInvalid;    // slots freed after use; never-used ones follow used_
     uint32_t used_ = 0;
     size_t live_ = 0;
-    std::unique_ptr<Slot[], Deleter> storage_;
+    size_t bytes_ = 0;
+    Slot* storage_ = nullptr;
 };
 
 }  // namespace fastnet
