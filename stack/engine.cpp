@@ -94,6 +94,8 @@ void TcpCore::setup_mss(Tcb& t) {
 
 bool TcpCore::alloc_buffers(Tcb& t) {
     if (t.snd.capacity()) return true;
+    t.snd.set_cache(&blocks);
+    t.rcv.set_cache(&blocks);
     t.snd.reset(t.sndbuf);
     t.rcv.reset(t.rcvbuf);
     buffers += 2;
@@ -1192,6 +1194,8 @@ int Engine::move_to(SockId s, Engine& other) {
         d.pool.free(h);
         return -ENOBUFS;
     }
+    n.snd.set_cache(&d.blocks);   // its blocks go back to the engine that has it
+    n.rcv.set_cache(&d.blocks);
     if (n.snd.capacity()) {
         c.buffers -= 2;
         d.buffers += 2;

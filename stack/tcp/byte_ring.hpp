@@ -1,6 +1,8 @@
 // Byte ring for a socket's send and receive buffers. Storage is taken at the first
-// byte written, and moves to a bigger block only when the buffer limit grows — never per packet, and never for a connection that
-// carries no data (10 000 idle connections cost no ring memory). Send: app write() →
+// byte written, and moves to a bigger block only when the buffer limit grows — never per
+// packet, and never for a connection that carries no data (10 000 idle connections cost
+// no ring memory). Blocks come from, and go back to, the owning engine's BlockCache
+// when the ring has one (set_cache), else the heap. Send: app write() →
 // TCB output peek(offset from snd_una) → ACK consume(). Receive: TCB input
 // write()/write_at() + commit() → app read().
 #pragma once
@@ -8,8 +10,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-#include <memory>
 #include <new>
+#include <utility>
+
+#include "stack/tcp/block_cache.hpp"
 
 namespace fastnet {
 
@@ -24,18 +28,27 @@ public:
 
     ByteRing() = default;
     explicit ByteRing(size_t capacity) { reset(capacity); }
-    ByteRing(ByteRing&&) = default;
-    ByteRing& operator=(ByteRing&&) = default;
-
-    // Sets the capacity and drops the contents and the storage; capacity bytes of own
-    // storage are allocated at the next write.
-    void reset(size_t capacity) {
-        own_.reset();
-        buf_ = nullptr; cap_ = capacity; head_ = size_ = 0;
+    ByteRing(ByteRing&& o) noexcept { *this = std::move(o); }
+    ByteRing& operator=(ByteRing&& o) noexcept {
+        if (this != &o) {
+            drop_storage();
+            cache_ = o.cache_; buf_ = o.buf_; cap_ = o.cap_; head_ = o.head_; size_ = o.size_;
+            o.buf_ = nullptr; o.cap_ = o.head_ = o.size_ = 0;
+        }
+        return *this;
     }
-    // Uses caller-provided storage (e.g. a pool slab), which must outlive the ring.
-    void attach(uint8_t* storage, size_t capacity) {
-        own_.reset(); buf_ = storage; cap_ = capacity; head_ = size_ = 0;
+    ByteRing(const ByteRing&) = delete;
+    ByteRing& operator=(const ByteRing&) = delete;
+    ~ByteRing() { drop_storage(); }
+
+    // Where storage comes from and goes back to (nullptr: the heap). A ring that moves
+    // to another engine takes that engine's cache; the block it holds goes there later.
+    void set_cache(BlockCache* c) { cache_ = c; }
+    // Sets the capacity and drops the contents and the storage; capacity bytes of
+    // storage are taken at the next write.
+    void reset(size_t capacity) {
+        drop_storage();
+        cap_ = capacity; head_ = size_ = 0;
     }
     void clear() { head_ = size_ = 0; }
     // Raises the capacity (never lowers it), keeping every byte placed so far: in-order
@@ -48,13 +61,12 @@ public:
             cap_ = capacity;
             return true;
         }
-        if (!own_) return false;   // caller-provided storage does not move
-        std::unique_ptr<uint8_t[]> n(new (std::nothrow) uint8_t[capacity]);
+        uint8_t* n = take(capacity);
         if (!n) return false;
-        std::memcpy(n.get(), buf_ + head_, cap_ - head_);
-        std::memcpy(n.get() + (cap_ - head_), buf_, head_);
-        own_ = std::move(n);
-        buf_ = own_.get();
+        std::memcpy(n, buf_ + head_, cap_ - head_);
+        std::memcpy(n + (cap_ - head_), buf_, head_);
+        drop_storage();
+        buf_ = n;
         head_ = 0;
         cap_ = capacity;
         return true;
@@ -103,10 +115,7 @@ public:
     size_t write_at(size_t offset, const void* src, size_t n) {
         if (offset >= free() || n == 0) return 0;
         if (n > free() - offset) n = free() - offset;
-        if (!buf_) {
-            own_.reset(new (std::nothrow) uint8_t[cap_]);
-            if (!(buf_ = own_.get())) return 0;    // out of memory: nothing taken
-        }
+        if (!buf_ && !(buf_ = take(cap_))) return 0;   // out of memory: nothing taken
         size_t pos = wrap(head_ + size_ + offset);
         size_t first = n < cap_ - pos ? n : cap_ - pos;
         if (first) std::memcpy(buf_ + pos, src, first);
@@ -126,8 +135,15 @@ public:
 
 private:
     size_t wrap(size_t x) const { return x >= cap_ ? x - cap_ : x; }   // x < 2*cap_
+    uint8_t* take(size_t n) { return cache_ ? cache_->take(n) : new (std::nothrow) uint8_t[n]; }
+    void drop_storage() {
+        if (!buf_) return;
+        if (cache_) cache_->give(buf_, cap_);
+        else delete[] buf_;
+        buf_ = nullptr;
+    }
 
-    std::unique_ptr<uint8_t[]> own_;
+    BlockCache* cache_ = nullptr;
     uint8_t* buf_ = nullptr;
     size_t cap_ = 0, head_ = 0, size_ = 0;
 };

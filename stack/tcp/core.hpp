@@ -49,6 +49,7 @@ struct TcpCore {
 
     TimerWheel wheel;
     FlowTable flows;
+    BlockCache blocks;                         // idle ring storage (before pool: outlives it)
     ObjectPool<Tcb> pool;                      // SockId = pool handle
     size_t buffers = 0;                        // socket rings allocated
     std::vector<uint16_t> port_refs;           // local port → sockets bound to it

@@ -108,12 +108,44 @@ TEST_CASE("a random stream through the ring arrives byte-exact", "[tcp][ring]") 
     }
 }
 
-TEST_CASE("a ring can use storage it does not own", "[tcp][ring]") {
-    uint8_t slab[4];
-    ByteRing r;
-    r.attach(slab, sizeof slab);
-    CHECK(r.write("wxyz!", 5) == 4);
-    CHECK(slab[0] == 'w');
+TEST_CASE("rings take their storage from the engine's block cache and give it back", "[tcp][ring]") {
+    BlockCache cache(3 * 4096);
+    const uint8_t* first;
+    {
+        ByteRing r(4096);
+        r.set_cache(&cache);
+        CHECK(r.write("abc", 3) == 3);
+        first = r.peek(0, 1).p1;
+        CHECK(cache.misses == 1);
+        CHECK(cache.idle_bytes() == 0);
+    }   // closed: the block is kept
+    CHECK(cache.idle_bytes() == 4096);
+    ByteRing a(4096), b(4096), c(4096), d(4096), big(8192);
+    for (ByteRing* r : {&a, &b, &c, &d, &big}) r->set_cache(&cache);
+    CHECK(a.write("x", 1) == 1);
+    CHECK(a.peek(0, 1).p1 == first);      // the same block again, not the heap
+    CHECK(cache.hits == 1);
+    CHECK(b.write("y", 1) == 1);          // nothing kept any more: the heap
+    CHECK(cache.misses == 2);
+    CHECK(c.write("z", 1) == 1);
+    CHECK(d.write("w", 1) == 1);
+    CHECK(big.write("v", 1) == 1);
+    // A ring that grows gives its old block back and keeps its bytes.
+    CHECK(a.grow(8192));
+    CHECK(cache.idle_bytes() == 4096);
+    char out[2] = {};
+    CHECK(a.read(out, 2) == 1);
+    CHECK(out[0] == 'x');
+    // Moved rings carry their block; the source gives nothing back.
+    ByteRing moved(std::move(b));
+    CHECK(cache.idle_bytes() == 4096);
+    CHECK(moved.read(out, 1) == 1);
+    CHECK(out[0] == 'y');
+    // Beyond the byte limit blocks go to the heap, not the cache.
+    a.reset(0); moved.reset(0); c.reset(0); d.reset(0); big.reset(0);
+    CHECK(cache.idle_bytes() <= 3 * 4096);
+    cache.trim(0);
+    CHECK(cache.idle_bytes() == 0);
 }
 
 TEST_CASE("placed out-of-order data survives the reader emptying the ring", "[tcp][ring]") {
