@@ -25,6 +25,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdarg>
 #include <cstdio>
@@ -502,12 +503,19 @@ void Daemon::keep()
         say("ring keeper: cannot listen on %s (%s): a restarted fastnetd cannot take over",
             state_path.c_str(), strerror(-sfd));
     long wait_ns = kServiceMinNs;
+    // A batch: an eighth of the fill ring's target. At 1 ms a frame waits in the
+    // completion ring no longer, and the fill ring (2 048 frames) lasts 2 Mpps that long.
+    const uint64_t batch = std::max<uint32_t>(umem[0].fill_target() / 8, 1);
     uint64_t last_reap = 0;
     for (;;) {
         pollfd p{sfd, POLLIN, 0};
         timespec ts{0, wait_ns};
         int n = ppoll(&p, sfd >= 0 ? 1 : 0, &ts, nullptr);
-        wait_ns = service_rings() ? kServiceMinNs : std::min(wait_ns * 2, kServiceMaxNs);
+        // Paced by the work found: sleep about as long as a batch of frames takes to
+        // gather, so a loaded interface costs about 1 000 wake-ups a second, not 20 000.
+        uint32_t moved = service_rings();
+        wait_ns = moved ? std::clamp(static_cast<long>(wait_ns * batch / moved), kServiceMinNs, kServiceMaxNs)
+                        : std::min(wait_ns * 2, kServiceMaxNs);
         if (n > 0 && (p.revents & POLLIN)) {
             int c = accept4(sfd, nullptr, nullptr, SOCK_CLOEXEC);
             ucred cr{};
@@ -548,14 +556,17 @@ void Daemon::keep()
 uint32_t Daemon::service_rings()
 {
     // Completions into the free list, the fill ring up to its target; no cache here.
+    // Returns the frames moved.
     uint32_t moved = 0;
     for (uint32_t q = 0; q < nqueues; q++) {
         if (!umem[q].needs_service())
             continue;
+        uint32_t before = umem[q].backlog();
         uint64_t none[1];
         uint32_t n = 0;
         umem[q].service(none, &n, 0, 0, 0, 0);
-        moved++;
+        uint32_t after = umem[q].backlog();
+        moved += before > after ? before - after : 0;
     }
     return moved;
 }

@@ -297,6 +297,16 @@ bool Umem::needs_service() const
     return level + cfg_.fill_target / 4 < cfg_.fill_target;
 }
 
+uint32_t Umem::backlog() const
+{
+    const xsk_ring_cons& c = shared_->comp;
+    uint32_t done = __atomic_load_n(c.producer, __ATOMIC_ACQUIRE) - __atomic_load_n(c.consumer, __ATOMIC_RELAXED);
+    const xsk_ring_prod& f = shared_->fill;
+    uint32_t level = __atomic_load_n(f.producer, __ATOMIC_RELAXED) -
+                     __atomic_load_n(f.consumer, __ATOMIC_ACQUIRE);
+    return done + (level < cfg_.fill_target ? cfg_.fill_target - level : 0);
+}
+
 void Umem::service(uint64_t* cache, uint32_t* count, uint32_t cap, uint32_t lo, uint32_t hi,
                    uint8_t owner)
 {

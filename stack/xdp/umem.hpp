@@ -75,6 +75,10 @@ public:
                  uint8_t owner = 0);
     // Cheap unlocked check whether service() has work (completions or a low fill ring).
     bool needs_service() const;
+    // The work service() would find, in frames: completions waiting plus the fill ring's
+    // shortfall from its target (unlocked, approximate). fastnetd paces itself by it.
+    uint32_t backlog() const;
+    uint32_t fill_target() const { return cfg_.fill_target; }
     // Frames from / to the shared free list, one lock each.
     uint32_t take(uint64_t* out, uint32_t n, uint8_t owner = 0);
     void give(const uint64_t* in, uint32_t n);
