@@ -340,6 +340,10 @@ int epoll_wait(int epfd, Entry* ep, epoll_event* evs, int maxevents, const times
                                 : ~0ull;
     std::vector<RtEngine*> engines;
     const uint64_t spin_until = start + spin_ns();
+    // Whether the kernel fds need a look (a syscall). After a sleep on the private set,
+    // only if the caller's kernel set was among what woke it: the private set holds it
+    // level-triggered, so had it been ready the wake-up would say so.
+    bool look_kernel = true;
     for (;;) {
         if (ep->closed.load(std::memory_order_acquire)) return -EBADF;   // closed while it waited
         {
@@ -353,7 +357,7 @@ int epoll_wait(int epfd, Entry* ep, epoll_event* evs, int maxevents, const times
         // Alternate which side fills the caller's array first, so neither starves.
         bool kernel_first = s->kernel_first;
         s->kernel_first = !kernel_first;
-        if (kernel_first) {
+        if (kernel_first && look_kernel) {
             int k = real().epoll_wait(epfd, evs, maxevents, 0);
             if (k > 0) n += k;
         }
@@ -361,7 +365,7 @@ int epoll_wait(int epfd, Entry* ep, epoll_event* evs, int maxevents, const times
             std::lock_guard sg(s->mu);
             n += collect(s, evs + n, maxevents - n);
         }
-        if (!kernel_first && n < maxevents) {
+        if (!kernel_first && look_kernel && n < maxevents) {
             int k = real().epoll_wait(epfd, evs + n, maxevents - n, 0);
             if (k > 0) n += k;
         }
@@ -395,9 +399,12 @@ int epoll_wait(int epfd, Entry* ep, epoll_event* evs, int maxevents, const times
             if (err == EINTR) return -EINTR;
             return -err;
         }
+        look_kernel = r == 16;   // a full array may have left the kernel set's event out
         for (int i = 0; i < r; ++i) {
             uint64_t tag = aev[i].data.u64;
-            if (tag == kTagWake) {
+            if (tag == kTagKernel) {
+                look_kernel = true;
+            } else if (tag == kTagWake) {
                 uint64_t v;
                 real().read(s->wake, &v, sizeof v);
             } else if ((tag & 3) == kTagShadow) {
