@@ -9,7 +9,7 @@
 #   --only      comma-separated subset of: nginx,nginx_both,redis,sockperf,sockperf_latency,
 #               iperf3,memory,scale,ceiling
 #   --out       result directory (default /tmp/fastnet-bench.<date>); gets report.md,
-#               report.json, results.jsonl, *.png, logs/
+#               report.json, results.jsonl, cpu.jsonl (where the CPU went), *.png, logs/
 #   --build     meson build directory holding interpose/libfastnet.so and bench/reflector
 #               (default: build/ at the top of the source tree)
 # Needs root (namespaces, XDP). Exit status 0 when the report was written (failed runs are

@@ -193,6 +193,31 @@ def main():
                   f"the fraction is {ceiling['fraction_of_rx_plus_tx']:.2f}.")
         md.append("")
 
+    # Where the CPU went (harness/cpu_split.py, last round of each workload).
+    cpu = []
+    try:
+        with open(os.path.join(d, "cpu.jsonl")) as f:
+            cpu = [json.loads(l) for l in f if l.strip()]
+    except (OSError, ValueError):
+        pass
+    report["cpu"] = cpu
+    if cpu:
+        md.append("Where the CPU went: a 2 s system-wide `perf` sample (cpu-clock) 2.5 s into the "
+                  "last round's run. The server CPU's samples by where they fell (application "
+                  "with libc; libfastnet.so; the kernel's AF_XDP and XDP code; the rest of its "
+                  "network code; any other kernel code: system call entry, scheduler, "
+                  "interrupts, paging; idle), and the client CPU's busy share (the load "
+                  "generator and the kernel peer's stack), in % of each CPU's samples.")
+        md.append("")
+        md.append("| workload | mode | app | fastnet | AF_XDP/XDP | kernel net | kernel other | idle | client CPU busy | biggest in kernel other |")
+        md.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
+        for c in cpu:
+            v = [fmt(c.get("server_" + b)) for b in ("app", "fastnet", "af_xdp", "net", "kernel", "idle")]
+            top = ", ".join(f"{k} {fmt(p)}" for k, p in c.get("server_kernel_top", []))
+            md.append(f"| {c['workload']} | {c['mode']} | " + " | ".join(v) +
+                      f" | {fmt(c.get('client_busy'))} | {top} |")
+        md.append("")
+
     charts = []
     if shutil.which("gnuplot"):
         for fam, title in FAMILIES.items():

@@ -517,6 +517,26 @@ wl_ceiling() {
   emit ceiling xsk 1 ok=true loadavg="$la" reflected_frames_per_s="$fps" reflected_frames_per_s_2xsk="${fps2:-}"
 }
 
+# Where the CPU went: in the last round of each load workload, a 2 s system-wide sample
+# (perf, cpu-clock: works without a PMU) from 2.5 s into the run, split by cpu_split.py
+# into the server CPU's shares (application, fastnet, AF_XDP, network stack, other
+# kernel, idle) and the client CPU's busy share; one line per run in cpu.jsonl.
+PROF=""
+if [[ $D -ge 5 ]] && command -v perf > /dev/null &&
+   perf record -e cpu-clock -o "$TMP/probe.data" -- true > /dev/null 2>&1; then PROF=1; fi
+prof_start() {  # workload mode
+  PROF_PID=""
+  [[ -n $PROF ]] || return 0
+  ( sleep 2.5; exec perf record -a -e cpu-clock -F 499 -o "$TMP/prof.data" -- sleep 2 ) > /dev/null 2>&1 &
+  PROF_PID=$!; PIDS+=("$PROF_PID")
+}
+prof_end() {  # workload mode
+  [[ -n ${PROF_PID:-} ]] || return 0
+  wait "$PROF_PID" 2>/dev/null
+  [[ -s $TMP/prof.data ]] && "$PY" "$H/cpu_split.py" "$TMP/prof.data" "$1" "$2" $SRV_CPU $CLI_CPU >> "$OUT/cpu.jsonl" 2>> "$LOG/cpu_split.err"
+  rm -f "$TMP/prof.data"
+}
+
 for w in ${BENCH_ONLY//,/ }; do
   if [[ $w == ceiling ]]; then
     progress "ceiling: bench/reflector.sh (${D}s per run)"
@@ -526,6 +546,7 @@ for w in ${BENCH_ONLY//,/ }; do
   for (( r = 1; r <= R; r++ )); do
     for mode in kernel fastnet; do
       progress "$w round $r/$R $mode (load $(loadavg))"
+      [[ $r -eq $R && $w != memory ]] && prof_start "$w" "$mode"
       case $w in
         nginx|nginx_both|scale) wl_nginx "$w" "$mode" "$r" ;;
         redis) wl_redis "$mode" "$r" ;;
@@ -534,6 +555,7 @@ for w in ${BENCH_ONLY//,/ }; do
         iperf3) wl_iperf3 "$mode" "$r" ;;
         memory) wl_memory "$mode" "$r" ;;
       esac
+      [[ $r -eq $R && $w != memory ]] && prof_end "$w" "$mode"
       note "$(tail -n1 "$OUT/results.jsonl" | cut -c1-200)"
     done
   done

@@ -28,7 +28,9 @@ run() {
 # --- the kernel -------------------------------------------------------------------------
 srv node "$JS" $PORT > "$TMP/node-kernel.out" 2>&1 &
 KP=$!; PIDS+=("$KP")
+sampler_start   # as in the fastnet run, so both runs share the machine alike
 run kernel; KRPS=${RPS:-0}
+sampler_stop
 kill "$KP"; wait "$KP" 2>/dev/null
 for _ in $(seq 100); do srv ss -Htln "sport = :$PORT" | grep -q . || break; sleep 0.05; done
 
