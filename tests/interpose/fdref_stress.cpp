@@ -120,6 +120,14 @@ bool echo_round(int fd, int ep, uint32_t tag, size_t off, size_t len, bool* stal
     return true;
 }
 
+// A stalled connection names itself on stderr (its local port, for a packet capture).
+void note_stall(int fd, const char* what) {
+    sockaddr_in a{};
+    socklen_t l = sizeof a;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&a), &l);
+    fprintf(stderr, "stall: %s, local port %u\n", what, ntohs(a.sin_port));
+}
+
 // -1: failed; -2: no handshake within 10 s (counted as a stall by the caller).
 int connect_to(const sockaddr_in& a) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -129,6 +137,7 @@ int connect_to(const sockaddr_in& a) {
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     if (connect(fd, reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0) {
         bool timed_out = errno == EINPROGRESS;   // SO_SNDTIMEO on a connect, as Linux
+        if (timed_out) note_stall(fd, "no handshake");
         close(fd);
         return timed_out ? -2 : -1;
     }
@@ -279,7 +288,10 @@ void churn(int id) {
         }
         bool stalled = false;
         echo_round(fd, -1, tag, 0, 1500, &stalled);
-        if (stalled) stalls.fetch_add(1);
+        if (stalled) {
+            stalls.fetch_add(1);
+            note_stall(fd, "no echo");
+        }
         CHECK(close(fd) == 0, "close a churned connection");
         churned.fetch_add(1);
     }
