@@ -32,6 +32,11 @@ struct UmemShared {
     // and the per-slot count of times another process took the slot off a port.
     pthread_mutex_t control;
     uint32_t displaced[kUmemSlots];
+    // An engine found the free list empty (take() short): until it holds frames again,
+    // every engine's next service gives its cache back down to its low mark. Without it
+    // idle engines could sit on every frame the fill ring leaves while one engine, its
+    // output held back for want of a TX frame, retried each millisecond.
+    uint32_t starved;
 };
 
 namespace {
@@ -294,7 +299,8 @@ bool Umem::needs_service() const
     uint32_t level = __atomic_load_n(f.producer, __ATOMIC_RELAXED) -
                      __atomic_load_n(f.consumer, __ATOMIC_ACQUIRE);
     // Refill in batches of a quarter of the target, not frame by frame.
-    return level + cfg_.fill_target / 4 < cfg_.fill_target;
+    return level + cfg_.fill_target / 4 < cfg_.fill_target ||
+           __atomic_load_n(&shared_->starved, __ATOMIC_RELAXED);
 }
 
 uint32_t Umem::backlog() const
@@ -352,6 +358,16 @@ void Umem::service(uint64_t* cache, uint32_t* count, uint32_t cap, uint32_t lo, 
 
 rebalance:
     uint32_t mid = (lo + hi) / 2;
+    if (!remote_ && shared_->starved) {
+        if (n >= lo && shared_->free_count < lo) {   // give to the one that has none
+            while (n > lo) {
+                free_list_[shared_->free_count++] = cache[--n];
+                tag(cache[n], 0);
+            }
+        }
+        if (shared_->free_count >= cfg_.fill_target / 8)
+            __atomic_store_n(&shared_->starved, 0, __ATOMIC_RELAXED);
+    }
     if (n < lo) {
         while (n < mid && shared_->free_count) {
             cache[n] = free_list_[--shared_->free_count];
@@ -375,6 +391,8 @@ uint32_t Umem::take(uint64_t* out, uint32_t n, uint8_t owner)
         out[got] = free_list_[--shared_->free_count];
         tag(out[got++], owner);
     }
+    if (got < n && !remote_)
+        __atomic_store_n(&shared_->starved, 1, __ATOMIC_RELAXED);
     unlock();
     return got;
 }
