@@ -97,6 +97,7 @@ scenario() {
   printf '{"old": [%s], "victim": %s}\n' "$(echo $OLD | tr ' ' ,)" "$VICTIM" > "$d/rules.json"
   if "$PY" "$LOAD" check "$d" "$d/rules.json" > "$d/check.out"; then
     pass "$name: $(grep '^ends' "$d/check.out"), $(grep '^answers' "$d/check.out")"
+    grep '^note' "$d/check.out"
   else
     fail "$name: $(grep '^ends' "$d/check.out")"; grep '^bad' "$d/check.out" | head -10 >&2
   fi
