@@ -295,11 +295,8 @@ bool Umem::needs_service() const
     const xsk_ring_cons& c = shared_->comp;
     if (__atomic_load_n(c.producer, __ATOMIC_ACQUIRE) != __atomic_load_n(c.consumer, __ATOMIC_RELAXED))
         return true;
-    const xsk_ring_prod& f = shared_->fill;
-    uint32_t level = __atomic_load_n(f.producer, __ATOMIC_RELAXED) -
-                     __atomic_load_n(f.consumer, __ATOMIC_ACQUIRE);
     // Refill in batches of a quarter of the target, not frame by frame.
-    return level + cfg_.fill_target / 4 < cfg_.fill_target ||
+    return fill_level() + cfg_.fill_target / 4 < cfg_.fill_target ||
            __atomic_load_n(&shared_->starved, __ATOMIC_RELAXED);
 }
 
@@ -307,9 +304,7 @@ uint32_t Umem::backlog() const
 {
     const xsk_ring_cons& c = shared_->comp;
     uint32_t done = __atomic_load_n(c.producer, __ATOMIC_ACQUIRE) - __atomic_load_n(c.consumer, __ATOMIC_RELAXED);
-    const xsk_ring_prod& f = shared_->fill;
-    uint32_t level = __atomic_load_n(f.producer, __ATOMIC_RELAXED) -
-                     __atomic_load_n(f.consumer, __ATOMIC_ACQUIRE);
+    uint32_t level = fill_level();
     return done + (level < cfg_.fill_target ? cfg_.fill_target - level : 0);
 }
 
