@@ -49,11 +49,13 @@ sampler_stop
 [[ -n $RPS && $RPS -gt 0 && ${ERRS:-0} -eq 0 && -z $NON2XX ]] \
   && pass "fastnet: $RPS requests/s, no socket errors, every response 2xx" \
   || fail "fastnet: requests/s [$RPS], socket errors [$ERRS], non-2xx [$NON2XX]: $(tail -3 "$TMP/wrk-fastnet.out")"
-# The rate is reported, not asserted: a timed comparison on a shared 2-core machine is
-# bench/run.sh's job. A dead or stalled cluster shows as errors or a rate near zero.
+# The ratio is reported; the floor asserted is half the kernel's rate, well below what
+# this comparison gives (0.74-0.96x measured on 2-core guests): a timed comparison on a
+# shared machine is bench/run.sh's job, but a cluster whose passed connections stall or
+# fall to a slow path lands below half.
 [[ $KRPS -gt 0 && -n $RPS ]] && echo "ratio: fastnet $RPS / kernel $KRPS requests/s"
-[[ -n $RPS ]] && (( RPS * 10 >= KRPS )) && pass "fastnet serves at least a tenth of the kernel's rate" \
-  || fail "fastnet $RPS requests/s against the kernel's $KRPS: the cluster stalls"
+[[ -n $RPS ]] && (( RPS * 2 >= KRPS )) && pass "fastnet serves at least half the kernel's rate" \
+  || fail "fastnet $RPS requests/s against the kernel's $KRPS: below half"
 for w in $W; do prove_counters "$w" conn_passed_in 1 frames_tx 100; done
 prove_counters "$NP" conn_passed_out 32
 prove_no_kernel_flows $PORT "node cluster workers"
