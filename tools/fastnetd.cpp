@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -890,7 +891,28 @@ void Daemon::stop()
         close(c);
     if (listen_fd >= 0)
         close(listen_fd);
-    say("stopping; the ring keeper serves the clients until they exit");
+    bool client = false;
+    for (uint32_t i = 0; i < kSlots; i++)
+        client = client || umem[0].slot_pid(i) != 0;
+    if (client || keeper <= 0) {
+        say("stopping; the ring keeper serves the clients until they exit");
+        return;
+    }
+    // No client left: the keeper would end by itself within its next reaping round
+    // (kReapNs), holding the XDP program attached until then. Ended here, a stopped
+    // fastnetd leaves the interface free at once (a standalone process can attach).
+    int pfd = open_pidfd(keeper);
+    kill(keeper, SIGKILL);
+    if (pfd >= 0) {
+        pollfd p{pfd, POLLIN, 0};
+        poll(&p, 1, 2000);
+        close(pfd);
+    }
+    if (!adopted)
+        waitpid(keeper, nullptr, 0);
+    if (!state_path.empty())
+        unlink(state_path.c_str());
+    say("stopping; no client left, the ring keeper is gone");
 }
 
 }  // namespace
