@@ -72,6 +72,10 @@ std::optional<ConfigError> parse_config(Config& cfg, const EnvLookup& env) {
                                   &cfg.zerocopy))
             return bad("FASTNET_ZEROCOPY", v, "auto, on, off");
     }
+    if (const char* v = env("FASTNET_TX_CHECKSUM")) {
+        if (!parse_enum<bool>(v, {{"auto", false}, {"software", true}}, &cfg.tx_csum_software))
+            return bad("FASTNET_TX_CHECKSUM", v, "auto, software");
+    }
     uint64_t n = 0;
     constexpr const char* kBufAccepted = "bytes from 4096 to 64m, with an optional k or m suffix";
     if (const char* v = env("FASTNET_SNDBUF")) {

@@ -22,6 +22,8 @@ struct Config {
     // constant-initialised: it is read from the load-time constructor.
     char iface[16] = {};
     ZeroCopy zerocopy = ZeroCopy::Auto;
+    // FASTNET_TX_CHECKSUM=software: never leave TCP checksums to the device.
+    bool tx_csum_software = false;
     LogLevel log = LogLevel::Warn;
     bool strict = false;
     bool disable = false;

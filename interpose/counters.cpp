@@ -118,6 +118,7 @@ void counters_publish(int slot, const EngineStats& s, uint32_t frames_cached) {
     e.moved_in = s.moved_in; e.frames_forwarded = s.frames_forwarded;
     e.frames_cached = frames_cached;
     e.rx_csum_partial = s.rx_csum_partial;
+    e.tx_csum_offload = s.tx_csum_offload;
     e.handed_over = s.handed_over;
     constexpr int n = static_cast<int>(Drop::Count_) < kMaxDrops ? static_cast<int>(Drop::Count_) : kMaxDrops;
     for (int i = 0; i < n; ++i) e.drops[i] = s.drops[i];

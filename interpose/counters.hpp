@@ -26,6 +26,7 @@ struct EngineSlot {
     uint64_t moved_in, frames_forwarded;   // connections that moved to this engine
     uint64_t frames_cached;                // UMEM frames in this engine's private cache
     uint64_t rx_csum_partial;              // segments accepted with a veth peer's partial checksum
+    uint64_t tx_csum_offload;              // segments whose TCP checksum the device finished
     uint64_t handed_over;                  // connections handed to the kernel (TCP_REPAIR)
     uint64_t drops[kMaxDrops];
 };

@@ -528,6 +528,7 @@ EngineBox* add_engine(State& s, char* why, size_t why_len) {
     const Config& cfg = config();
     xc.zerocopy = cfg.zerocopy == ZeroCopy::On ? ZeroCopyMode::On
                 : cfg.zerocopy == ZeroCopy::Off ? ZeroCopyMode::Off : ZeroCopyMode::Auto;
+    xc.tx_csum = cfg.tx_csum_software ? TxChecksumMode::Software : TxChecksumMode::Auto;
     // Each engine transmits on a queue of its own where it can (a NIC's TX queues are
     // per CPU); it receives on every queue, wherever the NIC's RSS puts its flows.
     std::function<int(uint32_t)> from_daemon;
@@ -541,7 +542,7 @@ EngineBox* add_engine(State& s, char* why, size_t why_len) {
         s.umem[0].release_slot(static_cast<uint32_t>(slot));
         return nullptr;
     }
-    // libxdp opens XSKs without close-on-exec: an exec'd image would inherit them, keep
+    // XSKs and netlink sockets must not survive exec: an exec'd image would inherit them, keep
     // the queue bound to this UMEM and fail to bind its own.
     for (uint32_t q = 0; q <= box->dev.queues(); ++q) {
         int fd = q < box->dev.queues() ? box->dev.queue(q).fd() : box->nb.fd();

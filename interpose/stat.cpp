@@ -99,6 +99,7 @@ bool read_one(int pid, Totals* t, std::string* err) {
         e.moved_in += copy.moved_in; e.frames_forwarded += copy.frames_forwarded;
         t->frames_cached += copy.frames_cached;
         e.rx_csum_partial += copy.rx_csum_partial;
+        e.tx_csum_offload += copy.tx_csum_offload;
         e.handed_over += copy.handed_over;
         for (int d = 0; d < ndrops; ++d) e.drops[d] += copy.drops[d];
     }
@@ -123,7 +124,8 @@ std::vector<std::pair<const char*, uint64_t>> fields(const Totals& t) {
             {"retransmits", t.e.retransmits}, {"syn_cookies_sent", t.e.syn_cookies_sent},
             {"challenge_acks", t.e.challenge_acks},
             {"sockets_moved", t.e.moved_in}, {"frames_forwarded", t.e.frames_forwarded},
-            {"rx_csum_partial", t.e.rx_csum_partial}, {"conn_handed_over", t.e.handed_over},
+            {"rx_csum_partial", t.e.rx_csum_partial}, {"tx_csum_offload", t.e.tx_csum_offload},
+            {"conn_handed_over", t.e.handed_over},
             {"umem_frames", t.umem_frames},
             {"umem_frames_idle", t.umem_frames_free + t.frames_cached},
             {"queues", t.queues}};

@@ -18,6 +18,11 @@ struct Frame {
     uint8_t* data = nullptr;
     uint32_t len = 0;       // bytes of frame in data
     uint64_t handle = 0;
+    // TX with tx_csum_offload(): the L4 checksum is the device's to finish, from byte
+    // csum_start (the TCP header) into the field csum_offset bytes further; the field
+    // holds the pseudo-header sum. 0: the frame is complete.
+    uint16_t csum_start = 0;
+    uint16_t csum_offset = 0;
 };
 
 class Device {
@@ -41,6 +46,9 @@ public:
     virtual void tx_flush() = 0;
 
     virtual uint32_t tx_capacity() const = 0;
+    // Whether TX frames may leave their TCP checksum to the device (Frame::csum_start),
+    // as a kernel socket leaves it to a NIC with TX checksum offload.
+    virtual bool tx_csum_offload() const { return false; }
     // An fd that becomes readable when frames arrive (to sleep on), or -1.
     virtual int wait_fd() const { return -1; }
 };

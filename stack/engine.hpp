@@ -117,6 +117,8 @@ struct EngineStats {
     uint64_t handed_over = 0;
     // Segments accepted with the pseudo-header sum as their checksum (accept_csum_partial).
     uint64_t rx_csum_partial = 0;
+    // Segments sent with their TCP checksum left to the device (Device::tx_csum_offload).
+    uint64_t tx_csum_offload = 0;
     // Buffer autotuning steps: a receive window or send queue limit raised.
     uint64_t rcvbuf_grown = 0, sndbuf_grown = 0;
     uint64_t drops[static_cast<int>(Drop::Count_)] = {};

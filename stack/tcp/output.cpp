@@ -35,13 +35,19 @@ bool TcpCore::emit(uint32_t dst_ip, TcpFrameSpec& spec, const uint8_t* p1, size_
     spec.dst_mac = MacAddr::from(mac);
     spec.src_mac = MacAddr::from(cfg.mac);
     spec.ip_id = ip_id++;
-    size_t n = emit_tcp_frame(f.data, dev.tx_capacity(), spec, p1, l1, p2, l2);
+    bool offload = dev.tx_csum_offload();
+    size_t n = emit_tcp_frame(f.data, dev.tx_capacity(), spec, p1, l1, p2, l2, offload);
     if (n == 0) {
         dev.tx_abandon(&f, 1);
         stats.tx_no_buffer++;
         return false;
     }
     f.len = static_cast<uint32_t>(n);
+    if (offload) {
+        f.csum_start = static_cast<uint16_t>(n - tcp_header_len(spec.tcp) - l1 - l2);
+        f.csum_offset = 16;   // RFC 9293: the checksum field's offset in the TCP header
+        stats.tx_csum_offload++;
+    }
     dev.tx_submit(&f, 1);
     stats.frames_tx++;
     stats.bytes_tx += n;

@@ -3,6 +3,8 @@
 // copied (right after, while in cache), so the payload is not read from memory twice.
 #include "stack/wire/frame.hpp"
 
+#include <cstring>
+
 #include "stack/wire/bytes.hpp"
 
 namespace fastnet {
@@ -54,7 +56,7 @@ size_t tcp_frame_len(const TcpFrameSpec& spec, size_t payload_len) {
 
 size_t emit_tcp_frame(uint8_t* buf, size_t cap, const TcpFrameSpec& spec,
                       const uint8_t* payload1, size_t len1,
-                      const uint8_t* payload2, size_t len2) {
+                      const uint8_t* payload2, size_t len2, bool leave_tcp_csum) {
     // Frames shorter than Ethernet's 60-byte minimum are not padded: the NIC (or veth)
     // pads on the wire, and the IP total length makes any padding harmless.
     EthernetSpec e{spec.dst_mac, spec.src_mac, kEthIpv4, spec.vlan_tpid, spec.vlan_tci};
@@ -76,6 +78,14 @@ size_t emit_tcp_frame(uint8_t* buf, size_t cap, const TcpFrameSpec& spec,
 
     uint32_t sum = ipv4_pseudo_sum(spec.src_ip, spec.dst_ip, kIpProtoTcp,
                                    static_cast<uint16_t>(seg_len));
+    if (leave_tcp_csum) {
+        // What Linux leaves for a NIC (__tcp_v4_send_check): the pseudo-header sum,
+        // folded, not complemented; the device sums from the TCP header on.
+        if (len1) memcpy(th + tcp_hl, payload1, len1);
+        if (len2) memcpy(th + tcp_hl + len1, payload2, len2);
+        store_be16(th + 16, static_cast<uint16_t>(~csum_fold(sum)));
+        return total;
+    }
     sum = csum_add(sum, th, tcp_hl);
     if (len1) sum = csum_copy_at(sum, th + tcp_hl, payload1, len1, tcp_hl);
     if (len2) sum = csum_copy_at(sum, th + tcp_hl + len1, payload2, len2, tcp_hl + len1);

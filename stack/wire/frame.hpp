@@ -53,8 +53,10 @@ size_t tcp_frame_len(const TcpFrameSpec& spec, size_t payload_len);
 // both checksums filled. Two payload pieces let a wrapped ring buffer go out without a
 // bounce copy; either may be null with length 0. Returns the frame length, or 0 when it
 // does not fit in cap (or the IP datagram would exceed 65535 bytes).
+// leave_tcp_csum: the TCP checksum field gets the pseudo-header sum for a device to
+// finish (TX checksum offload; see Frame::csum_start), the payload a plain copy.
 size_t emit_tcp_frame(uint8_t* buf, size_t cap, const TcpFrameSpec& spec,
                       const uint8_t* payload1, size_t len1,
-                      const uint8_t* payload2, size_t len2);
+                      const uint8_t* payload2, size_t len2, bool leave_tcp_csum = false);
 
 } // namespace fastnet

@@ -7,7 +7,9 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
+#include <linux/if_xdp.h>
 #include <xdp/xsk.h>
 
 #include <cerrno>
@@ -15,6 +17,8 @@
 #include <cstdio>
 #include <cstring>
 #include <new>
+
+#include "stack/xdp/xsk_uapi.hpp"
 
 namespace fastnet {
 
@@ -37,6 +41,9 @@ struct UmemShared {
     // idle engines could sit on every frame the fill ring leaves while one engine, its
     // output held back for want of a TX frame, retried each millisecond.
     uint32_t starved;
+    // Bytes of TX metadata before each TX frame's data (XDP_UMEM_TX_METADATA_LEN), 0 when
+    // the kernel has none; set by the creator, read by fastnetd's clients.
+    uint32_t tx_meta_len;
 };
 
 namespace {
@@ -77,7 +84,7 @@ int Umem::fail(int err, const char* fmt, ...)
 
 int Umem::create(const UmemConfig& cfg)
 {
-    if (umem_)
+    if (created())
         return fail(-EEXIST, "UMEM already created");
     long page = sysconf(_SC_PAGESIZE);
     if (!pow2(cfg.frame_size) || cfg.frame_size < kMinFrameSize ||
@@ -126,22 +133,74 @@ int Umem::create(const UmemConfig& cfg)
         free_list_[i] = uint64_t(cfg.frame_count - 1 - i) * cfg.frame_size;
     shared_->free_count = cfg.frame_count;
 
-    xsk_umem_config ucfg{};
-    ucfg.fill_size = cfg.fill_size;
-    ucfg.comp_size = cfg.comp_size;
-    ucfg.frame_size = cfg.frame_size;
-    ucfg.frame_headroom = 0;
-    ucfg.flags = 0;
-    int err = xsk_umem__create(&umem_, area_, area, &shared_->fill, &shared_->comp, &ucfg);
-    if (err) {
-        umem_ = nullptr;
-        int e = fail(err, "registering a UMEM of %u x %u bytes%s", cfg.frame_count,
-                     cfg.frame_size, err == -ENOBUFS ? " (RLIMIT_MEMLOCK too low)" : "");
+    if (int r = register_memory(area); r < 0) {
         unmap();
-        return e;
+        if (memfd_ >= 0)
+            close(memfd_);
+        memfd_ = -1;
+        return r;
     }
     sockets_ = 0;
-    parked_ = nullptr;
+    return 0;
+}
+
+// The UMEM's own socket: registration (with room for TX metadata where the kernel has
+// it), the fill and completion rings sized and mapped into the shared header's cursors.
+// Done here rather than by libxdp, whose registration cannot ask for TX metadata.
+int Umem::register_memory(size_t area)
+{
+    int fd = socket(AF_XDP, SOCK_RAW | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return fail(-errno, "creating the UMEM's AF_XDP socket");
+    xsk_uapi::UmemReg mr{};
+    mr.addr = reinterpret_cast<uintptr_t>(area_);
+    mr.len = area;
+    mr.chunk_size = cfg_.frame_size;
+    mr.flags = xsk_uapi::kUmemTxMetadataLen;
+    mr.tx_metadata_len = kTxMetaLen;
+    int err = setsockopt(fd, SOL_XDP, XDP_UMEM_REG, &mr, sizeof mr) < 0 ? -errno : 0;
+    if (err == -EINVAL) {   // a kernel before 6.11: no TX metadata
+        mr.flags = 0;
+        mr.tx_metadata_len = 0;
+        err = setsockopt(fd, SOL_XDP, XDP_UMEM_REG, &mr, sizeof mr) < 0 ? -errno : 0;
+    }
+    if (err) {
+        close(fd);
+        return fail(err, "registering a UMEM of %u x %u bytes%s", cfg_.frame_count,
+                    cfg_.frame_size, err == -ENOBUFS ? " (RLIMIT_MEMLOCK too low)" : "");
+    }
+    shared_->tx_meta_len = mr.tx_metadata_len;
+    int fsz = static_cast<int>(cfg_.fill_size), csz = static_cast<int>(cfg_.comp_size);
+    xdp_mmap_offsets off{};
+    socklen_t olen = sizeof off;
+    if (setsockopt(fd, SOL_XDP, XDP_UMEM_FILL_RING, &fsz, sizeof fsz) < 0 ||
+        setsockopt(fd, SOL_XDP, XDP_UMEM_COMPLETION_RING, &csz, sizeof csz) < 0 ||
+        getsockopt(fd, SOL_XDP, XDP_MMAP_OFFSETS, &off, &olen) < 0) {
+        err = -errno;
+        close(fd);
+        return fail(err, "sizing the UMEM's fill and completion rings");
+    }
+    fill_len_ = off.fr.desc + cfg_.fill_size * sizeof(uint64_t);
+    comp_len_ = off.cr.desc + cfg_.comp_size * sizeof(uint64_t);
+    void* fm = mmap(nullptr, fill_len_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd,
+                    XDP_UMEM_PGOFF_FILL_RING);
+    void* cm = fm == MAP_FAILED ? MAP_FAILED
+                                : mmap(nullptr, comp_len_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
+                                       fd, XDP_UMEM_PGOFF_COMPLETION_RING);
+    if (cm == MAP_FAILED) {
+        err = -errno;
+        if (fm != MAP_FAILED)
+            munmap(fm, fill_len_);
+        close(fd);
+        return fail(err, "mapping the UMEM's fill and completion rings");
+    }
+    fill_map_ = fm;
+    comp_map_ = cm;
+    xsk_uapi::point_ring(shared_->fill, static_cast<uint8_t*>(fm), off.fr, cfg_.fill_size, true);
+    xsk_uapi::point_ring(shared_->comp, static_cast<uint8_t*>(cm), off.cr, cfg_.comp_size, false);
+    fd_ = fd;
+    fd_bound_ = false;
+    fd_ring_sizes_ = 0;
     return 0;
 }
 
@@ -204,7 +263,6 @@ int Umem::attach(int memfd, int umem_fd, const UmemConfig& cfg)
     memfd_ = memfd;
     remote_fd_ = umem_fd;
     sockets_ = 0;
-    parked_ = nullptr;
     return 0;
 }
 
@@ -220,16 +278,18 @@ int Umem::destroy()
         remote_ = false;
         return 0;
     }
-    if (parked_ && sockets_ == 0) {
-        xsk_socket__delete(parked_);
-        parked_ = nullptr;
-    }
-    if (umem_) {
-        int err = xsk_umem__delete(umem_);
-        if (err)
-            return fail(err, "UMEM still in use by a socket");
-        umem_ = nullptr;
-    }
+    if (sockets_ > 0)
+        return fail(-EBUSY, "UMEM still in use by %d socket(s)", sockets_);
+    if (fill_map_)
+        munmap(fill_map_, fill_len_);
+    if (comp_map_)
+        munmap(comp_map_, comp_len_);
+    fill_map_ = comp_map_ = nullptr;
+    if (fd_ >= 0)
+        close(fd_);
+    fd_ = -1;
+    fd_bound_ = false;
+    fd_ring_sizes_ = 0;
     sockets_ = 0;
     unmap();
     if (memfd_ >= 0)
@@ -238,7 +298,9 @@ int Umem::destroy()
     return 0;
 }
 
-int Umem::fd() const { return remote_ ? remote_fd_ : umem_ ? xsk_umem__fd(umem_) : -1; }
+int Umem::fd() const { return remote_ ? remote_fd_ : fd_; }
+
+uint32_t Umem::tx_meta_len() const { return shared_ ? shared_->tx_meta_len : 0; }
 
 void Umem::lock() const
 {

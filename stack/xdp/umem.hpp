@@ -1,6 +1,6 @@
 // The UMEM of one (device, queue): frame memory shared by every engine's XSK on that
 // queue, the one fill ring and one completion ring they share, and the frame pool.
-// XskDevice::open() → Umem::xsk_umem(); XskDevice hot path → Umem::service()/take()/give().
+// XskDevice::open() binds Umem::fd() first; XskDevice hot path → Umem::service()/take()/give().
 #pragma once
 
 #include <pthread.h>
@@ -8,8 +8,6 @@
 #include <cstddef>
 #include <cstdint>
 
-struct xsk_umem;
-struct xsk_socket;
 struct xsk_ring_prod;
 struct xsk_ring_cons;
 
@@ -56,7 +54,7 @@ public:
     int attach(int memfd, int umem_fd, const UmemConfig& cfg);
     // Fails with -EBUSY while sockets still use it.
     int destroy();
-    bool created() const { return umem_ != nullptr || remote_; }
+    bool created() const { return fd_ >= 0 || remote_; }
     bool remote() const { return remote_; }
     int memfd() const { return memfd_; }
     const UmemConfig& config() const { return cfg_; }
@@ -114,9 +112,14 @@ public:
     // The process holding a slot, 0 when free.
     int32_t slot_pid(uint32_t slot) const;
     // In a forked child: the parent's sockets are not this process's to close.
-    void forget_sockets_after_fork() { sockets_ = 0; parked_ = nullptr; }
-    // The fd of the UMEM's first socket: later sockets bind to it (XDP_SHARED_UMEM).
+    void forget_sockets_after_fork() { sockets_ = 0; }
+    // The fd of the UMEM's own socket: the first XskDevice binds it, later sockets bind
+    // to it (XDP_SHARED_UMEM).
     int fd() const;
+    // Bytes of TX metadata the kernel reads before each TX frame's data (0: none, a
+    // kernel before 6.11). XskDevice puts its TX frames that far into their chunks.
+    uint32_t tx_meta_len() const;
+    static constexpr uint32_t kTxMetaLen = 24;   // sizeof(struct xsk_tx_metadata)
 
     // Frames in the shared free list, in the fill ring, and awaiting completion
     // reclaim: for leak checks.
@@ -135,6 +138,7 @@ private:
     void unlock() const;
     int fail(int err, const char* fmt, ...) __attribute__((format(printf, 3, 4)));
     int map_memory(const UmemConfig& cfg, int fd);
+    int register_memory(size_t area);
     void unmap();
     xsk_ring_prod* fill_ring() const;
     xsk_ring_cons* comp_ring() const;
@@ -147,15 +151,19 @@ private:
     uint8_t* area_ = nullptr;  // frames
     uint64_t* free_list_ = nullptr;
     uint8_t* owner_ = nullptr;  // one tag per frame, in the shared header
-    xsk_umem* umem_ = nullptr;
+    int fd_ = -1;           // create(): the UMEM's own socket
+    bool fd_bound_ = false; // ... bound to the queue by the first XskDevice::open()
+    uint64_t fd_ring_sizes_ = 0;   // its RX/TX ring sizes (rx << 32 | tx), 0 = not sized
+    void* fill_map_ = nullptr;   // create(): the fill and completion rings' mappings
+    void* comp_map_ = nullptr;
+    size_t fill_len_ = 0, comp_len_ = 0;
     int memfd_ = -1;
     bool remote_ = false;   // attach(): fastnetd services the rings
     int remote_fd_ = -1;    // attach(): fastnetd's UMEM socket
-    // Sockets of this process on the UMEM. libxdp unmaps the fill/completion rings when
-    // the last one is deleted and cannot map them again on the bound UMEM socket, so the
-    // last closed socket is parked here (bound, unused) until destroy().
+    // Sockets of this process on the UMEM (XskDevice::open). The UMEM's own socket stays
+    // bound, its slot cleared, from the first open until destroy(): the kernel lets new
+    // sockets join only a bound one, and maps the fill and completion rings only on it.
     int sockets_ = 0;
-    xsk_socket* parked_ = nullptr;
     char err_[256] = {};
 };
 

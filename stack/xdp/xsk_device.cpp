@@ -3,7 +3,11 @@
 // docs/DESIGN.md "Frames and the wire" records what was verified on this kernel.
 #include "stack/xdp/xsk_device.hpp"
 
+#include <linux/ethtool.h>
 #include <linux/if_xdp.h>
+#include <linux/sockios.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -14,6 +18,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+
+#include "stack/xdp/xsk_uapi.hpp"
 
 namespace fastnet {
 
@@ -49,6 +55,23 @@ int zerocopy_mode_from_env(ZeroCopyMode* out, char* msg, size_t msg_len)
     return 0;
 }
 
+bool device_tx_csum(const char* ifname)
+{
+    // ethtool's legacy "get TX checksumming" (tx-checksumming in ethtool -k); a get
+    // needs no privilege.
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0)
+        return false;
+    ethtool_value ev{};
+    ev.cmd = ETHTOOL_GTXCSUM;
+    ifreq ifr{};
+    snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", ifname);
+    ifr.ifr_data = reinterpret_cast<char*>(&ev);
+    bool on = ioctl(s, SIOCETHTOOL, &ifr) == 0 && ev.data;
+    ::close(s);
+    return on;
+}
+
 const char* to_string(ZeroCopyMode m)
 {
     switch (m) {
@@ -82,36 +105,60 @@ int XskDevice::fail(int err, const char* fmt, ...)
     return err;
 }
 
-int XskDevice::bind_socket(uint32_t bind_flags)
+// Sizes and maps the socket's RX and TX rings (before bind: the kernel refuses to map
+// the rings of a bound socket) into rx_/tx_. sized: they were sized by an earlier open
+// whose bind failed (a ring is sized once per socket).
+int XskDevice::map_rings(int fd, bool sized)
 {
-    // A queue whose previous sockets were just closed stays busy until the kernel's
-    // deferred pool release has run (net/xdp/xsk_buff_pool.c): retry EBUSY briefly.
+    int rx = static_cast<int>(cfg_.rx_size), tx = static_cast<int>(cfg_.tx_size);
+    if (!sized && (setsockopt(fd, SOL_XDP, XDP_RX_RING, &rx, sizeof rx) < 0 ||
+                   setsockopt(fd, SOL_XDP, XDP_TX_RING, &tx, sizeof tx) < 0))
+        return fail(-errno, "sizing the rings of an XSK for %s queue %u", ifname_, cfg_.queue);
+    xdp_mmap_offsets off{};
+    socklen_t olen = sizeof off;
+    if (getsockopt(fd, SOL_XDP, XDP_MMAP_OFFSETS, &off, &olen) < 0)
+        return fail(-errno, "XDP_MMAP_OFFSETS");
+    rx_len_ = off.rx.desc + cfg_.rx_size * sizeof(xdp_desc);
+    tx_len_ = off.tx.desc + cfg_.tx_size * sizeof(xdp_desc);
+    void* rm = mmap(nullptr, rx_len_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd,
+                    XDP_PGOFF_RX_RING);
+    if (rm == MAP_FAILED)
+        return fail(-errno, "mapping an XSK's RX ring");
+    void* tm = mmap(nullptr, tx_len_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd,
+                    XDP_PGOFF_TX_RING);
+    if (tm == MAP_FAILED) {
+        int e = errno;
+        munmap(rm, rx_len_);
+        return fail(-e, "mapping an XSK's TX ring");
+    }
+    rx_map_ = rm;
+    tx_map_ = tm;
+    xsk_uapi::point_ring(*reinterpret_cast<xsk_ring_cons*>(rx_), static_cast<uint8_t*>(rm), off.rx,
+                         cfg_.rx_size, false);
+    xsk_uapi::point_ring(*reinterpret_cast<xsk_ring_prod*>(tx_), static_cast<uint8_t*>(tm), off.tx,
+                         cfg_.tx_size, true);
+    return 0;
+}
+
+// Binds fd to the queue: with flags (XDP_COPY / XDP_ZEROCOPY, XDP_USE_NEED_WAKEUP) as
+// the UMEM's own socket, or with XDP_SHARED_UMEM to it. A queue whose previous sockets
+// were just closed stays busy until the kernel's deferred pool release has run
+// (net/xdp/xsk_buff_pool.c): EBUSY is retried briefly.
+int XskDevice::bind_to(int fd, uint32_t flags, int shared_fd)
+{
+    sockaddr_xdp sa{};
+    sa.sxdp_family = AF_XDP;
+    sa.sxdp_ifindex = ifindex_;
+    sa.sxdp_queue_id = cfg_.queue;
+    sa.sxdp_flags = static_cast<uint16_t>(shared_fd >= 0 ? XDP_SHARED_UMEM : flags);
+    sa.sxdp_shared_umem_fd = shared_fd >= 0 ? static_cast<uint32_t>(shared_fd) : 0;
     int err = -EBUSY;
     for (int attempt = 0; attempt < kBindBusyRetries && err == -EBUSY; attempt++) {
         if (attempt)
             usleep(kBindBusyWaitUs);
-        err = bind_once(bind_flags);
+        err = bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0 ? -errno : 0;
     }
     return err;
-}
-
-int XskDevice::bind_once(uint32_t bind_flags)
-{
-    xsk_socket_config sc{};
-    sc.rx_size = cfg_.rx_size;
-    sc.tx_size = cfg_.tx_size;
-    // Steering owns the program (bpf_link); libxdp must not load or attach its own.
-    sc.libxdp_flags = XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD;
-    sc.xdp_flags = 0;
-    sc.bind_flags = static_cast<uint16_t>(bind_flags);
-    // The fill/comp arguments must be the UMEM's shared ring structs for every socket:
-    // libxdp ignores them for later sockets on the same queue, and any other struct
-    // would stay uninitialised (docs/DESIGN.md "Shared UMEM, one fill and one
-    // completion ring").
-    return xsk_socket__create_shared(&xsk_, ifname_, cfg_.queue, umem_->umem_,
-                                     reinterpret_cast<xsk_ring_cons*>(rx_),
-                                     reinterpret_cast<xsk_ring_prod*>(tx_),
-                                     umem_->fill_ring(), umem_->comp_ring(), &sc);
 }
 
 int XskDevice::open(Umem& umem, const XskConfig& cfg)
@@ -124,42 +171,62 @@ int XskDevice::open(Umem& umem, const XskConfig& cfg)
         return fail(-EINVAL, "bad interface name");
     if (!pow2(cfg.rx_size) || !pow2(cfg.tx_size))
         return fail(-EINVAL, "XSK ring sizes %u/%u: need powers of two", cfg.rx_size, cfg.tx_size);
-    umem_ = &umem;
     cfg_ = cfg;
     snprintf(ifname_, sizeof ifname_, "%s", cfg.ifname);
     cfg_.ifname = ifname_;
+    ifindex_ = if_nametoindex(ifname_);
+    if (!ifindex_)
+        return fail(-errno, "interface %s", ifname_);
 
-    // libxdp's per-process UMEM bookkeeping is not thread-safe: serialise opens.
+    // Serialises this process's opens on the UMEM (the first binds the UMEM's socket).
     umem.lock();
+    bool first = !umem.fd_bound_;
+    int fd = first ? umem.fd() : socket(AF_XDP, SOCK_RAW | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        int e = errno;
+        umem.unlock();
+        return fail(-e, "creating an AF_XDP socket");
+    }
+    const uint64_t sizes = uint64_t(cfg.rx_size) << 32 | cfg.tx_size;
+    if (first && umem.fd_ring_sizes_ && umem.fd_ring_sizes_ != sizes) {
+        umem.unlock();
+        return fail(-EINVAL, "XSK ring sizes %u/%u differ from the first attempt's on this UMEM",
+                    cfg.rx_size, cfg.tx_size);
+    }
+    if (int r = map_rings(fd, first && umem.fd_ring_sizes_); r < 0) {
+        umem.unlock();
+        if (!first)
+            ::close(fd);
+        return r;
+    }
+    if (first)
+        umem.fd_ring_sizes_ = sizes;
     int err = 0;
     XskMode bound = umem.mode();
-    if (bound == XskMode::Unbound) {
+    if (first) {
         uint32_t wake = XDP_USE_NEED_WAKEUP;
         if (cfg.zerocopy == ZeroCopyMode::Off) {
-            err = bind_socket(XDP_COPY | wake);
+            err = bind_to(fd, XDP_COPY | wake, -1);
         } else {
-            err = bind_socket(XDP_ZEROCOPY | wake);
+            err = bind_to(fd, XDP_ZEROCOPY | wake, -1);
             if (err && cfg.zerocopy == ZeroCopyMode::On) {
                 umem.unlock();
-                xsk_ = nullptr;
-                umem_ = nullptr;
+                unmap_rings();
                 return fail(err, "FASTNET_ZEROCOPY=on, but %s queue %u cannot bind an XSK in "
                             "zero-copy mode%s", ifname_, cfg.queue,
                             err == -EOPNOTSUPP || err == -EINVAL
                                 ? " (the driver has no AF_XDP zero-copy)" : "");
             }
-            if (err) {
-                xsk_ = nullptr;
-                err = bind_socket(XDP_COPY | wake);
-            }
+            if (err)
+                err = bind_to(fd, XDP_COPY | wake, -1);
         }
         if (!err) {
             xdp_options opts{};
             socklen_t len = sizeof opts;
-            int fd = xsk_socket__fd(xsk_);
             bool zc = getsockopt(fd, SOL_XDP, XDP_OPTIONS, &opts, &len) == 0 &&
                       (opts.flags & XDP_OPTIONS_ZEROCOPY);
             umem.set_mode(zc ? XskMode::ZeroCopy : XskMode::Copy);
+            umem.fd_bound_ = true;
         }
     } else {
         if (cfg.zerocopy == ZeroCopyMode::On && bound != XskMode::ZeroCopy)
@@ -168,24 +235,26 @@ int XskDevice::open(Umem& umem, const XskConfig& cfg)
             err = -EOPNOTSUPP;
         if (err) {
             umem.unlock();
-            umem_ = nullptr;
+            unmap_rings();
+            ::close(fd);
             return fail(err, "FASTNET_ZEROCOPY=%s, but the UMEM of %s queue %u is bound in %s mode",
                         to_string(cfg.zerocopy), ifname_, cfg.queue, to_string(bound));
         }
-        err = bind_socket(0);  // libxdp binds with XDP_SHARED_UMEM
+        err = bind_to(fd, 0, umem.fd());
     }
-    umem.unlock();
     if (err) {
-        xsk_ = nullptr;
-        umem_ = nullptr;
+        umem.unlock();
+        unmap_rings();
+        if (!first)
+            ::close(fd);
         return fail(err, "binding an XSK to %s queue %u%s", ifname_, cfg.queue,
                     err == -EBUSY ? " (an AF_XDP socket with another UMEM holds the queue)" : "");
     }
     umem.sockets_++;
-    fd_ = xsk_socket__fd(xsk_);
-    stats_ = XskStats{};
-    tx_outstanding_ = 0;
-    service();  // give the kernel frames to receive into
+    umem.unlock();
+    umem_ = &umem;
+    fd_ = fd;
+    start();
     return 0;
 }
 
@@ -206,25 +275,15 @@ void XskDevice::close()
     service();
     umem_->give(cache_, cache_count_);
     cache_count_ = 0;
-    if (!xsk_) {   // a socket from fastnetd (open_socket): its own mappings
-        unmap_rings();
+    unmap_rings();
+    if (!umem_->remote()) {
+        umem_->lock();
+        umem_->sockets_--;
+        umem_->unlock();
+    }
+    // The UMEM's own socket stays open and bound (see Umem::sockets_).
+    if (fd_ != umem_->fd())
         ::close(fd_);
-        fd_ = -1;
-        umem_ = nullptr;
-        return;
-    }
-    umem_->lock();
-    if (--umem_->sockets_ == 0) {
-        // Deleting the process's last socket would unmap the shared rings for good
-        // (libxdp); park it instead, replacing one parked earlier.
-        if (umem_->parked_)
-            xsk_socket__delete(umem_->parked_);
-        umem_->parked_ = xsk_;
-    } else {
-        xsk_socket__delete(xsk_);
-    }
-    umem_->unlock();
-    xsk_ = nullptr;
     fd_ = -1;
     umem_ = nullptr;
 }
@@ -240,76 +299,40 @@ int XskDevice::open_socket(Umem& umem, int fd, const XskConfig& cfg)
     cfg_ = cfg;
     snprintf(ifname_, sizeof ifname_, "%s", cfg.ifname ? cfg.ifname : "");
     cfg_.ifname = ifname_;
-    unsigned ifindex = if_nametoindex(ifname_);
-    if (!ifindex)
+    ifindex_ = if_nametoindex(ifname_);
+    if (!ifindex_)
         return fail(-ENODEV, "interface %s", ifname_);
-    // The rings must be sized and mapped before bind (the kernel refuses to map the rings
-    // of a bound socket), then the socket joins the queue's UMEM.
-    int rx = static_cast<int>(cfg.rx_size), tx = static_cast<int>(cfg.tx_size);
-    if (setsockopt(fd, SOL_XDP, XDP_RX_RING, &rx, sizeof rx) < 0 ||
-        setsockopt(fd, SOL_XDP, XDP_TX_RING, &tx, sizeof tx) < 0)
-        return fail(-errno, "sizing the rings of an XSK for %s queue %u", ifname_, cfg.queue);
-    xdp_mmap_offsets off{};
-    socklen_t olen = sizeof off;
-    if (getsockopt(fd, SOL_XDP, XDP_MMAP_OFFSETS, &off, &olen) < 0)
-        return fail(-errno, "XDP_MMAP_OFFSETS");
-    rx_len_ = off.rx.desc + cfg.rx_size * sizeof(xdp_desc);
-    tx_len_ = off.tx.desc + cfg.tx_size * sizeof(xdp_desc);
-    void* rm = mmap(nullptr, rx_len_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd,
-                    XDP_PGOFF_RX_RING);
-    if (rm == MAP_FAILED)
-        return fail(-errno, "mapping an XSK's RX ring");
-    void* tm = mmap(nullptr, tx_len_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd,
-                    XDP_PGOFF_TX_RING);
-    if (tm == MAP_FAILED) {
-        int e = errno;
-        munmap(rm, rx_len_);
-        return fail(-e, "mapping an XSK's TX ring");
-    }
-    rx_map_ = rm;
-    tx_map_ = tm;
-    auto* r = reinterpret_cast<xsk_ring_cons*>(rx_);
-    auto* rb = static_cast<uint8_t*>(rm);
-    r->mask = cfg.rx_size - 1;
-    r->size = cfg.rx_size;
-    r->producer = reinterpret_cast<uint32_t*>(rb + off.rx.producer);
-    r->consumer = reinterpret_cast<uint32_t*>(rb + off.rx.consumer);
-    r->flags = reinterpret_cast<uint32_t*>(rb + off.rx.flags);
-    r->ring = rb + off.rx.desc;
-    r->cached_prod = *r->producer;
-    r->cached_cons = *r->consumer;
-    auto* t = reinterpret_cast<xsk_ring_prod*>(tx_);
-    auto* tb = static_cast<uint8_t*>(tm);
-    t->mask = cfg.tx_size - 1;
-    t->size = cfg.tx_size;
-    t->producer = reinterpret_cast<uint32_t*>(tb + off.tx.producer);
-    t->consumer = reinterpret_cast<uint32_t*>(tb + off.tx.consumer);
-    t->flags = reinterpret_cast<uint32_t*>(tb + off.tx.flags);
-    t->ring = tb + off.tx.desc;
-    t->cached_prod = *t->producer;
-    t->cached_cons = *t->consumer + cfg.tx_size;
-    sockaddr_xdp sa{};
-    sa.sxdp_family = AF_XDP;
-    sa.sxdp_ifindex = ifindex;
-    sa.sxdp_queue_id = cfg.queue;
-    sa.sxdp_flags = XDP_SHARED_UMEM;
-    sa.sxdp_shared_umem_fd = static_cast<uint32_t>(umem.fd());
-    int err = -EBUSY;
-    for (int attempt = 0; attempt < kBindBusyRetries && err == -EBUSY; attempt++) {
-        if (attempt)
-            usleep(kBindBusyWaitUs);
-        err = bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0 ? -errno : 0;
-    }
-    if (err) {
+    if (int r = map_rings(fd, false); r < 0)
+        return r;
+    if (int err = bind_to(fd, 0, umem.fd()); err) {
         unmap_rings();
         return fail(err, "binding an XSK to %s queue %u (shared UMEM)", ifname_, cfg.queue);
     }
     umem_ = &umem;
     fd_ = fd;
+    start();
+    return 0;
+}
+
+// An open socket's first steps: counters, where TX frames sit in their chunks, and the
+// first frames for the kernel to receive into.
+void XskDevice::start()
+{
     stats_ = XskStats{};
     tx_outstanding_ = 0;
+    // TX checksum offload: in copy mode the kernel builds an skb from the frame and marks
+    // it CHECKSUM_PARTIAL, which the device (or its software fallback when the device
+    // has no TX checksumming) completes; a veth hands it on unfinished, and the kernel
+    // peer does not verify it. Zero-copy drivers must advertise the offload (netdev
+    // xsk-features), which is not asked yet: they keep software checksums.
+    // On a UMEM with TX metadata the kernel takes every TX descriptor's metadata room
+    // from before its address (net/xdp/xsk_buff_pool.c, xp_aligned_validate_desc): a
+    // frame at the start of its chunk is refused, with or without XDP_TX_METADATA.
+    uint32_t meta = umem_->tx_meta_len();
+    tx_offset_ = meta;
+    csum_offload_ = meta && mode() == XskMode::Copy &&
+                    cfg_.tx_csum != TxChecksumMode::Software && device_tx_csum(ifname_);
     service();
-    return 0;
 }
 
 void XskDevice::unmap_rings()
@@ -415,10 +438,11 @@ size_t XskDevice::tx_alloc(Frame* out, size_t n)
     if (n > cache_count_)
         n = cache_count_;
     for (size_t i = 0; i < n; i++) {
-        uint64_t addr = cache_[--cache_count_];
+        uint64_t addr = cache_[--cache_count_] + tx_offset_;
         out[i].data = umem_->frame(addr);
         out[i].len = 0;
         out[i].handle = addr;
+        out[i].csum_start = 0;
     }
     tx_outstanding_ += static_cast<uint32_t>(n);
     return n;
@@ -439,6 +463,13 @@ void XskDevice::tx_submit(const Frame* frames, size_t n)
         d->addr = frames[i].handle;
         d->len = frames[i].len;
         d->options = 0;
+        if (frames[i].csum_start && csum_offload_) {
+            auto* md = reinterpret_cast<xsk_uapi::TxMetadata*>(umem_->frame(d->addr) - tx_offset_);
+            md->flags = xsk_uapi::kTxmdChecksum;
+            md->csum_start = frames[i].csum_start;
+            md->csum_offset = frames[i].csum_offset;
+            d->options = xsk_uapi::kDescTxMetadata;
+        }
         umem_->tag(d->addr, 0);   // the kernel's until the completion ring returns it
     }
     xsk_ring_prod__submit(tx, got);

@@ -11,8 +11,6 @@
 #include "stack/device.hpp"
 #include "stack/xdp/umem.hpp"
 
-struct xsk_socket;
-
 namespace fastnet {
 
 enum class ZeroCopyMode {
@@ -27,6 +25,13 @@ int zerocopy_mode_from_env(ZeroCopyMode* out, char* msg, size_t msg_len);
 const char* to_string(ZeroCopyMode m);
 const char* to_string(XskMode m);
 
+enum class TxChecksumMode {
+    Auto,      // leave TCP checksums to the device where it can take them (XskDevice::start)
+    Software,  // always compute them
+};
+// Whether the interface has TX checksumming on (ethtool -k: tx-checksumming).
+bool device_tx_csum(const char* ifname);
+
 struct XskConfig {
     const char* ifname = nullptr;
     uint32_t queue = 0;
@@ -34,6 +39,7 @@ struct XskConfig {
     uint32_t tx_size = 1024;
     // Only the first socket on a UMEM chooses; later ones inherit its mode.
     ZeroCopyMode zerocopy = ZeroCopyMode::Auto;
+    TxChecksumMode tx_csum = TxChecksumMode::Auto;
     // Tag on the frames this socket holds (Umem::reclaim); 0 = untracked.
     uint8_t owner = 0;
     // Nothing is sent through this socket (an engine's XSK on a queue other than its TX
@@ -88,7 +94,8 @@ public:
     void tx_submit(const Frame* frames, size_t n) override;
     void tx_abandon(const Frame* frames, size_t n) override;
     void tx_flush() override;
-    uint32_t tx_capacity() const override { return umem_ ? umem_->frame_size() : 0; }
+    uint32_t tx_capacity() const override { return umem_ ? umem_->frame_size() - tx_offset_ : 0; }
+    bool tx_csum_offload() const override { return csum_offload_; }
     int wait_fd() const override { return fd_; }
 
     // Frames the TX ring holds that the kernel has not consumed yet.
@@ -103,8 +110,9 @@ private:
     static constexpr uint32_t kRxOnlyCacheHi = 64;
 
     int fail(int err, const char* fmt, ...) __attribute__((format(printf, 3, 4)));
-    int bind_socket(uint32_t bind_flags);
-    int bind_once(uint32_t bind_flags);
+    int map_rings(int fd, bool sized);
+    int bind_to(int fd, uint32_t flags, int shared_fd);
+    void start();
     void service();
     void put_cache(const uint64_t* addrs, size_t n);
     // Whether service() has something to do: the shared rings, or (fastnetd's UMEM) a
@@ -120,9 +128,9 @@ private:
     void unmap_rings();
 
     Umem* umem_ = nullptr;
-    xsk_socket* xsk_ = nullptr;   // libxdp's (open), or null for open_socket()
-    int fd_ = -1;
-    void* rx_map_ = nullptr;      // open_socket(): the rings this device mapped itself
+    int fd_ = -1;                 // Umem::fd() for the UMEM's first socket, else its own
+    unsigned ifindex_ = 0;
+    void* rx_map_ = nullptr;      // the RX and TX rings' mappings
     void* tx_map_ = nullptr;
     size_t rx_len_ = 0, tx_len_ = 0;
     XskConfig cfg_{};
@@ -131,6 +139,9 @@ private:
     alignas(64) unsigned char rx_[64] = {};
     alignas(64) unsigned char tx_[64] = {};
     uint32_t tx_outstanding_ = 0;  // allocated, not yet submitted or abandoned
+    // TX frames start this far into their chunks: the UMEM's metadata room (start()).
+    uint32_t tx_offset_ = 0;
+    bool csum_offload_ = false;
     uint32_t cache_count_ = 0;
     uint64_t cache_[kCacheCap];
     XskStats stats_{};

@@ -48,6 +48,7 @@ public:
     void tx_abandon(const Frame* frames, size_t n) override;
     void tx_flush() override;
     uint32_t tx_capacity() const override { return q_[tx_].tx_capacity(); }
+    bool tx_csum_offload() const override { return q_[tx_].tx_csum_offload(); }
     // The XSK itself with one queue; with several, an epoll set of all of them.
     int wait_fd() const override { return wait_fd_; }
 

@@ -8,6 +8,7 @@ source "$(dirname "$0")/lib.sh" "$@"
 
 cases=(
   "FASTNET_ZEROCOPY=maybe|accepted: auto, on, off"
+  "FASTNET_TX_CHECKSUM=hardware|accepted: auto, software"
   "FASTNET_LOG=loud|accepted: error, warn, info, debug"
   "FASTNET_STRICT=yes|accepted: 0, 1"
   "FASTNET_DISABLE=true|accepted: 0, 1"

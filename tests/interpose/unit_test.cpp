@@ -33,6 +33,7 @@ TEST_CASE("an empty environment gives the documented defaults", "[config]") {
     CHECK(cfg.log == LogLevel::Warn);
     CHECK_FALSE(cfg.strict);
     CHECK_FALSE(cfg.disable);
+    CHECK_FALSE(cfg.tx_csum_software);
     CHECK(cfg.sndbuf == 256 * 1024);
     CHECK(cfg.port_base == 40000);
     CHECK(cfg.port_count == 16384);
@@ -44,8 +45,10 @@ TEST_CASE("valid values are accepted and converted", "[config]") {
                               {"FASTNET_LOG", "debug"}, {"FASTNET_STRICT", "1"},
                               {"FASTNET_SNDBUF", "1m"}, {"FASTNET_RCVBUF", "64k"},
                               {"FASTNET_PORT_BASE", "50000"}, {"FASTNET_PORT_COUNT", "1000"},
-                              {"FASTNET_UMEM_FRAMES", "8192"}, {"FASTNET_DISABLE", "0"}}));
+                              {"FASTNET_UMEM_FRAMES", "8192"}, {"FASTNET_DISABLE", "0"},
+                              {"FASTNET_TX_CHECKSUM", "software"}}));
     CHECK(std::string(cfg.iface) == "veth0");
+    CHECK(cfg.tx_csum_software);
     CHECK(cfg.zerocopy == ZeroCopy::Off);
     CHECK(cfg.log == LogLevel::Debug);
     CHECK(cfg.strict);
@@ -79,7 +82,8 @@ TEST_CASE("an invalid value names the variable, the value and what is accepted",
     auto [var, value] = GENERATE(table<const char*, const char*>({
         {"FASTNET_STRICT", "yes"}, {"FASTNET_LOG", "verbose"}, {"FASTNET_DISABLE", "2"},
         {"FASTNET_IFACE", ""}, {"FASTNET_IFACE", "a-name-much-too-long"},
-        {"FASTNET_ZEROCOPY", "maybe"}, {"FASTNET_SNDBUF", "12q"}, {"FASTNET_SNDBUF", "100"},
+        {"FASTNET_ZEROCOPY", "maybe"}, {"FASTNET_TX_CHECKSUM", "on"},
+        {"FASTNET_SNDBUF", "12q"}, {"FASTNET_SNDBUF", "100"},
         {"FASTNET_RCVBUF", "1g"}, {"FASTNET_PORT_BASE", "80"}, {"FASTNET_PORT_BASE", "70000"},
         {"FASTNET_PORT_COUNT", "0"}, {"FASTNET_UMEM_FRAMES", "1000"},
         {"FASTNET_UMEM_FRAMES", "-4"}, {"FASTNET_QUEUES", "0"}, {"FASTNET_QUEUES", "17"},

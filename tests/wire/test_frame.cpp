@@ -62,6 +62,20 @@ const uint8_t kPartialCsumData[] = {
 };
 constexpr size_t kPartialCsumField = 14 + 20 + 16;
 
+// A data segment with timestamps between two test addresses.
+TcpFrameSpec data_spec() {
+    TcpFrameSpec s;
+    s.src_mac = MacAddr{{2, 0, 0, 0, 0, 1}};
+    s.dst_mac = MacAddr{{2, 0, 0, 0, 0, 2}};
+    s.src_ip = 0x0ad50001;
+    s.dst_ip = 0x0ad50002;
+    s.tcp.src_port = 8080;
+    s.tcp.dst_port = 43210;
+    s.tcp.flags = kTcpAck | kTcpPsh;
+    s.tcp.opts.ts = Timestamps{1, 2};
+    return s;
+}
+
 } // namespace
 
 TEST_CASE("every captured TCP frame parses with checksums verified", "[frame]") {
@@ -177,15 +191,7 @@ TEST_CASE("a payload split anywhere across two pieces gives the same frame", "[f
     std::mt19937 rng(static_cast<uint32_t>(len));
     std::vector<uint8_t> payload(len);
     for (auto& b : payload) b = static_cast<uint8_t>(rng());
-    TcpFrameSpec s;
-    s.src_mac = MacAddr{{2, 0, 0, 0, 0, 1}};
-    s.dst_mac = MacAddr{{2, 0, 0, 0, 0, 2}};
-    s.src_ip = 0x0ad50001;
-    s.dst_ip = 0x0ad50002;
-    s.tcp.src_port = 8080;
-    s.tcp.dst_port = 43210;
-    s.tcp.flags = kTcpAck | kTcpPsh;
-    s.tcp.opts.ts = Timestamps{1, 2};
+    TcpFrameSpec s = data_spec();
     std::vector<uint8_t> whole(tcp_frame_len(s, len));
     REQUIRE(emit_tcp_frame(whole.data(), whole.size(), s, payload.data(), len, nullptr, 0) ==
             whole.size());
@@ -200,6 +206,34 @@ TEST_CASE("a payload split anywhere across two pieces gives the same frame", "[f
                                payload.data() + cut, len - cut) == two.size());
         CHECK(two == whole);
     }
+}
+
+TEST_CASE("a frame left for TX checksum offload is the complete frame once a device sums it",
+          "[frame][csum-offload]") {
+    auto len = GENERATE(size_t{0}, size_t{1}, size_t{7}, size_t{1448});
+    auto vlan = GENERATE(false, true);
+    std::mt19937 rng(static_cast<uint32_t>(len * 2 + vlan));
+    std::vector<uint8_t> payload(len);
+    for (auto& b : payload) b = static_cast<uint8_t>(rng());
+    TcpFrameSpec s = data_spec();
+    if (vlan) { s.vlan_tpid = 0x8100; s.vlan_tci = 7; }
+    std::vector<uint8_t> whole(tcp_frame_len(s, len)), left(whole.size());
+    size_t cut = len / 3;
+    REQUIRE(emit_tcp_frame(whole.data(), whole.size(), s, payload.data(), len, nullptr, 0) ==
+            whole.size());
+    REQUIRE(emit_tcp_frame(left.data(), left.size(), s, payload.data(), cut,
+                           payload.data() + cut, len - cut, true) == left.size());
+    size_t l4 = whole.size() - tcp_header_len(s.tcp) - len;   // what TcpCore::emit passes
+    CAPTURE(len, vlan, l4);
+    auto r = parse_frame(left.data(), left.size(), true, true);
+    REQUIRE(r);
+    CHECK(r->csum_partial);    // what a receiver on a veth sees: the pseudo-header sum
+    CHECK(!parse_frame(left.data(), left.size(), true, false));
+    // A device finishes it: the one's-complement sum from csum_start on, folded, into the
+    // field 16 bytes further. The result is the software-checksummed frame.
+    uint16_t check = csum_fold(csum_add(0, left.data() + l4, left.size() - l4));
+    store_be16(left.data() + l4 + 16, check);
+    CHECK(left == whole);
 }
 
 TEST_CASE("emit_tcp_frame returns 0 when the frame does not fit", "[frame]") {
