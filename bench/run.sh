@@ -12,6 +12,8 @@
 #               report.json, results.jsonl, cpu.jsonl (where the CPU went), *.png, logs/
 #   --build     meson build directory holding interpose/libfastnet.so and bench/reflector
 #               (default: build/ at the top of the source tree)
+# BENCH_KEEP_PROF=1 keeps each workload's perf sample as OUT/prof-WORKLOAD-MODE.data
+# (perf report -i FILE -C CPU) for a look past the CPU table.
 # Needs root (namespaces, XDP). Exit status 0 when the report was written (failed runs are
 # reported in it), 1 when nothing could be measured, 2 on a usage error, 77 when not root.
 set -uo pipefail

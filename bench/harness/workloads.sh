@@ -534,6 +534,7 @@ prof_end() {  # workload mode
   [[ -n ${PROF_PID:-} ]] || return 0
   wait "$PROF_PID" 2>/dev/null
   [[ -s $TMP/prof.data ]] && "$PY" "$H/cpu_split.py" "$TMP/prof.data" "$1" "$2" $SRV_CPU $CLI_CPU >> "$OUT/cpu.jsonl" 2>> "$LOG/cpu_split.err"
+  [[ -n ${BENCH_KEEP_PROF:-} && -s $TMP/prof.data ]] && cp "$TMP/prof.data" "$OUT/prof-$1-$2.data"
   rm -f "$TMP/prof.data"
 }
 
