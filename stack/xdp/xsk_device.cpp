@@ -421,6 +421,16 @@ void XskDevice::rx_release(const Frame* frames, size_t n)
     }
 }
 
+// The checksum request in the metadata room before a TX frame's data. Frame memory, as
+// the frame itself: written by whichever engine holds the frame (tests/interpose/tsan.supp).
+__attribute__((noinline)) void XskDevice::put_tx_metadata(uint8_t* room, const Frame& f)
+{
+    auto* md = reinterpret_cast<xsk_uapi::TxMetadata*>(room);
+    md->flags = xsk_uapi::kTxmdChecksum;
+    md->csum_start = f.csum_start;
+    md->csum_offset = f.csum_offset;
+}
+
 size_t XskDevice::tx_alloc(Frame* out, size_t n)
 {
     if (fd_ < 0)
@@ -464,10 +474,7 @@ void XskDevice::tx_submit(const Frame* frames, size_t n)
         d->len = frames[i].len;
         d->options = 0;
         if (frames[i].csum_start && csum_offload_) {
-            auto* md = reinterpret_cast<xsk_uapi::TxMetadata*>(umem_->frame(d->addr) - tx_offset_);
-            md->flags = xsk_uapi::kTxmdChecksum;
-            md->csum_start = frames[i].csum_start;
-            md->csum_offset = frames[i].csum_offset;
+            put_tx_metadata(umem_->frame(d->addr) - tx_offset_, frames[i]);
             d->options = xsk_uapi::kDescTxMetadata;
         }
         umem_->tag(d->addr, 0);   // the kernel's until the completion ring returns it

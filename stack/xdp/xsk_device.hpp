@@ -126,6 +126,7 @@ private:
         return !umem_->remote() || cache_count_ > kRemoteCacheHi || cache_count_ < kRemoteCacheLo;
     }
     void unmap_rings();
+    static void put_tx_metadata(uint8_t* room, const Frame& f);
 
     Umem* umem_ = nullptr;
     int fd_ = -1;                 // Umem::fd() for the UMEM's first socket, else its own
