@@ -18,6 +18,9 @@ start_preloaded "$TMP/app.out" "$PY" "$H/exec_peer.py" app "$TB_IP_CLI" $PORT
 AP=$APP_PID
 wait "$PEER"; prc=$?
 sampler_stop
+# One more snapshot: B lives from the exec to here (the new image holds it 10 s), which
+# can fall between two of the sampler's.
+ip netns exec "$TB_NS_SRV" ss -tanH >> "$TMP/ss.srv"
 [[ $prc -eq 0 && -s $TMP/peer.json ]] || fail "the kernel peer failed: $(cat "$TMP/peer.out"); the program: $(tail -5 "$TMP/app.out")"
 "$PY" - "$TMP/peer.json" <<'PY' || failures=$((failures + 1))
 import json, sys
