@@ -31,7 +31,7 @@ struct {
     __uint(type, BPF_MAP_TYPE_LRU_HASH);
     __uint(max_entries, FASTNET_MAX_PASSIVE_FLOWS);
     __type(key, struct fastnet_flow_key);
-    __type(value, __u32);
+    __type(value, struct fastnet_passive_rec);
 } passive_flows SEC(".maps");
 
 /* Flows a process handed over to the kernel (it exited with data still to deliver):
@@ -147,25 +147,30 @@ static __always_inline int has_xsk(struct xdp_md *ctx, __u32 slot)
     return bpf_map_lookup_elem(&xsks, &idx) != 0;
 }
 
-/* A SYN on a listening port. A retransmitted SYN keeps the slot recorded for its flow
- * while that slot still serves the port (its engine may hold the half-open connection);
- * otherwise the hash picks one, or, when that slot's engine has no socket (its process
+/* A SYN on a listening port. A retransmitted SYN (the recorded sequence number) keeps
+ * the slot recorded for its flow while that slot still serves the port (its engine may
+ * hold the half-open connection). A new connection on a reused 4-tuple (a client that
+ * cycles through its ephemeral ports, a proxy) is a new choice, as the kernel's
+ * SO_REUSEPORT makes one: following the old record would pile every reused 4-tuple onto
+ * the slots that have served longest, and a worker that joins later would starve.
+ * Otherwise the hash picks one, or, when that slot's engine has no socket (its process
  * died and is not reaped yet), the next slot of the set that has one: a new flow lands
  * on a live engine, not on the kernel listener. The choice is recorded only when an
  * engine got the frame: a SYN the kernel takes leaves no record, and its flow stays the
  * kernel's. */
 static __always_inline int new_passive_flow(struct xdp_md *ctx,
                                             struct fastnet_listen_slots *ls, __u32 n,
-                                            struct fastnet_flow_key *key, __u32 seed)
+                                            struct fastnet_flow_key *key, __u32 seed,
+                                            __u32 syn_seq)
 {
     if (n == 0 || n > FASTNET_MAX_SLOTS) {
         bpf_map_delete_elem(&passive_flows, key);
         return count(FASTNET_CNT_PASS_NO_OWNER, XDP_PASS);
     }
     __u32 slot = FASTNET_MAX_SLOTS;
-    __u32 *rec = bpf_map_lookup_elem(&passive_flows, key);
-    if (rec) {
-        __u32 want = *rec;
+    struct fastnet_passive_rec *rec = bpf_map_lookup_elem(&passive_flows, key);
+    if (rec && rec->syn_seq == syn_seq) {
+        __u32 want = rec->slot;
         for (__u32 i = 0; i < FASTNET_MAX_SLOTS; i++) {
             if (i >= n)
                 break;
@@ -197,8 +202,10 @@ static __always_inline int new_passive_flow(struct xdp_md *ctx,
         }
     }
     int verdict = redirect(ctx, slot, counter);
-    if (verdict == XDP_REDIRECT)
-        bpf_map_update_elem(&passive_flows, key, &slot, BPF_ANY);
+    if (verdict == XDP_REDIRECT) {
+        struct fastnet_passive_rec r = {.slot = slot, .syn_seq = syn_seq};
+        bpf_map_update_elem(&passive_flows, key, &r, BPF_ANY);
+    }
     else
         bpf_map_delete_elem(&passive_flows, key);
     return verdict;
@@ -301,15 +308,16 @@ int steer(struct xdp_md *ctx)
     struct fastnet_listen_slots *ls = bpf_map_lookup_elem(&listen_ports, &dport);
     if (tcp->syn && !tcp->ack) {
         if (ls)
-            return new_passive_flow(ctx, ls, ls->count, &key, cfg->hash_seed);
+            return new_passive_flow(ctx, ls, ls->count, &key, cfg->hash_seed,
+                                    bpf_ntohl(tcp->seq));
         return count(FASTNET_CNT_PASS_NO_OWNER, XDP_PASS);
     }
     /* The record outlives the port's listeners: a connection accepted on a listener
      * that has since closed (socat without fork, a process finishing its transfers)
      * still reaches its engine. */
-    __u32 *rec = bpf_map_lookup_elem(&passive_flows, &key);
+    struct fastnet_passive_rec *rec = bpf_map_lookup_elem(&passive_flows, &key);
     if (rec)
-        return redirect(ctx, *rec, FASTNET_CNT_REDIRECT_PASSIVE);
+        return redirect(ctx, rec->slot, FASTNET_CNT_REDIRECT_PASSIVE);
     if (ls) {
         __u32 n = ls->count;
         /* Not recorded. A listening port is also listened on by the kernel (loopback

@@ -40,6 +40,13 @@ struct fastnet_flow_key {
 /* Value of the listening-port map (key: local port, HOST byte order, __u16).
  * A new flow goes to slots[hash(4-tuple) % count]. Replaced as a whole on update,
  * so the program never sees a half-written set. */
+/* A passive flow's record: the slot its SYN was given, and that SYN's sequence number
+ * (a retransmission carries the same one; a new connection on a reused 4-tuple does not). */
+struct fastnet_passive_rec {
+    __u32 slot;
+    __u32 syn_seq;
+};
+
 struct fastnet_listen_slots {
     __u32 count;
     __u32 slots[FASTNET_MAX_SLOTS];

@@ -350,7 +350,10 @@ int Steering::passive_flow_slot(const FlowTuple& flow, uint32_t* slot) const
     if (!loaded())
         return -ENOENT;
     fastnet_flow_key k = flow_key(flow);
-    return bpf_map_lookup_elem(map_fd(kPassive), &k, slot) ? -errno : 0;
+    fastnet_passive_rec rec{};
+    if (bpf_map_lookup_elem(map_fd(kPassive), &k, &rec)) return -errno;
+    *slot = rec.slot;
+    return 0;
 }
 
 int Steering::flow_slot(const FlowTuple& flow, uint32_t* slot) const

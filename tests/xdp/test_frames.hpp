@@ -23,6 +23,7 @@ struct FrameSpec {
     uint16_t dport = 80;
     uint8_t doff = 5;
     uint8_t tcp_flags = 0x02;          // SYN
+    uint32_t seq = 0;                  // the TCP sequence number (a SYN's ISN)
     size_t l4_len = 20;                // bytes after the IPv4 header
 };
 
@@ -60,7 +61,9 @@ inline std::vector<uint8_t> build_frame(const FrameSpec& s)
     size_t tcp = b.size();
     put16(b, s.sport);
     put16(b, s.dport);
-    for (int i = 0; i < 8; i++) b.push_back(0);     // seq, ack
+    put16(b, uint16_t(s.seq >> 16));
+    put16(b, uint16_t(s.seq));
+    for (int i = 0; i < 4; i++) b.push_back(0);     // ack
     b.push_back(uint8_t(s.doff << 4));
     b.push_back(s.tcp_flags);
     put16(b, 65535);

@@ -453,6 +453,41 @@ TEST_CASE("a retransmitted SYN keeps its slot while that slot serves the port",
     CHECK(int(rec) == again);
 }
 
+TEST_CASE("a new connection on a reused 4-tuple is hashed over the current set",
+          "[xdp][steer][listen][passive]")
+{
+    // A client cycling through its ephemeral ports reuses 4-tuples recorded for earlier
+    // connections: only the same SYN (same sequence number) follows the record; a new
+    // ISN is a new choice, so a slot that joins the port gets its share at once.
+    Fixture fx;
+    REQUIRE(fx.s.add_listen_slot(8081, 2) == 0);
+    FrameSpec f;
+    f.dport = 8081;
+    f.seq = 1000;
+    for (uint16_t sport = 30000; sport < 30060; sport++) {
+        f.sport = sport;
+        REQUIRE(Fixture::single_slot(fx.run(build_frame(f)).delta) == 2);
+    }
+    REQUIRE(fx.s.add_listen_slot(8081, 5) == 0);
+    const uint32_t set[] = {2, 5};
+    int to_new = 0;
+    for (uint16_t sport = 30000; sport < 30060; sport++) {
+        f.sport = sport;
+        const FlowTuple t{f.saddr, f.daddr, f.sport, f.dport};
+        f.seq = 1000;   // the old SYN again: its half-open connection is on slot 2
+        CHECK(Fixture::single_slot(fx.run(build_frame(f)).delta) == 2);
+        f.seq = 7777777;   // the client's next connection on the same 4-tuple
+        const int got = Fixture::single_slot(fx.run(build_frame(f)).delta);
+        CAPTURE(sport);
+        CHECK(got == int(Steering::listen_slot_for(t, fx.s.hash_seed(), set, 2)));
+        uint32_t rec = 99;
+        REQUIRE(fx.s.passive_flow_slot(t, &rec) == 0);
+        CHECK(int(rec) == got);
+        to_new += got == 5;
+    }
+    CHECK(to_new > 10);   // 60 flows over 2 slots
+}
+
 TEST_CASE("a SYN the kernel takes leaves no record, and clears an old one",
           "[xdp][steer][listen][passive]")
 {
