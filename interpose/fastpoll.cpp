@@ -95,6 +95,19 @@ EpollSet* new_set(int epfd) {
     return s;
 }
 
+// Whether adding a set whose private part is `from` to `to` would close a cycle of
+// sets watching each other, or nest deeper than the kernel allows (EPOLL_MAX_NESTS):
+// the kernel answers ELOOP for both. Under g_reg (which guards every set's items).
+constexpr int kMaxNests = 4;
+bool would_loop(const EpollSet* from, const EpollSet* to, int depth = 0) {
+    if (from == to || depth > kMaxNests) return true;
+    for (const auto& kv : from->items) {
+        const Entry* inner = kv.second->sock;
+        if (inner->kind == Kind::Epoll && inner->ep && would_loop(inner->ep, to, depth + 1)) return true;
+    }
+    return false;
+}
+
 // Under g_reg and s->mu.
 void remove_item(EpollSet* s, EpItem* it) {
     for (EpItem** pp = &it->sock->items; *pp; pp = &(*pp)->next_of_sock) {
@@ -118,8 +131,7 @@ void remove_item(EpollSet* s, EpItem* it) {
 
 // A nested epoll set is readable when one of its fastnet items is ready or its kernel
 // set has events (poll() on an epoll fd does not consume them). Under the outer set's
-// lock; takes the inner one. Only a set added to itself is refused, not a longer cycle
-// (docs/DESIGN.md "Known gaps in the code today").
+// lock; takes the inner one (no cycle: fs::epoll_ctl refuses one with ELOOP).
 bool nested_ready(EpollSet* inner) {
     {
         std::lock_guard g(inner->mu);
@@ -287,6 +299,7 @@ int epoll_ctl(int epfd, Entry* ep, int op, int fd, Entry* target, epoll_event* e
     switch (op) {
     case EPOLL_CTL_ADD: {
         if (it) return -EEXIST;
+        if (target->kind == Kind::Epoll && would_loop(target->ep, s)) return -ELOOP;
         it = new EpItem();
         it->sock = target;
         it->fd = fd;
@@ -298,7 +311,6 @@ int epoll_ctl(int epfd, Entry* ep, int op, int fd, Entry* target, epoll_event* e
         s->items[fd] = it;
         if (target->kind == Kind::Epoll) {
             // A nested set: its private sleep set wakes ours for anything it would wake on.
-            if (target->ep == s) return -ELOOP;
             it->aux_fd = target->ep->aux;
             aux_add(s, it->aux_fd, EPOLLIN, reinterpret_cast<uint64_t>(it) | kTagShadow);
         } else {

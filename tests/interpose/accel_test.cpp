@@ -514,6 +514,35 @@ TEST_CASE("a nested epoll set reports its accelerated socket to the outer set", 
     close(pfd[1]);
 }
 
+TEST_CASE("epoll sets that would watch each other are refused with ELOOP", "[epoll]") {
+    int fd = connect_to(echo_port());
+    int a = epoll_create1(0), b = epoll_create1(0), c = epoll_create1(0);
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    REQUIRE(epoll_ctl(a, EPOLL_CTL_ADD, fd, &ev) == 0);   // a holds a fastnet socket
+    REQUIRE(epoll_ctl(b, EPOLL_CTL_ADD, a, &ev) == 0);    // b -> a
+    REQUIRE(epoll_ctl(c, EPOLL_CTL_ADD, b, &ev) == 0);    // c -> b -> a
+    errno = 0;
+    CHECK(epoll_ctl(a, EPOLL_CTL_ADD, c, &ev) == -1);     // a -> c would close the cycle
+    CHECK(errno == ELOOP);
+    errno = 0;
+    CHECK(epoll_ctl(a, EPOLL_CTL_ADD, b, &ev) == -1);
+    CHECK(errno == ELOOP);
+    int da = dup(a);                                       // a set added to itself
+    errno = 0;
+    CHECK(epoll_ctl(a, EPOLL_CTL_ADD, da, &ev) == -1);
+    CHECK(errno == ELOOP);
+    // Nothing was linked: waiting on each set still works and sees the data.
+    REQUIRE(send(fd, "loop", 4, 0) == 4);
+    epoll_event out[4];
+    CHECK(epoll_wait(c, out, 4, 3000) == 1);
+    CHECK(epoll_wait(a, out, 4, 0) == 1);
+    char buf[8];
+    CHECK(recv(fd, buf, sizeof buf, 0) == 4);
+    CHECK(epoll_wait(a, out, 4, 0) == 0);
+    for (int x : {fd, a, b, c, da}) close(x);
+}
+
 namespace {
 // Reads exactly n bytes (the echo may come back in pieces).
 std::string read_n(int fd, size_t n) {
