@@ -756,6 +756,11 @@ void Runtime::after_fork_in_child() {
             }
             en->eng = nullptr;
             en->sid = kNoSock;
+            // The parent's epoll sets: their copies here are abandoned with the parent's
+            // table, and their kernel halves are the parent's too (an engine added to
+            // one would wake the parent with a pointer into this process).
+            en->items = nullptr;
+            en->follow_hint = nullptr;
             en->dormant.store(false, std::memory_order_relaxed);
             en->inherited.store(Entry::Orphan, std::memory_order_release);
             continue;
