@@ -179,6 +179,10 @@ int XskDevice::open(Umem& umem, const XskConfig& cfg)
         return fail(-errno, "interface %s", ifname_);
 
     // Serialises this process's opens on the UMEM (the first binds the UMEM's socket).
+    // The lock is also the fill and completion rings' (every process sharing the UMEM),
+    // but only the first bind retries EBUSY (bind_to), and until it succeeds the UMEM
+    // has no socket whose rings could wait for it: a later socket shares the bound
+    // queue's pool, which the kernel never answers with EBUSY.
     umem.lock();
     bool first = !umem.fd_bound_;
     int fd = first ? umem.fd() : socket(AF_XDP, SOCK_RAW | SOCK_CLOEXEC, 0);
