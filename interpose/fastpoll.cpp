@@ -385,6 +385,7 @@ int epoll_wait(int epfd, Entry* ep, epoll_event* evs, int maxevents, const times
         uint64_t now = now_ns();
         if (now >= deadline) return 0;
         if (now < spin_until) {   // busy polling (FASTNET_SPIN_US): look again, no sleep
+            hold_signals(mask);
             spin_pause();
             continue;
         }
@@ -399,11 +400,12 @@ int epoll_wait(int epfd, Entry* ep, epoll_event* evs, int maxevents, const times
             return -EBADF;
         }
         int r;
+        const sigset_t* sleep_mask = hold_signals(mask);
         if (real().epoll_pwait2) {
-            r = real().epoll_pwait2(s->aux, aev, 16, &ts, mask);
+            r = real().epoll_pwait2(s->aux, aev, 16, &ts, sleep_mask);
         } else {
             int ms = static_cast<int>((until - std::min(until, now) + 999999) / 1000000);
-            r = real().epoll_pwait(s->aux, aev, 16, ms, mask);
+            r = real().epoll_pwait(s->aux, aev, 16, ms, sleep_mask);
         }
         int err = errno;
         s->sleepers.fetch_sub(1, std::memory_order_acq_rel);
@@ -504,7 +506,9 @@ int poll(pollfd* fds, nfds_t nfds, const timespec* timeout, const sigset_t* mask
         uint64_t until = count || now < spin_until
                              ? now : min_deadline(engines, std::min(deadline, now + kMaxSleepNs));
         timespec ts = ns_to_ts(until > now ? until - now : 0);
-        int r = real().ppoll(k.data(), k.size(), &ts, mask);
+        // About to sleep or spin: from here on a handler must end the call with EINTR.
+        const sigset_t* m = until > now || now < spin_until ? hold_signals(mask) : mask;
+        int r = real().ppoll(k.data(), k.size(), &ts, m);
         if (r < 0) {
             result = -errno;
             break;

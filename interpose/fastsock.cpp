@@ -113,6 +113,7 @@ int wait_once(Entry* en, uint32_t want, uint64_t deadline) {
     // Busy polling (FASTNET_SPIN_US): the engine, then the socket, until something
     // happens or the spin ends; only then sleep.
     if (uint64_t spin = spin_ns()) {
+        hold_signals(nullptr);
         for (uint64_t end = std::min(deadline, now + spin); now < end; now = now_ns()) {
             spin_pause();
             pump(e, true);
@@ -132,7 +133,7 @@ int wait_once(Entry* en, uint32_t want, uint64_t deadline) {
         en->waiters.fetch_sub(1, std::memory_order_acq_rel);
         return -EBADF;
     }
-    int r = real().ppoll(p, n, &ts, nullptr);
+    int r = real().ppoll(p, n, &ts, hold_signals(nullptr));
     int err = errno;
     en->waiters.fetch_sub(1, std::memory_order_acq_rel);
     if (r < 0 && err == EINTR) return -EINTR;

@@ -21,7 +21,32 @@ namespace fastnet::ipose {
 
 namespace detail {
 constinit thread_local int depth __attribute__((tls_model("initial-exec"))) = 0;
+constinit thread_local bool signals_held __attribute__((tls_model("initial-exec"))) = false;
+namespace {
+thread_local sigset_t saved_mask;
+}
+
+void release_signals() {
+    int e = errno;
+    signals_held = false;
+    pthread_sigmask(SIG_SETMASK, &saved_mask, nullptr);   // pending signals run here
+    errno = e;
+}
 int level_cache = static_cast<int>(Level::NotStarted);
+}
+
+const sigset_t* hold_signals(const sigset_t* callers_mask) {
+    if (!detail::signals_held) {
+        // Not the synchronous ones: a fault while they are blocked kills the process.
+        sigset_t all;
+        sigfillset(&all);
+        for (int s : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS}) sigdelset(&all, s);
+        int e = errno;
+        if (pthread_sigmask(SIG_BLOCK, &all, &detail::saved_mask) == 0) detail::signals_held = true;
+        errno = e;
+        if (!detail::signals_held) return callers_mask;
+    }
+    return callers_mask ? callers_mask : &detail::saved_mask;
 }
 
 namespace {

@@ -37,7 +37,19 @@ void ensure_init();
 namespace detail {
 extern constinit thread_local int depth __attribute__((tls_model("initial-exec")));
 extern int level_cache;   // Level, read racily as a fast path; ensure_init publishes it
+// hold_signals() blocked the thread's signals for the rest of the call.
+extern constinit thread_local bool signals_held __attribute__((tls_model("initial-exec")));
+void release_signals();   // the mask hold_signals() saved, back when the call returns
 }
+
+// A blocking fastnet call sleeps in a loop (look at the engines, sleep until a wake-up,
+// a timer or the deadline, look again). A handler that ran between two sleeps, in the
+// call's own user-space part, would leave no trace: the call would sleep on and never
+// answer EINTR (a server's SIGTERM lost until traffic comes). So before its first sleep
+// (or spin) such a call blocks every asynchronous signal until it returns, and sleeps
+// with the mask it returns: the caller's (ppoll, epoll_pwait) or the thread's own. A
+// signal then arrives in the sleep (EINTR) or when the call returns, as with the kernel.
+const sigset_t* hold_signals(const sigset_t* callers_mask);
 
 // Marks the thread as inside fastnet for the life of a wrapper's fastnet path, so that
 // anything our own code (or a library it calls) does through an intercepted name goes to
@@ -55,7 +67,9 @@ public:
         }
         errno = saved_errno_;
     }
-    ~Call() { --detail::depth; }
+    ~Call() {
+        if (--detail::depth == 0 && __builtin_expect(detail::signals_held, 0)) detail::release_signals();
+    }
     Call(const Call&) = delete;
     Call& operator=(const Call&) = delete;
 

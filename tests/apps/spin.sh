@@ -4,7 +4,8 @@
 # never past the call's own timeout; without it the thread sleeps at once. Each of the
 # four 0.5 s waits that find nothing: with a spin longer than the wait, about 0.5 s of
 # CPU and 0.5 s of wall time; with the default, next to no CPU; with
-# FASTNET_PROFILE=latency (50 us per sleep), next to no CPU either.
+# FASTNET_PROFILE=latency (50 us per sleep), next to no CPU either. A signal during a
+# wait ends it with EINTR, spinning or not.
 # Usage: spin.sh <build-dir> <source-dir>
 set -uo pipefail
 source "$(dirname "$0")/lib.sh" "$@"
@@ -37,6 +38,19 @@ run nospin
 check nospin 0 0.1
 run latency FASTNET_PROFILE=latency
 check latency 0 0.1
+# A signal 0.1 s into each 5 s wait ends it (EINTR, the handler raises) at once, or, while
+# the thread spins, when the spin (0.3 s here) ends: never at the wait's timeout.
+signals() {  # name max-wall env...
+  local name=$1 max=$2 n; shift 2
+  srv env LD_PRELOAD="$LIB" "$@" "$PY" "$(dirname "$0")/signal_probe.py" "$TB_IP_CLI" $PORT > "$TMP/$name.out" 2>&1
+  sed "s/^/  $name: /" "$TMP/$name.out"
+  n=$(awk -v max="$max" '{ split($2, i, "="); split($3, w, "=");
+        if (i[2] == 1 && w[2] >= 0.09 && w[2] <= max) ok++ } END { print ok + 0 }' "$TMP/$name.out")
+  [[ $n -eq 4 ]] && pass "$name: a signal ended all 4 waits with EINTR within $max s" \
+    || fail "$name: $n of 4 waits ended by the signal in time: $(tr '\n' ' ' < "$TMP/$name.out")"
+}
+signals signal-sleeping 1.0
+signals signal-spinning 1.2 FASTNET_SPIN_US=300000
 # The probe's sockets are fastnet's: a connection made the same way, while it lives.
 ip netns exec "$TB_NS_SRV" env LD_PRELOAD="$LIB" "$PY" -c 'import socket, sys, time
 s = socket.create_connection((sys.argv[1], int(sys.argv[2]))); time.sleep(5)' "$TB_IP_CLI" $PORT &
