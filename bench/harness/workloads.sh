@@ -37,6 +37,7 @@ trap 'exit 129' HUP
 ip netns exec "$TB_NS_SRV" sysctl -qw net.core.somaxconn=8192 net.ipv4.tcp_max_syn_backlog=8192 >/dev/null
 ip netns exec "$TB_NS_CLI" sysctl -qw net.ipv4.ip_local_port_range="10000 39999" \
   net.ipv4.tcp_tw_reuse=1 net.core.somaxconn=8192 >/dev/null
+note() { printf 'bench:            %s\n' "$*" >&2; }
 # A fair peer: a real NIC gives the kernel GRO; a veth only when asked. Both ends, for the
 # kernel and the fastnet runs alike (with XDP attached the fastnet side bypasses it).
 GRO=off
@@ -58,7 +59,6 @@ total_steps() {
 TOTAL=$(total_steps)
 T0=$(date +%s)
 progress() { step=$((step + 1)); printf 'bench: [%2d/%d %4ds] %s\n' "$step" "$TOTAL" $(( $(date +%s) - T0 )) "$*" >&2; }
-note() { printf 'bench:            %s\n' "$*" >&2; }
 loadavg() { cut -d' ' -f1 /proc/loadavg; }
 
 # Busy and total jiffies of the whole machine (all CPUs) from /proc/stat.
