@@ -29,9 +29,14 @@ while True:
 PIDS+=($!)
 wait_listen "$TB_NS_CLI" 9400 || finish
 
-client='import socket, sys
+# The client waits for the server's FIN and closes before it exits: a client that exited
+# with its own FIN still to deliver would hand the flow to the kernel (by design), whose
+# TIME-WAIT the later checks for kernel sockets would see.
+client='import socket, sys, time
 s = socket.create_connection((sys.argv[1], 9400), timeout=5); s.sendall(b"hi\n")
-print(s.recv(100).decode().strip())'
+print(s.recv(100).decode().strip(), flush=True)
+while s.recv(100): pass
+s.close(); time.sleep(0.3)'
 out=$(srv timeout 10 "$PY" -c "$client" "$FAR" 2>&1)
 [[ $out == far ]] && pass "the kernel reaches $FAR through the /32 route" || { fail "the bed itself: [$out]"; finish; }
 
