@@ -59,6 +59,10 @@ constexpr uint64_t kReapNs = 250'000'000;
 // How long an engine may go unpolled before the progress thread polls it.
 constexpr uint64_t kProgressNs = 2'000'000;
 constexpr uint64_t kPublishNs = 10'000'000;
+// How often an engine drains the kernel's neighbour and route notifications (a non-blocking
+// recvfrom on its netlink socket): once per poll was one system call per connection for
+// a short-connection server. A changed MAC or route is applied within this much.
+constexpr uint64_t kNeighbourNs = 1'000'000;
 // How long an exiting process waits for the peers to acknowledge what is in flight before
 // it hands what is left to the kernel (Runtime::at_exit).
 constexpr uint64_t kExitDrainNs = 50'000'000;
@@ -72,6 +76,7 @@ struct EngineBox {
     NeighbourCache nb;
     std::unique_ptr<Engine> engine;
     uint64_t last_publish = 0;
+    uint64_t last_neighbours = 0;      // the last drain of the neighbour notifications
     uint64_t published_rx[kMaxXskQueues] = {};   // per queue, already in the counters
 };
 
@@ -1031,7 +1036,12 @@ void RtEngine::poll_locked(uint64_t now) {
     __atomic_store_n(&last_poll, now, __ATOMIC_RELAXED);   // pump() reads it unlocked
     State& s = st();
     EngineBox* box = s.boxes[index];
-    box->nb.poll_updates(now);
+    // A system call each time: at most every kNeighbourNs, sooner when a lookup missed
+    // (a new peer waits for its resolution request to go out).
+    if (now - box->last_neighbours >= kNeighbourNs || box->nb.missed()) {
+        box->last_neighbours = now;
+        box->nb.poll_updates(now);
+    }
     if (now - box->last_publish > kPublishNs) {
         box->last_publish = now;
         counters_publish(stats_slot, engine->stats(), box->dev.cached_frames());

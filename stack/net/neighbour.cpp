@@ -125,7 +125,10 @@ bool NeighbourCache::resolve(uint32_t ip, uint8_t mac_out[6]) {
     }
     ++stats_.misses;
     if (!e) e = insert(ip);
-    if (e) queue_request(e);
+    if (e) {
+        queue_request(e);
+        missed_ = true;   // a sender waits for this one: the next poll sends the request
+    }
     return false;
 }
 
@@ -260,6 +263,7 @@ int NeighbourCache::poll_updates(TimeNs now) {
         else ++stats_.requests_sent;
     }
     npending_ = kept;
+    missed_ = false;
     return updates_in_drain_;
 }
 

@@ -56,6 +56,9 @@ public:
     // Call from the poll loop; cheap when nothing is queued (one recv that says EAGAIN).
     // Returns notifications applied, or -errno.
     int poll_updates(TimeNs now);
+    // Whether a lookup missed since the last poll_updates(): a sender waits for the
+    // resolution request it queued (a STALE entry's refresh is no hurry: it has a MAC).
+    bool missed() const { return missed_; }
 
     // Readable when notifications are queued: for the engine's epoll set.
     int fd() const { return nl_.fd(); }
@@ -92,6 +95,7 @@ private:
     size_t used_ = 0;
     uint32_t* pending_ = nullptr;
     uint32_t npending_ = 0;
+    bool missed_ = false;
     int updates_in_drain_ = 0;
     bool routes_changed_ = false;
     std::vector<Ipv4Route> routes_;
