@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [[ $(id -u) -ne 0 ]]; then
-    echo "demo: needs root (network namespaces, XDP); run: sudo bash scripts/demo.sh" >&2
+    echo "demo: needs root (network namespaces, XDP); run it as root: bash scripts/demo.sh" >&2
     exit 1
 fi
 bash scripts/bootstrap.sh
