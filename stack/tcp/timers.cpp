@@ -83,6 +83,10 @@ void TcpCore::on_rto(Tcb& t) {
         t.info.total_rto++;
         t.rtt.backoff();
         t.snd_nxt = t.iss;
+        // RFC 6298 5.6: restart the timer now, not only when the SYN goes out: a SYN
+        // that cannot leave (no TX buffer, no neighbour) left the connection with no
+        // timer at all, and one closed then never ended (found by tcp_input_fuzz).
+        t.rto_at = now + t.rtt.rto();
         mark_output(t);
         return;
     }
