@@ -38,11 +38,14 @@ int level_cache = static_cast<int>(Level::NotStarted);
 const sigset_t* hold_signals(const sigset_t* callers_mask) {
     if (!detail::signals_held) {
         // Not the synchronous ones: a fault while they are blocked kills the process.
-        sigset_t all;
-        sigfillset(&all);
-        for (int s : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS}) sigdelset(&all, s);
+        static const sigset_t async = [] {
+            sigset_t all;
+            sigfillset(&all);
+            for (int s : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS}) sigdelset(&all, s);
+            return all;
+        }();
         int e = errno;
-        if (pthread_sigmask(SIG_BLOCK, &all, &detail::saved_mask) == 0) detail::signals_held = true;
+        if (pthread_sigmask(SIG_BLOCK, &async, &detail::saved_mask) == 0) detail::signals_held = true;
         errno = e;
         if (!detail::signals_held) return callers_mask;
     }

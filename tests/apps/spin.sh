@@ -42,7 +42,7 @@ check latency 0 0.1
 # the thread spins, when the spin (0.3 s here) ends: never at the wait's timeout.
 signals() {  # name max-wall env...
   local name=$1 max=$2 n; shift 2
-  srv env LD_PRELOAD="$LIB" "$@" "$PY" "$(dirname "$0")/signal_probe.py" "$TB_IP_CLI" $PORT > "$TMP/$name.out" 2>&1
+  srv env LD_PRELOAD="$LIB" "$@" "$PY" "$(dirname "$0")/spin_probe.py" "$TB_IP_CLI" $PORT signal > "$TMP/$name.out" 2>&1
   sed "s/^/  $name: /" "$TMP/$name.out"
   n=$(awk -v max="$max" '{ split($2, i, "="); split($3, w, "=");
         if (i[2] == 1 && w[2] >= 0.09 && w[2] <= max) ok++ } END { print ok + 0 }' "$TMP/$name.out")
