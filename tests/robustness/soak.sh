@@ -41,15 +41,16 @@ for _ in $(seq 60); do
   [[ $open -le 0 ]] && break; sleep 0.5
 done
 # A connection the kernel side of the listener took (not in those counters) may still be
-# finishing under the loss: its fd goes when it does. A leak stays.
+# finishing under the loss: its fd goes when it does. A leak stays. One of the warm-up's
+# may have been in the baseline and be gone now (25 -> 24 once): fewer is not a leak.
 for _ in $(seq 20); do
   fd1=$(fd_count "$SP")
-  [[ $fd1 -eq $fd0 ]] && break; sleep 0.5
+  [[ $fd1 -le $fd0 ]] && break; sleep 0.5
 done
 rss1=$(rss_kb "$SP")
 echo "server: accepted=$((acc - acc0)) closed=$((cl - cl0)) reset=$((rs - rs0)) fds $fd0 -> $fd1, rss_kb $rss0 -> $rss1"
 [[ $open -le 0 ]] && pass "every accepted connection closed or reset (open 0)" || fail "$open connections still open"
-[[ $fd1 -eq $fd0 ]] && pass "fd count back to $fd0" || fail "fd count $fd0 -> $fd1"
+[[ $fd1 -le $fd0 ]] && pass "fd count back to $fd1 (baseline $fd0)" || fail "fd count grew: $fd0 -> $fd1"
 check_umem_frames "after the soak"
 (( rss1 - rss0 < 8192 )) && pass "RSS back within 8 MiB of the start (+$(( rss1 - rss0 )) kB)" ||
   fail "RSS grew from $rss0 kB to $rss1 kB"
